@@ -1,0 +1,2 @@
+//! The command line's subcommands: parse flags, call the library, print.
+pub mod models;

@@ -1,0 +1,29 @@
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[derive(Parser)]
+#[command(name = "sk-exp", version, about = "Reproduce and extend Selective Kernel Networks (Li et al., CVPR 2019)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every model of the paper with exact #params and multiply-adds beside the paper's figures.
+    Models(cli::models::ModelsArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result: Result<()> = match cli.command {
+        Command::Models(args) => cli::models::run(args),
+    };
+    if let Err(err) = result {
+        // One line per cause, no backtrace: the chain names the file or field that was wrong.
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}

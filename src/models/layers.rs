@@ -1,0 +1,178 @@
+//! Leaf layers shared by every family: convolution, batch norm and linear with PyTorch-style
+//! initialisation set explicitly (tch's defaults differ), and a multiply-add counter.
+use std::cell::Cell;
+use tch::nn::init::{FanInOut, NonLinearity, NormalOrUniform};
+use tch::nn::{self, Init};
+use tch::Tensor;
+
+/// He et al. (2015) normal init with fan_out, as torchvision/timm initialise their convs.
+pub const HE_FAN_OUT: Init =
+    Init::Kaiming { dist: NormalOrUniform::Normal, fan: FanInOut::FanOut, non_linearity: NonLinearity::ReLU };
+
+thread_local! {
+    /// Multiply-adds of conv and linear layers, summed while a count is active on this thread.
+    static MAC_COUNT: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+fn add_macs(n: u64) {
+    MAC_COUNT.with(|c| {
+        if let Some(total) = c.get() {
+            c.set(Some(total + n));
+        }
+    });
+}
+
+/// Runs `f` with multiply-add counting on and returns its result with the count.
+pub fn count_macs<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    MAC_COUNT.with(|c| c.set(Some(0)));
+    let out = f();
+    let total = MAC_COUNT.with(|c| c.replace(None)).unwrap_or(0);
+    (out, total)
+}
+
+/// A 2-D convolution (always square kernels here) that reports its multiply-adds.
+#[derive(Debug)]
+pub struct Conv2d {
+    inner: nn::Conv2D,
+    macs_per_output: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConvOpts {
+    pub stride: i64,
+    pub dilation: i64,
+    pub groups: i64,
+    pub bias: bool,
+}
+
+impl Default for ConvOpts {
+    fn default() -> Self {
+        ConvOpts { stride: 1, dilation: 1, groups: 1, bias: false }
+    }
+}
+
+impl ConvOpts {
+    pub fn stride(self, stride: i64) -> Self {
+        ConvOpts { stride, ..self }
+    }
+    pub fn groups(self, groups: i64) -> Self {
+        ConvOpts { groups, ..self }
+    }
+    pub fn dilation(self, dilation: i64) -> Self {
+        ConvOpts { dilation, ..self }
+    }
+    pub fn bias(self, bias: bool) -> Self {
+        ConvOpts { bias, ..self }
+    }
+}
+
+/// Convolution with "same" padding for odd kernels: pad = dilation * (k - 1) / 2.
+pub fn conv2d(vs: nn::Path, c_in: i64, c_out: i64, kernel: i64, opts: ConvOpts) -> Conv2d {
+    let config = nn::ConvConfig {
+        stride: opts.stride,
+        padding: opts.dilation * (kernel - 1) / 2,
+        dilation: opts.dilation,
+        groups: opts.groups,
+        bias: opts.bias,
+        ws_init: HE_FAN_OUT,
+        bs_init: Init::Const(0.),
+        padding_mode: nn::PaddingMode::Zeros,
+    };
+    let inner = nn::conv2d(vs, c_in, c_out, kernel, config);
+    Conv2d { inner, macs_per_output: ((c_in / opts.groups) * kernel * kernel) as u64 }
+}
+
+impl nn::Module for Conv2d {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let ys = xs.apply(&self.inner);
+        add_macs(ys.numel() as u64 * self.macs_per_output);
+        ys
+    }
+}
+
+/// Batch norm with gamma 1, beta 0 (tch would draw gamma from U(0,1)).
+pub fn batch_norm(vs: nn::Path, channels: i64) -> nn::BatchNorm {
+    let config = nn::BatchNormConfig {
+        ws_init: Init::Const(1.),
+        bs_init: Init::Const(0.),
+        ..Default::default()
+    };
+    nn::batch_norm2d(vs, channels, config)
+}
+
+/// Batch norm whose gamma starts at zero: the "zero-init last BN" trick some recipes use.
+pub fn batch_norm_zero_gamma(vs: nn::Path, channels: i64) -> nn::BatchNorm {
+    let config = nn::BatchNormConfig {
+        ws_init: Init::Const(0.),
+        bs_init: Init::Const(0.),
+        ..Default::default()
+    };
+    nn::batch_norm2d(vs, channels, config)
+}
+
+/// A fully connected layer with PyTorch's default init (U(-1/sqrt(in), 1/sqrt(in)) for both tensors).
+#[derive(Debug)]
+pub struct Linear {
+    inner: nn::Linear,
+    c_in: i64,
+}
+
+pub fn linear(vs: nn::Path, c_in: i64, c_out: i64) -> Linear {
+    let bound = 1.0 / (c_in as f64).sqrt();
+    let config = nn::LinearConfig {
+        ws_init: Init::Uniform { lo: -bound, up: bound },
+        bs_init: Some(Init::Uniform { lo: -bound, up: bound }),
+        bias: true,
+    };
+    Linear { inner: nn::linear(vs, c_in, c_out, config), c_in }
+}
+
+impl nn::Module for Linear {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let ys = xs.apply(&self.inner);
+        add_macs(ys.numel() as u64 * self.c_in as u64);
+        ys
+    }
+}
+
+/// Conv -> BN -> optional ReLU, the unit most blocks are made of.
+#[derive(Debug)]
+pub struct ConvBn {
+    pub conv: Conv2d,
+    pub bn: nn::BatchNorm,
+    pub relu: bool,
+}
+
+impl nn::ModuleT for ConvBn {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let ys = xs.apply(&self.conv).apply_t(&self.bn, train);
+        if self.relu {
+            ys.relu()
+        } else {
+            ys
+        }
+    }
+}
+
+/// A conv-BN unit whose variables are `<conv_name>.weight` and `<bn_name>.*` under `vs`.
+pub fn conv_bn(
+    vs: &nn::Path,
+    conv_name: &str,
+    bn_name: &str,
+    c_in: i64,
+    c_out: i64,
+    kernel: i64,
+    opts: ConvOpts,
+    relu: bool,
+) -> ConvBn {
+    ConvBn {
+        conv: conv2d(vs / conv_name, c_in, c_out, kernel, opts),
+        bn: batch_norm(vs / bn_name, c_out),
+        relu,
+    }
+}
+
+/// Global average pool to (N, C).
+pub fn global_avg_pool(xs: &Tensor) -> Tensor {
+    xs.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+}

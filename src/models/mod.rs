@@ -1,0 +1,82 @@
+//! The paper's models: building blocks, one file per family, and a registry of named specs.
+pub mod attention;
+pub mod complexity;
+pub mod layers;
+pub mod registry;
+pub mod resnext;
+pub mod se;
+pub mod sk;
+
+use anyhow::{bail, Result};
+use attention::AttentionProbe;
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+/// A model as plain data: the family and its fields. YAML files override it field by field.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "family", rename_all = "snake_case")]
+pub enum ModelSpec {
+    /// ResNet / ResNeXt / SENet / SKNet, ImageNet or CIFAR stem.
+    Bottleneck(resnext::BottleneckNetSpec),
+}
+
+impl ModelSpec {
+    pub fn num_classes(&self) -> i64 {
+        match self {
+            ModelSpec::Bottleneck(s) => s.num_classes,
+        }
+    }
+
+    /// The native input side (224 for ImageNet models, 32 for CIFAR).
+    pub fn input_size(&self) -> i64 {
+        match self {
+            ModelSpec::Bottleneck(s) => s.input_size,
+        }
+    }
+
+    /// Whether some unit pools to a 1x1 vector and batch-normalises it, which needs > 1 sample in training.
+    pub fn has_pooled_batch_norm(&self) -> bool {
+        match self {
+            ModelSpec::Bottleneck(s) => s.sk.as_ref().is_some_and(|sk| sk.select),
+        }
+    }
+}
+
+/// A built model: its spec, its network over a VarStore path, and the SK attention probe.
+#[derive(Debug)]
+pub struct Model {
+    pub spec: ModelSpec,
+    pub probe: AttentionProbe,
+    net: Box<dyn ModuleT>,
+}
+
+impl Model {
+    pub fn build(vs: &nn::Path, spec: &ModelSpec) -> Result<Model> {
+        let probe = AttentionProbe::default();
+        let net: Box<dyn ModuleT> = match spec {
+            ModelSpec::Bottleneck(s) => Box::new(resnext::build(vs, s, &probe)?),
+        };
+        Ok(Model { spec: spec.clone(), probe, net })
+    }
+
+    /// Logits (N, classes) for an NCHW float batch; shape problems are errors, not libtorch aborts.
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let size = xs.size();
+        if size.len() != 4 || size[1] != 3 {
+            bail!("model input: expected a float tensor of shape (N, 3, H, W), got {size:?}");
+        }
+        let min_side = 32.min(self.spec.input_size());
+        if size[2] < min_side || size[3] < min_side {
+            bail!("model input: images of {}x{} are too small, expected at least {min_side}x{min_side}", size[2], size[3]);
+        }
+        if train && size[0] < 2 && self.spec.has_pooled_batch_norm() {
+            bail!(
+                "batch size {} in training mode: the SK units batch-normalise a pooled 1x1 vector, which needs \
+                 at least 2 samples per device; use a larger batch (per device) or eval mode",
+                size[0]
+            );
+        }
+        Ok(self.net.forward_t(xs, train))
+    }
+}

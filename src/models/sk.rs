@@ -1,0 +1,180 @@
+//! The Selective Kernel convolution (split, fuse, select), with every option the paper's ablations use.
+use super::attention::AttentionProbe;
+use super::layers::{batch_norm, conv2d, conv_bn, ConvBn, ConvOpts};
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+/// One path of the split: conv(kernel, dilation, groups) -> BN -> optional ReLU.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SkPath {
+    pub kernel: i64,
+    #[serde(default = "one")]
+    pub dilation: i64,
+    /// Groups of this path's conv; `None` takes the unit's groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<i64>,
+    /// ReLU after the path's BN (Table S1 turns it off per path).
+    #[serde(default = "yes")]
+    pub relu: bool,
+}
+
+fn one() -> i64 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+impl SkPath {
+    pub fn new(kernel: i64, dilation: i64, relu: bool) -> Self {
+        SkPath { kernel, dilation, groups: None, relu }
+    }
+    /// The receptive field of the path's kernel: 3x3 with dilation 2 covers 5x5.
+    pub fn effective_kernel(&self) -> i64 {
+        self.dilation * (self.kernel - 1) + 1
+    }
+}
+
+/// SK[M, G, r] plus L, as in the paper; `select: false` is Table 7's plain sum of the paths.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SkSpec {
+    pub paths: Vec<SkPath>,
+    /// Groups G of every path's conv; `None` takes the host block's natural groups (its cardinality, or
+    /// its channel count for a depthwise conv).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<i64>,
+    /// r: the fuse vector has d = max(C / r, L) channels.
+    pub reduction: i64,
+    /// L: the smallest d.
+    pub min_dim: i64,
+    /// Softmax selection between the paths; off gives V = sum of the paths.
+    #[serde(default = "yes")]
+    pub select: bool,
+    /// A fixed d per stage instead of max(C / r, L) (the released SKNet-101 uses d = 16 in its 28x28 stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage_dims: Option<Vec<i64>>,
+}
+
+impl SkSpec {
+    /// The paper's default unit: 3x3 and "5x5" (3x3 with dilation 2), both with ReLU.
+    pub fn default_k3_k5(reduction: i64, min_dim: i64) -> Self {
+        SkSpec {
+            paths: vec![SkPath::new(3, 1, true), SkPath::new(3, 2, true)],
+            groups: None,
+            reduction,
+            min_dim,
+            select: true,
+            stage_dims: None,
+        }
+    }
+
+    /// d for a unit with `channels` channels in stage `stage` (0-based).
+    pub fn fuse_dim(&self, channels: i64, stage: usize) -> i64 {
+        if let Some(d) = self.stage_dims.as_ref().and_then(|dims| dims.get(stage)) {
+            return *d;
+        }
+        (channels / self.reduction).max(self.min_dim)
+    }
+
+    pub fn validate(&self, field: &str) -> Result<()> {
+        if self.paths.is_empty() {
+            bail!("{field}.paths: an SK unit needs at least one path");
+        }
+        for (i, p) in self.paths.iter().enumerate() {
+            if p.kernel < 1 || p.kernel % 2 == 0 {
+                bail!("{field}.paths[{i}].kernel: expected an odd kernel size >= 1, got {}", p.kernel);
+            }
+            if p.dilation < 1 {
+                bail!("{field}.paths[{i}].dilation: expected >= 1, got {}", p.dilation);
+            }
+            if matches!(p.groups, Some(g) if g < 1) {
+                bail!("{field}.paths[{i}].groups: expected >= 1");
+            }
+        }
+        if matches!(self.groups, Some(g) if g < 1) {
+            bail!("{field}.groups: expected >= 1");
+        }
+        if self.reduction < 1 || self.min_dim < 1 {
+            bail!("{field}: reduction and min_dim must be >= 1");
+        }
+        Ok(())
+    }
+}
+
+/// An SK unit. Variables follow timm's `SelectiveKernel`: `paths.{m}.conv`, `paths.{m}.bn`,
+/// `attn.fc_reduce`, `attn.bn`, `attn.fc_select`.
+#[derive(Debug)]
+pub struct SkUnit {
+    paths: Vec<ConvBn>,
+    attn: Option<SkAttention>,
+    label: String,
+    probe: AttentionProbe,
+}
+
+#[derive(Debug)]
+struct SkAttention {
+    fc_reduce: super::layers::Conv2d,
+    bn: nn::BatchNorm,
+    fc_select: super::layers::Conv2d,
+}
+
+/// Where an SK unit sits in its network; `label` names it in the attention analysis (e.g. SK_3_4).
+pub struct SkSite<'a> {
+    pub stage: usize,
+    pub label: String,
+    pub default_groups: i64,
+    pub probe: &'a AttentionProbe,
+}
+
+pub fn sk_unit(vs: nn::Path, c_in: i64, c_out: i64, stride: i64, spec: &SkSpec, site: SkSite) -> Result<SkUnit> {
+    let unit_groups = spec.groups.unwrap_or(site.default_groups);
+    let mut paths = Vec::with_capacity(spec.paths.len());
+    for (m, p) in spec.paths.iter().enumerate() {
+        let groups = p.groups.unwrap_or(unit_groups);
+        if c_in % groups != 0 || c_out % groups != 0 {
+            bail!(
+                "SK unit {}: path {m} groups {groups} do not divide its channels ({c_in} in, {c_out} out)",
+                site.label
+            );
+        }
+        let opts = ConvOpts::default().stride(stride).dilation(p.dilation).groups(groups);
+        let path_vs = &vs / "paths" / m;
+        paths.push(conv_bn(&path_vs, "conv", "bn", c_in, c_out, p.kernel, opts, p.relu));
+    }
+    let attn = if spec.select {
+        let d = spec.fuse_dim(c_out, site.stage);
+        let m = spec.paths.len() as i64;
+        let attn_vs = &vs / "attn";
+        Some(SkAttention {
+            fc_reduce: conv2d(&attn_vs / "fc_reduce", c_out, d, 1, ConvOpts::default()),
+            bn: batch_norm(&attn_vs / "bn", d),
+            fc_select: conv2d(&attn_vs / "fc_select", d, m * c_out, 1, ConvOpts::default()),
+        })
+    } else {
+        None
+    };
+    Ok(SkUnit { paths, attn, label: site.label, probe: site.probe.clone() })
+}
+
+impl ModuleT for SkUnit {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let feats: Vec<Tensor> = self.paths.iter().map(|p| p.forward_t(xs, train)).collect();
+        let fused = feats.iter().skip(1).fold(feats[0].shallow_clone(), |acc, f| acc + f);
+        let Some(attn) = &self.attn else {
+            return fused;
+        };
+        let (n, c, _, _) = fused.size4().expect("SK unit input must be NCHW");
+        let m = feats.len() as i64;
+        // Fuse: global average pool, then the fc -> BN -> ReLU bottleneck to d channels.
+        let s = fused.mean_dim(&[2i64, 3][..], true, None);
+        let z = s.apply(&attn.fc_reduce).apply_t(&attn.bn, train).relu();
+        // Select: one fc to M*C logits in path-major order (index m*C + c), softmax over the paths.
+        let weights = z.apply(&attn.fc_select).view([n, m, c, 1, 1]).softmax(1, None);
+        self.probe.record(&self.label, &weights);
+        (Tensor::stack(&feats, 1) * weights).sum_dim_intlist(1, false, None)
+    }
+}

@@ -1,0 +1,67 @@
+//! The paper's published figures and the exact reference counts, carried as data (data/paper/*.csv).
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::sync::OnceLock;
+
+const PUBLISHED_CSV: &str = include_str!("../data/paper/published.csv");
+const EXACT_COUNTS_CSV: &str = include_str!("../data/paper/exact-counts.csv");
+
+/// One row of published.csv: a model in one of the paper's tables.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PaperRow {
+    pub table: String,
+    pub model: String,
+    pub dataset: String,
+    pub params_m: Option<f64>,
+    pub gflops: Option<f64>,
+    pub top1_err: Option<f64>,
+    pub top1_err_320: Option<f64>,
+    pub note: String,
+}
+
+/// One row of exact-counts.csv: the exact parameter count of a public reference definition.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ExactCount {
+    pub model: String,
+    pub params: i64,
+    pub source: String,
+    pub note: String,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(text: &str, name: &str) -> Result<Vec<T>> {
+    csv::Reader::from_reader(text.as_bytes())
+        .deserialize()
+        .collect::<Result<Vec<T>, _>>()
+        .with_context(|| format!("data/paper/{name} is malformed"))
+}
+
+pub fn published() -> &'static [PaperRow] {
+    static ROWS: OnceLock<Vec<PaperRow>> = OnceLock::new();
+    ROWS.get_or_init(|| parse(PUBLISHED_CSV, "published.csv").expect("embedded published.csv parses (tested)"))
+}
+
+pub fn exact_counts() -> &'static [ExactCount] {
+    static ROWS: OnceLock<Vec<ExactCount>> = OnceLock::new();
+    ROWS.get_or_init(|| parse(EXACT_COUNTS_CSV, "exact-counts.csv").expect("embedded exact-counts.csv parses (tested)"))
+}
+
+/// The row of `table` whose model is `model` on `dataset`.
+pub fn find(table: &str, model: &str, dataset: &str) -> Option<&'static PaperRow> {
+    published().iter().find(|r| r.table == table && r.model == model && r.dataset == dataset)
+}
+
+pub fn exact_count(model: &str) -> Option<&'static ExactCount> {
+    exact_counts().iter().find(|r| r.model == model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_tables_parse() {
+        assert!(parse::<PaperRow>(PUBLISHED_CSV, "published.csv").unwrap().len() > 80);
+        assert_eq!(find("1", "SKNet-50", "imagenet").unwrap().gflops, Some(4.47));
+        assert_eq!(exact_count("SKNet-50").unwrap().params, 27479784);
+    }
+}
