@@ -1,4 +1,5 @@
 //! sk-exp: reproduce and extend Selective Kernel Networks on libtorch.
+pub mod data;
 pub mod models;
 pub mod overrides;
 pub mod paper;

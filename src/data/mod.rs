@@ -1,0 +1,37 @@
+//! Data sets and the batch loader. Every data set yields transformed samples by index; all randomness
+//! (shuffling, augmentation) is derived from (seed, epoch, index), so results do not depend on worker
+//! scheduling and a resumed run sees exactly the batches an uninterrupted run would.
+use anyhow::Result;
+use tch::Tensor;
+
+/// A batch on the CPU: images (N, 3, H, W) float32, normalised; labels (N) int64.
+#[derive(Debug)]
+pub struct Batch {
+    pub images: Tensor,
+    pub labels: Tensor,
+}
+
+/// One decoded, transformed sample: CHW float32 pixels (normalised) and its class.
+pub struct Sample {
+    pub pixels: Vec<f32>,
+    pub label: i64,
+}
+
+/// Which transforms a sample gets: training augmentation or the deterministic evaluation transform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Eval,
+}
+
+pub trait Dataset: Send + Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn num_classes(&self) -> i64;
+    /// (H, W) of every transformed sample.
+    fn image_size(&self) -> (i64, i64);
+    /// Sample `index` transformed for `split`; `seed` is unique to (run seed, epoch, index).
+    fn sample(&self, index: usize, split: Split, seed: u64) -> Result<Sample>;
+}
