@@ -1,5 +1,6 @@
 //! sk-exp: reproduce and extend Selective Kernel Networks on libtorch.
 pub mod data;
+pub mod experiment;
 pub mod models;
 pub mod overrides;
 pub mod paper;
