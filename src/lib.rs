@@ -1,4 +1,5 @@
 //! sk-exp: reproduce and extend Selective Kernel Networks on libtorch.
+pub mod analysis;
 pub mod data;
 pub mod experiment;
 pub mod models;
