@@ -1,8 +1,15 @@
 //! Data sets and the batch loader. Every data set yields transformed samples by index; all randomness
 //! (shuffling, augmentation) is derived from (seed, epoch, index), so results do not depend on worker
 //! scheduling and a resumed run sees exactly the batches an uninterrupted run would.
+pub mod seed;
+pub mod spec;
+pub mod synthetic;
+pub mod transforms;
+
 use anyhow::Result;
 use tch::Tensor;
+
+pub use spec::{open, DataSpec, DataSplits};
 
 /// A batch on the CPU: images (N, 3, H, W) float32, normalised; labels (N) int64.
 #[derive(Debug)]
