@@ -1,7 +1,9 @@
 //! Data sets and the batch loader. Every data set yields transformed samples by index; all randomness
 //! (shuffling, augmentation) is derived from (seed, epoch, index), so results do not depend on worker
 //! scheduling and a resumed run sees exactly the batches an uninterrupted run would.
+pub mod cifar;
 pub mod loader;
+pub mod pickle;
 pub mod seed;
 pub mod spec;
 pub mod synthetic;

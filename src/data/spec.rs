@@ -1,5 +1,6 @@
 //! The `data:` section of a run: which data set, where it lives, and its options; `open` turns it into
 //! the train and eval data sets.
+use super::cifar;
 use super::synthetic::{Part, Synthetic, SyntheticSpec};
 use super::Dataset;
 use anyhow::{bail, Result};
@@ -93,7 +94,10 @@ pub fn open(spec: &DataSpec, data_root: Option<&Path>) -> Result<DataSplits> {
             train: Arc::new(Synthetic::new(s, Part::Train)?),
             eval: Arc::new(Synthetic::new(s, Part::Eval)?),
         }),
-        DataSpec::Cifar(s) => bail!("data: the CIFAR reader is not built yet (root {})", resolve(&s.root, data_root).display()),
+        DataSpec::Cifar(s) => {
+            let (train, eval) = cifar::open(&resolve(&s.root, data_root), s.label)?;
+            Ok(DataSplits { train: Arc::new(train), eval: Arc::new(eval) })
+        }
         DataSpec::Folder(s) => {
             bail!("data: the image-folder reader is not built yet (root {})", resolve(&s.root, data_root).display())
         }
