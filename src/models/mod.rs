@@ -36,6 +36,13 @@ impl ModelSpec {
         }
     }
 
+    /// The SK unit spec, for models built with SK units.
+    pub fn sk(&self) -> Option<&sk::SkSpec> {
+        match self {
+            ModelSpec::Bottleneck(s) => s.sk.as_ref(),
+        }
+    }
+
     /// Whether some unit pools to a 1x1 vector and batch-normalises it, which needs > 1 sample in training.
     pub fn has_pooled_batch_norm(&self) -> bool {
         match self {
