@@ -14,12 +14,15 @@ struct Cli {
 enum Command {
     /// Every model of the paper with exact #params and multiply-adds beside the paper's figures.
     Models(cli::models::ModelsArgs),
+    /// Figures: Figure 2 (paper + your runs), training curves, an experiment's summary bars.
+    Plot(cli::plot::PlotArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Command::Models(args) => cli::models::run(args),
+        Command::Plot(args) => cli::plot::run(args),
     };
     if let Err(err) = result {
         // One line per cause, no backtrace: the chain names the file or field that was wrong.
