@@ -132,6 +132,12 @@ fn curves_overlay_two_runs() {
 
     let written = curves::plot_curves(&runs, &dir.join("curves")).unwrap();
     check_figure(&written, (1500, 680), &["run_a (SKNet-50)", "run_b", "train", "eval", "loss", "top-1 error (%)"]);
+
+    // A run whose loss went NaN: its finite part is drawn and the legend says where it stopped.
+    let c = dir.join("run_c");
+    write_run(&c, &[(1, 4.0, 80.0, 3.8, 75.0), (2, f64::NAN, 90.0, f64::NAN, 90.0)], None);
+    let written = curves::plot_curves(&[read_run_dir(&c).unwrap()], &dir.join("diverged")).unwrap();
+    check_figure(&written, (1500, 680), &["run_c, diverged at epoch 2", "Training curves: run_c"]);
 }
 
 #[test]

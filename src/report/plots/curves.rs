@@ -27,11 +27,18 @@ fn series(run: &RunHistory, metric: Metric) -> Vec<(f64, f64)> {
     run.epochs.iter().filter_map(|m| metric(m).filter(|v| v.is_finite()).map(|v| (f64::from(m.epoch), v))).collect()
 }
 
+/// The legend's name of a run: its label, its model, and the epoch where its loss stopped being finite (the
+/// curves end there).
 fn run_name(run: &RunHistory) -> String {
-    match &run.model {
-        Some(model) if *model != run.label => format!("{} ({model})", run.label),
-        _ => run.label.clone(),
+    let mut name = run.label.clone();
+    if let Some(model) = run.model.as_ref().filter(|m| **m != run.label) {
+        name += &format!(" ({model})");
     }
+    let finite = |v: Option<f64>| v.is_none_or(f64::is_finite);
+    if let Some(m) = run.epochs.iter().find(|m| !finite(Some(m.train_loss)) || !finite(m.eval_loss)) {
+        name += &format!(", diverged at epoch {}", m.epoch);
+    }
+    name
 }
 
 struct Curves<'a> {
@@ -52,7 +59,9 @@ impl Curves<'_> {
     {
         let all: Vec<(f64, f64)> =
             self.runs.iter().flat_map(|r| series(r, panel.train).into_iter().chain(series(r, panel.eval))).collect();
-        let (x_lo, x_hi) = finite_extent(all.iter().map(|p| p.0)).unwrap_or((0.0, 1.0));
+        // Both panels span every logged epoch, so that they line up.
+        let epochs = self.runs.iter().flat_map(|r| r.epochs.iter().map(|m| f64::from(m.epoch)));
+        let (x_lo, x_hi) = finite_extent(epochs).unwrap_or((0.0, 1.0));
         let (y_lo, y_hi) = finite_extent(all.iter().map(|p| p.1)).unwrap_or((0.0, 1.0));
         let y_range = padded(y_lo, y_hi, 0.06, 0.05);
         let mut chart = ChartBuilder::on(area)
@@ -82,6 +91,10 @@ impl Curves<'_> {
             chart.draw_series(LineSeries::new(eval.clone(), color.stroke_width(3)))?;
             if markers {
                 chart.draw_series(eval.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+            }
+            // A single train point draws no dash.
+            if let [only] = train[..] {
+                chart.draw_series([Circle::new(only, 4, color.stroke_width(2))])?;
             }
             for line in [&train, &eval] {
                 let pixels: Vec<(i32, i32)> = line.iter().map(|p| chart.backend_coord(p)).collect();
