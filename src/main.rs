@@ -17,6 +17,8 @@ enum Command {
     /// Benchmarks (forward+backward images/s); benchmarks/*.sh sets them beside PyTorch.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Figures: Figure 2 (paper + your runs), training curves, an experiment's summary bars.
+    Plot(cli::plot::PlotArgs),
 }
 
 #[derive(Subcommand)]
@@ -30,6 +32,7 @@ fn main() {
     let result: Result<()> = match cli.command {
         Command::Models(args) => cli::models::run(args),
         Command::Bench(BenchCommand::FwdBwd(args)) => cli::bench::run(args),
+        Command::Plot(args) => cli::plot::run(args),
     };
     if let Err(err) = result {
         // One line per cause, no backtrace: the chain names the file or field that was wrong.
