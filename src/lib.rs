@@ -3,3 +3,4 @@ pub mod data;
 pub mod models;
 pub mod overrides;
 pub mod paper;
+pub mod train;
