@@ -14,12 +14,22 @@ struct Cli {
 enum Command {
     /// Every model of the paper with exact #params and multiply-adds beside the paper's figures.
     Models(cli::models::ModelsArgs),
+    /// Benchmarks (forward+backward images/s); benchmarks/*.sh sets them beside PyTorch.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Forward+backward images/s of a model on random data.
+    FwdBwd(cli::bench::BenchArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Command::Models(args) => cli::models::run(args),
+        Command::Bench(BenchCommand::FwdBwd(args)) => cli::bench::run(args),
     };
     if let Err(err) = result {
         // One line per cause, no backtrace: the chain names the file or field that was wrong.

@@ -1,2 +1,3 @@
 //! The command line's subcommands: parse flags, call the library, print.
 pub mod models;
+pub mod bench;

@@ -6,6 +6,7 @@ pub mod registry;
 pub mod resnext;
 pub mod se;
 pub mod sk;
+pub mod weights;
 
 use anyhow::{bail, Result};
 use attention::AttentionProbe;

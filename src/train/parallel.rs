@@ -8,7 +8,7 @@ use super::checkpoint::NamedTensors;
 use super::loss::{count_errors, cross_entropy};
 use super::sgd::{Sgd, SgdConfig};
 use crate::models::Model;
-use anyhow::{anyhow, bail, ensure, Context, Result};
+use anyhow::{anyhow, ensure, Context, Result};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
@@ -29,26 +29,17 @@ impl Network for Model {
 /// Builds a network's variables under a VarStore path; called once in every replica's thread.
 pub type NetworkBuilder = Arc<dyn Fn(&nn::Path) -> Result<Box<dyn Network>> + Send + Sync>;
 
-/// Parses `cpu`, `cuda` (= `cuda:0`), `cuda:N` or `mps`, checking that the device exists.
-pub fn parse_device(name: &str) -> Result<Device> {
-    let device = match name.trim() {
-        "cpu" => Device::Cpu,
-        "mps" => Device::Mps,
-        "cuda" => Device::Cuda(0),
-        other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
-            Some(Ok(i)) => Device::Cuda(i),
-            _ => bail!("device '{name}': expected cpu, cuda, cuda:N or mps"),
-        },
-    };
+/// Fails with a clear message when `device` is a CUDA device this machine does not have.
+pub fn check_available(device: Device) -> Result<()> {
     if let Device::Cuda(i) = device {
         let count = tch::Cuda::device_count();
         ensure!(
             (i as i64) < count,
-            "device '{name}': {}",
-            if count == 0 { "CUDA is not available on this machine".to_string() } else { format!("only {count} CUDA device(s)") }
+            "device cuda:{i}: {}",
+            if count == 0 { "CUDA is not available on this machine".to_string() } else { format!("this machine has {count} CUDA device(s)") }
         );
     }
-    Ok(device)
+    Ok(())
 }
 
 /// How every replica is set up.
@@ -222,6 +213,9 @@ impl Replicas {
     /// Starts one replica per device, all holding the same `start` state.
     pub fn start(devices: &[Device], setup: ReplicaSetup, start: StartState) -> Result<Replicas> {
         ensure!(!devices.is_empty(), "devices: expected at least one device");
+        for &device in devices {
+            check_available(device)?;
+        }
         let initial = Arc::new(std::sync::Mutex::new(start));
         let mut workers = Vec::new();
         let (ready_tx, ready_rx) = channel::<(usize, Result<()>)>();

@@ -1,0 +1,2 @@
+//! Analyses of trained models: the SK attention study of Figures 3, 4 and S1.
+pub mod attention;

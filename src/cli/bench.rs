@@ -1,0 +1,79 @@
+//! `sk-exp bench fwd-bwd`: forward+backward images/s of a registered model on random data, one line of
+//! key=value output per measurement so that benchmarks/*.sh can set it beside PyTorch's figure.
+use anyhow::{bail, Result};
+use clap::Args;
+use sk_exp::models::{registry, Model};
+use std::time::Instant;
+use tch::{nn, Device, Kind, Tensor};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Registered model name.
+    #[arg(long)]
+    model: String,
+    #[arg(long, default_value_t = 8)]
+    batch: i64,
+    /// Input side; default the model's native size.
+    #[arg(long)]
+    size: Option<i64>,
+    /// Timed iterations (after warm-up).
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Intra-op threads (libtorch's pool); default: libtorch's own choice.
+    #[arg(long)]
+    threads: Option<i32>,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    if args.iters == 0 {
+        bail!("--iters: expected at least 1");
+    }
+    if let Some(t) = args.threads {
+        tch::set_num_threads(t);
+    }
+    let device = sk_exp::parse_device(&args.device)?;
+    let spec = registry::resolve(&args.model, None)?;
+    let size = args.size.unwrap_or(spec.input_size());
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(device);
+    let model = Model::build(&vs.root(), &spec)?;
+    let images = Tensor::randn([args.batch, 3, size, size], (Kind::Float, device));
+    let labels = Tensor::randint(spec.num_classes(), [args.batch], (Kind::Int64, device));
+    let step = || -> Result<()> {
+        let loss = model.forward_t(&images, true)?.cross_entropy_for_logits(&labels);
+        loss.backward();
+        for mut v in vs.trainable_variables() {
+            v.zero_grad();
+        }
+        Ok(())
+    };
+    for _ in 0..args.warmup {
+        step()?;
+    }
+    sync(device);
+    let start = Instant::now();
+    for _ in 0..args.iters {
+        step()?;
+    }
+    sync(device);
+    let seconds = start.elapsed().as_secs_f64();
+    let images_per_s = (args.batch as usize * args.iters) as f64 / seconds;
+    println!(
+        "impl=sk-exp model={} batch={} size={size} threads={} device={} images_per_s={images_per_s:.2}",
+        args.model,
+        args.batch,
+        tch::get_num_threads(),
+        args.device
+    );
+    Ok(())
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}

@@ -1,0 +1,153 @@
+//! Expands an experiment file into its runs: sweep points x seeds, each a resolved run-config tree with
+//! a stable label.
+use super::schema::{ExperimentFile, PaperRef};
+use crate::overrides::set_dotted;
+use anyhow::{bail, Context, Result};
+use yaml_serde::Value;
+
+/// One run of a sweep, before its config is type-checked.
+#[derive(Clone, Debug)]
+pub struct PlannedRun {
+    /// The sweep point's label (shared by its seeds).
+    pub label: String,
+    pub seed: u64,
+    /// The run folder's name: `<label>_s<seed>`.
+    pub run_id: String,
+    pub config: Value,
+    pub paper: Option<PaperRef>,
+}
+
+/// A sweep point: its label, the assignments that make it, and the paper row it reproduces.
+struct Point {
+    label: String,
+    assignments: Vec<(String, Value)>,
+    paper: Option<PaperRef>,
+}
+
+fn value_label(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => yaml_serde::to_string(other).unwrap_or_default().trim().replace('\n', " "),
+    }
+}
+
+/// Keeps labels usable as folder names.
+pub fn sanitize(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.=+".contains(c) { c } else { '_' })
+        .collect()
+}
+
+fn grid_points(exp: &ExperimentFile) -> Vec<Point> {
+    let mut points = vec![Point { label: String::new(), assignments: vec![], paper: None }];
+    for (key, values) in &exp.sweep.grid {
+        let short = key.rsplit('.').next().unwrap_or(key);
+        points = points
+            .into_iter()
+            .flat_map(|p| {
+                values.iter().map(move |v| {
+                    let part = format!("{short}={}", value_label(v));
+                    let label = if p.label.is_empty() { part } else { format!("{},{part}", p.label) };
+                    let mut assignments = p.assignments.clone();
+                    assignments.push((key.clone(), v.clone()));
+                    Point { label, assignments, paper: None }
+                })
+            })
+            .collect();
+    }
+    points
+}
+
+/// Every run of the experiment, with `overrides` (from `--set`) applied last, for all runs.
+pub fn plan(exp: &ExperimentFile, overrides: &[(String, Value)]) -> Result<Vec<PlannedRun>> {
+    if exp.seeds.is_empty() {
+        bail!("seeds: expected at least one seed");
+    }
+    let variants: Vec<Point> = exp
+        .sweep
+        .variants
+        .iter()
+        .map(|v| Point {
+            label: v.label.clone(),
+            assignments: v.set.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            paper: v.paper.clone(),
+        })
+        .collect();
+    // Variants and a grid combine: every variant at every grid point.
+    let grid = grid_points(exp);
+    let points: Vec<Point> = if variants.is_empty() {
+        grid
+    } else {
+        variants
+            .iter()
+            .flat_map(|v| {
+                grid.iter().map(move |g| Point {
+                    label: if g.label.is_empty() { v.label.clone() } else { format!("{},{}", v.label, g.label) },
+                    assignments: v.assignments.iter().chain(&g.assignments).cloned().collect(),
+                    paper: v.paper.clone(),
+                })
+            })
+            .collect()
+    };
+    let mut runs = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for point in &points {
+        let label = if point.label.is_empty() { "base".to_string() } else { sanitize(&point.label) };
+        if !seen.insert(label.clone()) {
+            bail!("sweep: two sweep points share the label '{label}'");
+        }
+        for &seed in &exp.seeds {
+            let mut config = exp.base.clone();
+            for (key, value) in point.assignments.iter().chain(overrides) {
+                set_dotted(&mut config, key, value.clone()).with_context(|| format!("sweep point '{label}'"))?;
+            }
+            set_dotted(&mut config, "seed", Value::from(seed))?;
+            runs.push(PlannedRun {
+                run_id: format!("{label}_s{seed}"),
+                label: label.clone(),
+                seed,
+                config,
+                paper: point.paper.clone(),
+            });
+        }
+    }
+    Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exp(text: &str) -> ExperimentFile {
+        yaml_serde::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn grid_times_seeds_gives_stable_labels() {
+        let e = exp("base: {model: {name: sknet29}}\nseeds: [0, 1]\nsweep:\n  grid:\n    model.k: [1, 5]\n");
+        let runs = plan(&e, &[]).unwrap();
+        let ids: Vec<_> = runs.iter().map(|r| r.run_id.as_str()).collect();
+        assert_eq!(ids, ["k=1_s0", "k=1_s1", "k=5_s0", "k=5_s1"]);
+        assert_eq!(runs[2].config["model"]["k"], Value::from(5));
+        assert_eq!(runs[3].config["seed"], Value::from(1));
+    }
+
+    #[test]
+    fn variants_apply_their_assignments_and_overrides_come_last() {
+        let e = exp("base: {train: {epochs: 9}}\nsweep:\n  variants:\n    - {label: a, set: {train.epochs: 3}}\n    - {label: b}\n");
+        let over = vec![("train.epochs".to_string(), Value::from(1))];
+        let runs = plan(&e, &over).unwrap();
+        assert_eq!(runs.len(), 2);
+        assert!(runs.iter().all(|r| r.config["train"]["epochs"] == Value::from(1)));
+        let no_over = plan(&e, &[]).unwrap();
+        assert_eq!(no_over[0].config["train"]["epochs"], Value::from(3));
+        assert_eq!(no_over[1].config["train"]["epochs"], Value::from(9));
+    }
+
+    #[test]
+    fn duplicate_labels_are_rejected() {
+        let e = exp("base: {}\nsweep:\n  variants:\n    - {label: a}\n    - {label: a}\n");
+        assert!(plan(&e, &[]).unwrap_err().to_string().contains("share the label 'a'"));
+    }
+}
