@@ -23,6 +23,8 @@ enum Command {
 enum BenchCommand {
     /// Forward+backward images/s of a model on random data.
     FwdBwd(cli::bench::BenchArgs),
+    /// Training-step images/s (forward, backward, optimizer step) of a model on random data.
+    Train(cli::bench_train::BenchTrainArgs),
 }
 
 fn main() {
@@ -30,6 +32,7 @@ fn main() {
     let result: Result<()> = match cli.command {
         Command::Models(args) => cli::models::run(args),
         Command::Bench(BenchCommand::FwdBwd(args)) => cli::bench::run(args),
+        Command::Bench(BenchCommand::Train(args)) => cli::bench_train::run(args),
     };
     if let Err(err) = result {
         // One line per cause, no backtrace: the chain names the file or field that was wrong.

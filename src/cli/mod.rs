@@ -1,3 +1,4 @@
 //! The command line's subcommands: parse flags, call the library, print.
 pub mod models;
 pub mod bench;
+pub mod bench_train;
