@@ -33,6 +33,15 @@ def shufflenet_v2_466(width):
     return torchvision.models.ShuffleNetV2([4, 6, 6], widths)
 
 
+def cifar_model(name):
+    # ResNeXt-29 family for CIFAR, written independently in plain PyTorch (scripts/torch_cifar_models.py).
+    import os
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import torch_cifar_models
+    return torch_cifar_models.build(name)
+
+
 MODELS = {
     "resnet50": lambda: torchvision_model("resnet50"),
     "resnext50_32x4d": lambda: torchvision_model("resnext50_32x4d"),
@@ -41,6 +50,8 @@ MODELS = {
     "shufflenet_v2_466_1.0x": lambda: shufflenet_v2_466("1.0x"),
     "seresnext50_32x4d": lambda: timm_model("seresnext50_32x4d"),
     "skresnext50_32x4d": lambda: timm_model("skresnext50_32x4d"),
+    "cifar_sknet29": lambda: cifar_model("sknet29"),
+    "cifar_senet29": lambda: cifar_model("senet29"),
 }
 
 

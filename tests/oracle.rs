@@ -85,6 +85,16 @@ fn sknet50_matches_timm_skresnext50() {
 }
 
 #[test]
+fn sknet29_matches_independent_pytorch_definition() {
+    assert_matches("sknet29", "cifar_sknet29");
+}
+
+#[test]
+fn senet29_matches_independent_pytorch_definition() {
+    assert_matches("senet29", "cifar_senet29");
+}
+
+#[test]
 #[ignore = "enabled when shufflenet/densenet land"]
 fn shufflenetv2_matches_torchvision_with_stages_466() {
     assert_matches("shufflenetv2_1.0x", "shufflenet_v2_466_1.0x");
