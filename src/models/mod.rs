@@ -57,15 +57,15 @@ impl ModelSpec {
     pub fn sk(&self) -> Option<&sk::SkSpec> {
         match self {
             ModelSpec::Bottleneck(s) => s.sk.as_ref(),
+            ModelSpec::ShuffleNetV2(s) => s.sk.as_ref(),
+            ModelSpec::DenseNet(_) | ModelSpec::Dpn(_) => None,
         }
     }
 
     /// Whether some unit pools to a 1x1 vector and batch-normalises it, which needs > 1 sample in training.
     pub fn has_pooled_batch_norm(&self) -> bool {
         match self {
-            ModelSpec::Bottleneck(s) => s.sk.as_ref().is_some_and(|sk| sk.select),
-            ModelSpec::ShuffleNetV2(s) => s.sk.as_ref().is_some_and(|sk| sk.select),
-            ModelSpec::DenseNet(_) | ModelSpec::Dpn(_) => false,
+            _ => self.sk().is_some_and(|sk| sk.select),
         }
     }
 }
