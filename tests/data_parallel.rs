@@ -1,19 +1,18 @@
 //! Data parallelism on CPU replicas: without batch norm, two replicas take the same steps as one device
 //! with the same global batch; with batch norm, the averaged gradient is the mean of the shard gradients,
 //! replicas stay bitwise identical, and BN statistics are averaged before evaluation and checkpoints.
-mod common;
+mod train_common;
 use anyhow::Result;
-use common::{blobs, temp_dir, tiny_sknet};
-use sk_exp::data::{Batch, Split};
-use sk_exp::train::batches::load_batch;
+use train_common::{batch_of, blobs, temp_dir, tiny_sknet};
+use sk_exp::data::{Batch, DataSplits};
 use sk_exp::train::checkpoint::{self, NamedTensors};
 use sk_exp::parse_device;
 use sk_exp::train::parallel::{check_available, Network, NetworkBuilder, ReplicaSetup, Replicas, StartState};
 use sk_exp::train::recipe::Recipe;
 use sk_exp::train::sgd::SgdConfig;
-use sk_exp::train::trainer::{train, TrainData, TrainRun};
+use sk_exp::train::trainer::{train, TrainRun};
 use std::sync::Arc;
-use tch::nn::{self, Module};
+use tch::nn;
 use tch::{Device, Tensor};
 
 /// A network without batch norm: conv, ReLU, global pool, linear.
@@ -57,9 +56,7 @@ fn start(build: &NetworkBuilder, devices: usize) -> Replicas {
 }
 
 fn batch(step: usize, size: usize) -> Batch {
-    let data = blobs(512, 0);
-    let indices: Vec<usize> = (step * size..(step + 1) * size).collect();
-    load_batch(data.as_ref(), &indices, Split::Train, 3, 0, 1).unwrap()
+    batch_of(blobs(512, 0).as_ref(), step * size..(step + 1) * size, 3)
 }
 
 fn max_diff(a: &NamedTensors, b: &NamedTensors) -> f64 {
@@ -154,7 +151,7 @@ fn the_loop_trains_on_a_device_list() {
         stop_after: None,
         progress: false,
     };
-    let data = TrainData { train: blobs(64, 0), eval: blobs(24, 5000) };
+    let data = DataSplits { train: blobs(64, 0), eval: blobs(24, 5000) };
     let summary = train(&run, &data, tiny_sknet()).unwrap();
     assert_eq!(summary.epochs_done, 2);
     assert!(checkpoint::load(&dir).unwrap().is_some());

@@ -1,11 +1,12 @@
 //! The loop's contract: a run stopped after epoch k and resumed ends bitwise equal to an uninterrupted
 //! run; a non-finite loss stops the run and keeps the last good checkpoint; run directories are guarded.
-mod common;
-use common::{blobs, temp_dir, tiny_sknet};
+mod train_common;
+use train_common::{blobs, temp_dir, tiny_sknet};
 use sk_exp::train::checkpoint;
 use sk_exp::train::recipe::Recipe;
 use sk_exp::train::schedule::Schedule;
-use sk_exp::train::trainer::{read_metrics, train, EpochMetrics, TrainData, TrainRun, METRICS_HEADER};
+use sk_exp::data::DataSplits;
+use sk_exp::train::trainer::{read_metrics, train, EpochMetrics, TrainRun, METRICS_HEADER};
 use std::path::PathBuf;
 use tch::Device;
 
@@ -24,8 +25,8 @@ fn recipe() -> Recipe {
     }
 }
 
-fn data() -> TrainData {
-    TrainData { train: blobs(72, 0), eval: blobs(40, 10_000) }
+fn data() -> DataSplits {
+    DataSplits { train: blobs(72, 0), eval: blobs(40, 10_000) }
 }
 
 fn run(out_dir: PathBuf, recipe: Recipe) -> TrainRun {

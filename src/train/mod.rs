@@ -1,5 +1,4 @@
 //! Training: our own SGD, learning-rate schedules, the loss, checkpoints, the loop and data parallelism.
-pub mod batches;
 pub mod checkpoint;
 pub mod loss;
 pub mod parallel;

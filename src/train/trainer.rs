@@ -2,27 +2,19 @@
 //! a progress bar, and a clean stop on a non-finite loss. Resuming from a checkpoint reproduces the
 //! uninterrupted run exactly (on CPU): weights, BN statistics, momentum and the epoch are saved, and every
 //! random choice is seeded from (seed, epoch, index).
-use super::batches::{derive_seed, EpochPlan, Prefetch, TORCH};
 use super::checkpoint::{self, Checkpoint, NamedTensors, TrainState};
 use super::parallel::{BatchStats, NetworkBuilder, ReplicaSetup, Replicas, StartState};
 use super::recipe::Recipe;
 use super::schedule::LrSchedule;
-use crate::data::{Dataset, Split};
+use crate::data::loader::Skipped;
+use crate::data::{batches, seed, DataSplits, LoaderConfig};
 use anyhow::{bail, ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 use tch::{nn, Device};
-
-/// The two data sets a run trains and evaluates on.
-#[derive(Clone)]
-pub struct TrainData {
-    pub train: Arc<dyn Dataset>,
-    pub eval: Arc<dyn Dataset>,
-}
 
 /// Everything the loop needs besides the data and the network.
 #[derive(Clone, Debug)]
@@ -59,6 +51,8 @@ pub struct EpochMetrics {
 }
 
 pub const METRICS_FILE: &str = "metrics.csv";
+/// Keeps the seed of torch's generator apart from the data streams derived from the same (seed, epoch).
+const TORCH_STREAM: u64 = 0x746f_7263_68; // "torch"
 pub const METRICS_HEADER: &str = "epoch,lr,train_loss,train_top1_err,eval_loss,eval_top1_err,eval_top5_err,images_per_s,wall_s";
 const RUN_FILE: &str = "run.yaml";
 
@@ -89,7 +83,7 @@ fn percent(errors: f64, samples: usize) -> f64 {
 }
 
 /// Trains the network `build` makes, as `run` says, on `data`.
-pub fn train(run: &TrainRun, data: &TrainData, build: NetworkBuilder) -> Result<Summary> {
+pub fn train(run: &TrainRun, data: &DataSplits, build: NetworkBuilder) -> Result<Summary> {
     let recipe = &run.recipe;
     recipe.validate()?;
     ensure!(!run.devices.is_empty(), "devices: expected at least one device");
@@ -186,7 +180,7 @@ fn describe_difference(saved: &yaml_serde::Value, now: &yaml_serde::Value) -> St
 
 struct Loop<'a> {
     run: &'a TrainRun,
-    data: &'a TrainData,
+    data: &'a DataSplits,
     replicas: Replicas,
     state: TrainState,
 }
@@ -250,26 +244,15 @@ impl Loop<'_> {
         })
     }
 
-    fn plan(&self, split: Split, epoch: usize) -> EpochPlan {
-        EpochPlan {
-            split,
-            seed: self.run.seed,
-            epoch,
-            batch_size: self.run.recipe.batch_size,
-            drop_last: split == Split::Train,
-            workers: self.run.workers.max(1),
-        }
-    }
-
     fn epoch(&mut self, epoch: usize, schedule: &LrSchedule) -> Result<EpochMetrics> {
         let started = Instant::now();
         // Anything that draws from torch's generator during the epoch gets a stream fixed by (seed, epoch).
-        tch::manual_seed(derive_seed(&[self.run.seed, epoch as u64, TORCH]) as i64);
-        let plan = self.plan(Split::Train, epoch);
-        let iters = plan.batches(self.data.train.len());
-        let bar = self.progress_bar(epoch, iters as u64);
+        tch::manual_seed(seed::derive(&[self.run.seed, epoch as u64, TORCH_STREAM]) as i64);
+        let (batch_size, workers) = (self.run.recipe.batch_size, self.run.workers);
+        let mut loader = batches(self.data.train.clone(), LoaderConfig::train(batch_size, self.run.seed, epoch as u64, workers))?;
+        let bar = self.progress_bar(epoch, loader.num_batches() as u64);
         let mut train = BatchStats::default();
-        for (iter, batch) in Prefetch::start(self.data.train.clone(), plan).enumerate() {
+        for (iter, batch) in loader.by_ref().enumerate() {
             let batch = batch?;
             let lr = schedule.lr(epoch, iter);
             let stats = self.replicas.train_step(&batch.images, &batch.labels, lr)?;
@@ -295,13 +278,16 @@ impl Loop<'_> {
         }
         bar.finish_and_clear();
         let train_s = started.elapsed().as_secs_f64();
+        report_skipped("training", epoch, &loader.skipped());
 
         self.replicas.sync_buffers()?;
         let mut eval = BatchStats::default();
-        for batch in Prefetch::start(self.data.eval.clone(), self.plan(Split::Eval, epoch)) {
+        let mut loader = batches(self.data.eval.clone(), LoaderConfig::eval(batch_size, workers))?;
+        for batch in loader.by_ref() {
             let batch = batch?;
             eval.add(self.replicas.evaluate(&batch.images, &batch.labels)?);
         }
+        report_skipped("evaluation", epoch, &loader.skipped());
         ensure!(eval.samples > 0, "the evaluation set is empty");
         let eval_loss = eval.loss_sum / eval.samples as f64;
         if !eval_loss.is_finite() {
@@ -354,6 +340,13 @@ impl Loop<'_> {
         bar.set_style(style);
         bar.set_prefix(format!("epoch {}/{}", epoch + 1, self.run.recipe.epochs));
         bar
+    }
+}
+
+/// Says how many undecodable images the loader left out (data sets that allow skipping them).
+fn report_skipped(split: &str, epoch: usize, skipped: &Skipped) {
+    if skipped.count > 0 {
+        eprintln!("epoch {}: skipped {} unreadable {split} image(s), e.g. {}", epoch + 1, skipped.count, skipped.examples.join("; "));
     }
 }
 

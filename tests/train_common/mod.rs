@@ -1,7 +1,7 @@
 //! Shared pieces of the training tests: a small in-memory data set and a tiny SKNet.
 #![allow(dead_code)]
 use anyhow::Result;
-use sk_exp::data::{Dataset, Sample, Split};
+use sk_exp::data::{Batch, Dataset, Sample, Split};
 use sk_exp::models::{registry, Model};
 use sk_exp::train::parallel::{Network, NetworkBuilder};
 use std::sync::Arc;
@@ -74,4 +74,13 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("sk-exp-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+/// The training-split batch of samples `indices`, each augmented with seed `seed + index`.
+pub fn batch_of(dataset: &dyn Dataset, indices: std::ops::Range<usize>, seed: u64) -> Batch {
+    let (h, w) = dataset.image_size();
+    let samples: Vec<Sample> = indices.clone().map(|i| dataset.sample(i, Split::Train, seed + i as u64).unwrap()).collect();
+    let pixels: Vec<f32> = samples.iter().flat_map(|s| s.pixels.iter().copied()).collect();
+    let labels: Vec<i64> = samples.iter().map(|s| s.label).collect();
+    Batch { images: tch::Tensor::from_slice(&pixels).view([indices.len() as i64, 3, h, w]), labels: tch::Tensor::from_slice(&labels) }
 }
