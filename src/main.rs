@@ -14,6 +14,8 @@ struct Cli {
 enum Command {
     /// Every model of the paper with exact #params and multiply-adds beside the paper's figures.
     Models(cli::models::ModelsArgs),
+    /// Train one model (a YAML run file and/or flags); resumable.
+    Train(cli::train::TrainArgs),
     /// Benchmarks (forward+backward images/s); benchmarks/*.sh sets them beside PyTorch.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -31,6 +33,7 @@ fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Command::Models(args) => cli::models::run(args),
+        Command::Train(args) => cli::train::run(args),
         Command::Bench(BenchCommand::FwdBwd(args)) => cli::bench::run(args),
         Command::Bench(BenchCommand::Train(args)) => cli::bench_train::run(args),
     };

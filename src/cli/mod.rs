@@ -2,3 +2,4 @@
 pub mod models;
 pub mod bench;
 pub mod bench_train;
+pub mod train;
