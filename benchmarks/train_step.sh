@@ -18,9 +18,9 @@ for case in "${cases[@]}"; do
     read -r model batch iters <<<"$case"
     ours=(); theirs=()
     for _ in $(seq "$rounds"); do
-        line=$(./target/release/sk-exp bench train --model "$model" --batch "$batch" --iters "$iters" --threads "$threads")
+        line=$(./target/release/sk-exp bench train --model "$model" --batch "$batch" --iters "$iters" --warmup 1 --threads "$threads")
         echo "$line"; ours+=("${line##*images_per_s=}"); our_params=$(sed 's/.*params=\([0-9]*\).*/\1/' <<<"$line")
-        line=$(python benchmarks/train_step.py --model "$model" --batch "$batch" --iters "$iters" --threads "$threads")
+        line=$(python benchmarks/train_step.py --model "$model" --batch "$batch" --iters "$iters" --warmup 1 --threads "$threads")
         echo "$line"; theirs+=("${line##*images_per_s=}"); their_params=$(sed 's/.*params=\([0-9]*\).*/\1/' <<<"$line")
         if [ "$our_params" != "$their_params" ]; then
             echo "error: $model has $our_params parameters in sk-exp but $their_params in the PyTorch definition" >&2
