@@ -14,6 +14,8 @@ struct Cli {
 enum Command {
     /// Every model of the paper with exact #params and multiply-adds beside the paper's figures.
     Models(cli::models::ModelsArgs),
+    /// Train one model (a YAML run file and/or flags); resumable.
+    Train(cli::train::TrainArgs),
     /// Benchmarks (forward+backward images/s); benchmarks/*.sh sets them beside PyTorch.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -25,14 +27,18 @@ enum Command {
 enum BenchCommand {
     /// Forward+backward images/s of a model on random data.
     FwdBwd(cli::bench::BenchArgs),
+    /// Training-step images/s (forward, backward, optimizer step) of a model on random data.
+    Train(cli::bench_train::BenchTrainArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Command::Models(args) => cli::models::run(args),
+        Command::Train(args) => cli::train::run(args),
         Command::Bench(BenchCommand::FwdBwd(args)) => cli::bench::run(args),
         Command::Plot(args) => cli::plot::run(args),
+        Command::Bench(BenchCommand::Train(args)) => cli::bench_train::run(args),
     };
     if let Err(err) = result {
         // One line per cause, no backtrace: the chain names the file or field that was wrong.

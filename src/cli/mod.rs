@@ -2,3 +2,5 @@
 pub mod models;
 pub mod bench;
 pub mod plot;
+pub mod bench_train;
+pub mod train;
