@@ -4,3 +4,4 @@ pub mod bench;
 pub mod plot;
 pub mod bench_train;
 pub mod train;
+pub mod run;

@@ -2,7 +2,7 @@
 //! Every error names the file, and the line where one is at fault.
 use anyhow::{anyhow, bail, Context, Result};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 pub const METRICS_HEADER: [&str; 9] = [
@@ -43,7 +43,7 @@ pub struct RunHistory {
 }
 
 /// One row of results.csv: a finished (or failed) run of an experiment.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct RunResult {
     pub label: String,
     pub seed: u64,
