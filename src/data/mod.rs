@@ -2,6 +2,7 @@
 //! (shuffling, augmentation) is derived from (seed, epoch, index), so results do not depend on worker
 //! scheduling and a resumed run sees exactly the batches an uninterrupted run would.
 pub mod cifar;
+pub mod folder;
 pub mod loader;
 pub mod pickle;
 pub mod seed;

@@ -86,6 +86,167 @@ pub fn pad_crop_flip(image: &Image, pad: usize, rng: &mut impl Rng) -> Image {
     Image::new(w, h, pixels)
 }
 
+/// A rectangle of an image: left, top, width, height.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CropBox {
+    pub left: usize,
+    pub top: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+/// Resample `region` of `image` to `width` x `height` with a bilinear (triangle) filter widened by the
+/// downscaling factor, so downscaling averages every source pixel as PIL's BILINEAR resize does (torchvision's
+/// PIL path). Two separable passes, horizontal first, 8-bit between them like PIL.
+pub fn resize(image: &Image, region: CropBox, width: usize, height: usize) -> Image {
+    assert!(region.width > 0 && region.height > 0 && width > 0 && height > 0, "empty resize");
+    assert!(region.left + region.width <= image.width && region.top + region.height <= image.height, "region outside image");
+    let columns = filter_taps(region.left, region.width, width);
+    let rows = filter_taps(region.top, region.height, height);
+    // Only the source rows some output row reads go through the horizontal pass.
+    let first_row = rows.iter().map(|t| t.start).min().unwrap();
+    let last_row = rows.iter().map(|t| t.start + t.weights.len()).max().unwrap();
+
+    let mut horizontal = vec![0u8; (last_row - first_row) * width * 3];
+    for (y, out_row) in (first_row..last_row).zip(horizontal.chunks_exact_mut(width * 3)) {
+        let in_row = &image.pixels[y * image.width * 3..(y + 1) * image.width * 3];
+        for (tap, out) in columns.iter().zip(out_row.chunks_exact_mut(3)) {
+            let mut acc = [0f32; 3];
+            for (k, &w) in tap.weights.iter().enumerate() {
+                let px = &in_row[(tap.start + k) * 3..(tap.start + k) * 3 + 3];
+                acc[0] += w * px[0] as f32;
+                acc[1] += w * px[1] as f32;
+                acc[2] += w * px[2] as f32;
+            }
+            for c in 0..3 {
+                out[c] = to_u8(acc[c]);
+            }
+        }
+    }
+
+    let mut pixels = vec![0u8; width * height * 3];
+    let stride = width * 3;
+    let mut acc = vec![0f32; stride];
+    for (tap, out_row) in rows.iter().zip(pixels.chunks_exact_mut(stride)) {
+        acc.fill(0.0);
+        for (k, &w) in tap.weights.iter().enumerate() {
+            let row = tap.start + k - first_row;
+            for (a, &v) in acc.iter_mut().zip(&horizontal[row * stride..(row + 1) * stride]) {
+                *a += w * v as f32;
+            }
+        }
+        for (o, &a) in out_row.iter_mut().zip(&acc) {
+            *o = to_u8(a);
+        }
+    }
+    Image::new(width, height, pixels)
+}
+
+fn to_u8(v: f32) -> u8 {
+    v.round().clamp(0.0, 255.0) as u8
+}
+
+/// The source pixels and normalised weights one output pixel of a 1-D resample reads.
+struct Taps {
+    start: usize,
+    weights: Vec<f32>,
+}
+
+/// Output pixel i of `out_len` covers source interval [offset + i*scale, offset + (i+1)*scale); the triangle
+/// filter is stretched by max(scale, 1) so that downscaling averages instead of skipping pixels.
+fn filter_taps(offset: usize, in_len: usize, out_len: usize) -> Vec<Taps> {
+    let scale = in_len as f64 / out_len as f64;
+    let stretch = scale.max(1.0);
+    let support = stretch; // the triangle's half-width is 1 before stretching
+    (0..out_len)
+        .map(|i| {
+            let centre = offset as f64 + (i as f64 + 0.5) * scale;
+            let lo = ((centre - support + 0.5).floor() as isize).max(offset as isize) as usize;
+            let hi = ((centre + support + 0.5).floor() as usize).min(offset + in_len);
+            let mut weights: Vec<f32> = (lo..hi)
+                .map(|x| (1.0 - ((x as f64 + 0.5 - centre) / stretch).abs()).max(0.0) as f32)
+                .collect();
+            let total: f32 = weights.iter().sum();
+            weights.iter_mut().for_each(|w| *w /= total);
+            Taps { start: lo, weights }
+        })
+        .collect()
+}
+
+/// torchvision's RandomResizedCrop box (Python's round-half-to-even included): area fraction in `scale`, aspect ratio log-uniform in `ratio`,
+/// ten tries, then the centred crop of the whole image clamped to the ratio range.
+pub fn random_resized_box(width: usize, height: usize, scale: (f64, f64), ratio: (f64, f64), rng: &mut impl Rng) -> CropBox {
+    let area = (width * height) as f64;
+    let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
+    for _ in 0..10 {
+        let target_area = area * rng.gen_range(scale.0..scale.1);
+        let aspect = rng.gen_range(log_lo..log_hi).exp();
+        let w = (target_area * aspect).sqrt().round_ties_even() as usize;
+        let h = (target_area / aspect).sqrt().round_ties_even() as usize;
+        if 0 < w && w <= width && 0 < h && h <= height {
+            let top = rng.gen_range(0..=height - h);
+            let left = rng.gen_range(0..=width - w);
+            return CropBox { left, top, width: w, height: h };
+        }
+    }
+    let in_ratio = width as f64 / height as f64;
+    let (w, h) = if in_ratio < ratio.0 {
+        (width, ((width as f64 / ratio.0).round_ties_even() as usize).clamp(1, height))
+    } else if in_ratio > ratio.1 {
+        (((height as f64 * ratio.1).round_ties_even() as usize).clamp(1, width), height)
+    } else {
+        (width, height)
+    };
+    CropBox { left: (width - w) / 2, top: (height - h) / 2, width: w, height: h }
+}
+
+/// The ImageNet training transform's geometry: random-resized crop (scale (0.08, 1), ratio (3/4, 4/3)) to
+/// `side` x `side`, then a horizontal flip with probability 1/2.
+pub fn random_resized_crop_flip(image: &Image, side: usize, rng: &mut impl Rng) -> Image {
+    let region = random_resized_box(image.width, image.height, (0.08, 1.0), (3.0 / 4.0, 4.0 / 3.0), rng);
+    let out = resize(image, region, side, side);
+    if rng.gen_bool(0.5) {
+        flip_horizontal(&out)
+    } else {
+        out
+    }
+}
+
+pub fn flip_horizontal(image: &Image) -> Image {
+    let row = image.width * 3;
+    let mut pixels = Vec::with_capacity(image.pixels.len());
+    for line in image.pixels.chunks_exact(row) {
+        for px in line.chunks_exact(3).rev() {
+            pixels.extend_from_slice(px);
+        }
+    }
+    Image::new(image.width, image.height, pixels)
+}
+
+/// The evaluation transform: resize so the shorter side is `resize_to` (torchvision's Resize(int): the
+/// longer side truncated), then the centred `crop` x `crop` square (torchvision's CenterCrop rounding).
+pub fn resize_centre_crop(image: &Image, resize_to: usize, crop: usize) -> Image {
+    let (w, h) = (image.width, image.height);
+    let (rw, rh) = if w <= h {
+        (resize_to, (resize_to as f64 * h as f64 / w as f64) as usize)
+    } else {
+        ((resize_to as f64 * w as f64 / h as f64) as usize, resize_to)
+    };
+    let resized = resize(image, CropBox { left: 0, top: 0, width: w, height: h }, rw, rh);
+    let top = ((rh - crop) as f64 / 2.0).round_ties_even() as usize;
+    let left = ((rw - crop) as f64 / 2.0).round_ties_even() as usize;
+    crop_image(&resized, CropBox { left, top, width: crop, height: crop })
+}
+
+pub fn crop_image(image: &Image, region: CropBox) -> Image {
+    let mut pixels = Vec::with_capacity(region.width * region.height * 3);
+    for y in region.top..region.top + region.height {
+        let start = (y * image.width + region.left) * 3;
+        pixels.extend_from_slice(&image.pixels[start..start + region.width * 3]);
+    }
+    Image::new(region.width, region.height, pixels)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
