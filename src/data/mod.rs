@@ -5,6 +5,7 @@ pub mod cifar;
 pub mod folder;
 pub mod loader;
 pub mod pickle;
+pub mod resample;
 pub mod seed;
 pub mod spec;
 pub mod synthetic;

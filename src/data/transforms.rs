@@ -1,5 +1,7 @@
 //! Image transforms on 8-bit RGB images: the CIFAR augmentation (pad, random crop, flip), the ImageNet
-//! ones (random-resized crop, resize + centre crop) and the final normalisation to CHW floats.
+//! ones (random-resized crop, resize + centre crop; the resampler is in resample.rs) and the final
+//! normalisation to CHW floats.
+pub use super::resample::resize;
 use rand::Rng;
 
 /// An 8-bit RGB image, row-major, channels interleaved (HWC), as decoders and the CIFAR files give it.
@@ -93,84 +95,6 @@ pub struct CropBox {
     pub top: usize,
     pub width: usize,
     pub height: usize,
-}
-
-/// Resample `region` of `image` to `width` x `height` with a bilinear (triangle) filter widened by the
-/// downscaling factor, so downscaling averages every source pixel as PIL's BILINEAR resize does (torchvision's
-/// PIL path). Two separable passes, horizontal first, 8-bit between them like PIL.
-pub fn resize(image: &Image, region: CropBox, width: usize, height: usize) -> Image {
-    assert!(region.width > 0 && region.height > 0 && width > 0 && height > 0, "empty resize");
-    assert!(region.left + region.width <= image.width && region.top + region.height <= image.height, "region outside image");
-    let columns = filter_taps(region.left, region.width, width);
-    let rows = filter_taps(region.top, region.height, height);
-    // Only the source rows some output row reads go through the horizontal pass.
-    let first_row = rows.iter().map(|t| t.start).min().unwrap();
-    let last_row = rows.iter().map(|t| t.start + t.weights.len()).max().unwrap();
-
-    let mut horizontal = vec![0u8; (last_row - first_row) * width * 3];
-    for (y, out_row) in (first_row..last_row).zip(horizontal.chunks_exact_mut(width * 3)) {
-        let in_row = &image.pixels[y * image.width * 3..(y + 1) * image.width * 3];
-        for (tap, out) in columns.iter().zip(out_row.chunks_exact_mut(3)) {
-            let mut acc = [0f32; 3];
-            for (k, &w) in tap.weights.iter().enumerate() {
-                let px = &in_row[(tap.start + k) * 3..(tap.start + k) * 3 + 3];
-                acc[0] += w * px[0] as f32;
-                acc[1] += w * px[1] as f32;
-                acc[2] += w * px[2] as f32;
-            }
-            for c in 0..3 {
-                out[c] = to_u8(acc[c]);
-            }
-        }
-    }
-
-    let mut pixels = vec![0u8; width * height * 3];
-    let stride = width * 3;
-    let mut acc = vec![0f32; stride];
-    for (tap, out_row) in rows.iter().zip(pixels.chunks_exact_mut(stride)) {
-        acc.fill(0.0);
-        for (k, &w) in tap.weights.iter().enumerate() {
-            let row = tap.start + k - first_row;
-            for (a, &v) in acc.iter_mut().zip(&horizontal[row * stride..(row + 1) * stride]) {
-                *a += w * v as f32;
-            }
-        }
-        for (o, &a) in out_row.iter_mut().zip(&acc) {
-            *o = to_u8(a);
-        }
-    }
-    Image::new(width, height, pixels)
-}
-
-fn to_u8(v: f32) -> u8 {
-    v.round().clamp(0.0, 255.0) as u8
-}
-
-/// The source pixels and normalised weights one output pixel of a 1-D resample reads.
-struct Taps {
-    start: usize,
-    weights: Vec<f32>,
-}
-
-/// Output pixel i of `out_len` covers source interval [offset + i*scale, offset + (i+1)*scale); the triangle
-/// filter is stretched by max(scale, 1) so that downscaling averages instead of skipping pixels.
-fn filter_taps(offset: usize, in_len: usize, out_len: usize) -> Vec<Taps> {
-    let scale = in_len as f64 / out_len as f64;
-    let stretch = scale.max(1.0);
-    let support = stretch; // the triangle's half-width is 1 before stretching
-    (0..out_len)
-        .map(|i| {
-            let centre = offset as f64 + (i as f64 + 0.5) * scale;
-            let lo = ((centre - support + 0.5).floor() as isize).max(offset as isize) as usize;
-            let hi = ((centre + support + 0.5).floor() as usize).min(offset + in_len);
-            let mut weights: Vec<f32> = (lo..hi)
-                .map(|x| (1.0 - ((x as f64 + 0.5 - centre) / stretch).abs()).max(0.0) as f32)
-                .collect();
-            let total: f32 = weights.iter().sum();
-            weights.iter_mut().for_each(|w| *w /= total);
-            Taps { start: lo, weights }
-        })
-        .collect()
 }
 
 /// torchvision's RandomResizedCrop box (Python's round-half-to-even included): area fraction in `scale`, aspect ratio log-uniform in `ratio`,
