@@ -30,13 +30,16 @@ struct Args {
     epochs: u64,
 }
 
-/// CPU seconds this process has used, all threads (user + system; Linux /proc, USER_HZ = 100).
-fn cpu_seconds() -> Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 of the line.
-    let after = &stat[stat.rfind(')').ok_or_else(|| anyhow::anyhow!("odd /proc/self/stat"))? + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    Ok((fields[11].parse::<f64>()? + fields[12].parse::<f64>()?) / 100.0)
+/// CPU seconds this process has used so far, all threads, user + system.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 fn main() -> Result<()> {
@@ -54,14 +57,14 @@ fn main() -> Result<()> {
     };
     let train = open(&spec, None)?.train;
     let mut seen = 0;
-    let (start, cpu_start) = (Instant::now(), cpu_seconds()?);
+    let (start, cpu_start) = (Instant::now(), cpu_seconds());
     for epoch in 0..args.epochs {
         let config = LoaderConfig { drop_last: false, ..LoaderConfig::train(args.batch_size, 0, epoch, args.threads) };
         for batch in batches(train.clone(), config)? {
             seen += batch?.labels.size()[0] as usize;
         }
     }
-    let (seconds, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds()? - cpu_start);
+    let (seconds, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu_start);
     println!(
         "ours {:.1} images/s, {:.1} images per CPU-second ({seen} images, {seconds:.2} s wall, {cpu:.2} s CPU, {} threads)",
         seen as f64 / seconds,

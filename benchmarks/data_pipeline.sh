@@ -30,7 +30,7 @@ printf '%-7s %7s | %12s %12s %6s | %12s %12s %6s\n' workload threads "ours img/s
 for threads in "${threads_list[@]}"; do
     workers=$([ "$threads" -le 1 ] && echo 0 || echo "$threads")
     for kind in cifar folder; do
-        if [ "$kind" = cifar ]; then root="$DATA/cifar-10-batches-py"; epochs=1; else root="$DATA/folder"; epochs=2; fi
+        if [ "$kind" = cifar ]; then root="$DATA/cifar-10-batches-py"; epochs=3; else root="$DATA/folder"; epochs=2; fi
         : > /tmp/sk_bench_ours.$$; : > /tmp/sk_bench_tv.$$
         for _ in $(seq "$ROUNDS"); do
             "$ours" --kind "$kind" --root "$root" --threads "$workers" --epochs "$epochs" | rates >> /tmp/sk_bench_ours.$$

@@ -174,7 +174,7 @@ fn copy_tree(name: &str) -> PathBuf {
 }
 
 fn open_err(root: &Path) -> String {
-    format!("{:#}", folder::open(root, &spec(root)).err().expect("expected an error"))
+    format!("{:#}", folder::open(root, &spec(root)).expect_err("expected an error"))
 }
 
 #[test]
