@@ -133,12 +133,15 @@ pub fn load_model(spec: &ModelSpec, weights_path: &Path, device: Device) -> Resu
     Ok(LoadedModel { model, vs })
 }
 
+/// The (smaller, larger) kernel's path indices of a model's SK units; an error for a model without them.
+pub fn kernel_paths(spec: &ModelSpec) -> Result<(usize, usize)> {
+    small_and_large_paths(spec.sk().context("the attention analysis needs a model with SK units (its spec has no `sk`)")?)
+}
+
 /// Forward passes over the data at every scale, recording every SK unit's selection weights.
 pub fn analyse(model: &Model, data: &AnalysisData, spec: &AttentionSpec, device: Device, progress: bool) -> Result<AttentionStats> {
     spec.validate()?;
-    let paths = small_and_large_paths(
-        model.spec.sk().context("the attention analysis needs a model with SK units (its spec has no `sk`)")?,
-    )?;
+    let paths = kernel_paths(&model.spec)?;
     let renderer = match (spec.zoom, &data.synthetic) {
         (Zoom::Resize, _) => None,
         (Zoom::Render, Some(s)) => Some(s),

@@ -4,7 +4,7 @@ use super::common::{data_spec, resolve_spec};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use sk_exp::analysis::attention::AttentionStats;
-use sk_exp::analysis::attention_report::{load_model, report, AnalysisData, AttentionSpec, Zoom};
+use sk_exp::analysis::attention_report::{kernel_paths, load_model, report, AnalysisData, AttentionSpec, Zoom};
 use sk_exp::train::config::RunConfig;
 use std::path::{Path, PathBuf};
 
@@ -123,6 +123,7 @@ pub fn run(args: AttentionArgs) -> Result<()> {
             (model_spec, weights, data, args.out.clone().context("--out is required")?, name.to_string())
         }
     };
+    kernel_paths(&model_spec)?;
     let loaded = load_model(&model_spec, &weights, device)?;
     let (stats, written) = report(&loaded.model, &data, &spec, device, &out, &title, !args.quiet)?;
     print_summary(&stats);
