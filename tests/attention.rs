@@ -151,6 +151,15 @@ fn the_command_writes_the_csvs_and_figures_of_a_model_and_its_weights() {
     assert_eq!(keys, expected);
     assert!(units.iter().all(|r| r[2] == "18"));
 
+    // The paired change's mean is the change of the means.
+    let shifts = csv_rows(&out.join("attention_shifts.csv"));
+    assert_eq!(shifts.len(), 3);
+    for row in &shifts {
+        assert_eq!((row[1].as_str(), row[2].as_str(), row[3].as_str()), ("2.0x", "1.0x", "18"));
+        let change: f64 = row[4].parse().unwrap();
+        let expected = value(&units, &row[0], "2.0x", 3) - value(&units, &row[0], "1.0x", 3);
+        assert!((change - expected).abs() < 3e-6, "{}: {change} vs {expected}", row[0]);
+    }
     let classes = csv_rows(&out.join("attention_classes.csv"));
     assert_eq!(classes.len(), 3 * 2 * 10);
     let counted: usize = classes.iter().filter(|r| r[0] == "SK_2_1" && r[1] == "1.0x").map(|r| r[3].parse::<usize>().unwrap()).sum();

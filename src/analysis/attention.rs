@@ -74,6 +74,23 @@ pub struct ClassRow {
     pub mean: f64,
 }
 
+/// How one unit's attention difference moves from the first scale to another, image by image (the same
+/// images are seen at every scale, so the change is paired).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShiftRow {
+    pub unit: String,
+    pub scale: String,
+    /// The scale compared against (the first one).
+    pub baseline: String,
+    pub n: usize,
+    /// Mean over images of (difference at `scale` - difference at `baseline`).
+    pub mean_change: f64,
+    /// Standard error of that mean (sample std / sqrt(n)); None for a single image.
+    pub stderr: Option<f64>,
+    /// Share of the images whose difference grew.
+    pub frac_increased: f64,
+}
+
 /// The larger-kernel weight of one unit, averaged over images and over one group of channels.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelRow {
@@ -143,6 +160,30 @@ impl AttentionStats {
             .collect()
     }
 
+    /// The paired change of every unit's attention difference from the first scale to each later one.
+    pub fn shift_rows(&self) -> Vec<ShiftRow> {
+        let mut rows = Vec::new();
+        for (u, unit) in self.units.iter().enumerate() {
+            let Some(base) = self.diffs.get(&(u, 0)) else { continue };
+            for (s, scale) in self.scales.iter().enumerate().skip(1) {
+                let Some(values) = self.diffs.get(&(u, s)) else { continue };
+                let changes: Vec<f64> = values.iter().zip(base).map(|(v, b)| v - b).collect();
+                let (mean_change, std) = mean_std(&changes);
+                let n = changes.len();
+                rows.push(ShiftRow {
+                    unit: unit.clone(),
+                    scale: scale.clone(),
+                    baseline: self.scales[0].clone(),
+                    n,
+                    mean_change,
+                    stderr: std.map(|sd| sd / (n as f64).sqrt()),
+                    frac_increased: changes.iter().filter(|c| **c > 0.0).count() as f64 / n.max(1) as f64,
+                });
+            }
+        }
+        rows
+    }
+
     /// Mean attention difference per unit, scale and class.
     pub fn class_rows(&self) -> Vec<ClassRow> {
         self.class_diffs
@@ -198,7 +239,7 @@ mod tests {
         assert_eq!(bright, 64);
         assert!(zoom_center(&img, 0.5).is_err());
         assert!(zoom_center(&img, f64::NAN).is_err());
-        assert!(zoom_center(&img, 10.0).is_err());
+        assert!(zoom_center(&img, 20.0).is_err());
     }
 
     #[test]
@@ -232,5 +273,25 @@ mod tests {
         }
         let order: Vec<String> = stats.unit_rows().into_iter().map(|r| r.scale).collect();
         assert_eq!(order, ["2.0x", "1.0x", "10.0x"]);
+    }
+
+    #[test]
+    fn shifts_pair_each_image_with_itself_at_the_first_scale() {
+        // Image differences at 1.0x: (0.1, -0.2, 0.0); at 2.0x: (0.2, -0.1, -0.1) -> changes (0.1, 0.1, -0.1).
+        let record = |diffs: &[f32]| {
+            let w: Vec<f32> = diffs.iter().flat_map(|d| [0.5 - d / 2.0, 0.5 + d / 2.0]).collect();
+            UnitAttention { label: "SK_2_1".into(), weights: Tensor::from_slice(&w).view([diffs.len() as i64, 2, 1]) }
+        };
+        let mut stats = AttentionStats::default();
+        stats.add(&[record(&[0.1, -0.2, 0.0])], &[0, 1, 2], "1.0x", (0, 1)).unwrap();
+        stats.add(&[record(&[0.2, -0.1, -0.1])], &[0, 1, 2], "2.0x", (0, 1)).unwrap();
+        let rows = stats.shift_rows();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!((r.scale.as_str(), r.baseline.as_str(), r.n), ("2.0x", "1.0x", 3));
+        assert!((r.mean_change - 0.1 / 3.0).abs() < 1e-6);
+        // Sample std of (0.1, 0.1, -0.1) is sqrt(0.04 / 3); over sqrt(3).
+        assert!((r.stderr.unwrap() - (0.04f64 / 3.0).sqrt() / 3f64.sqrt()).abs() < 1e-6);
+        assert!((r.frac_increased - 2.0 / 3.0).abs() < 1e-12);
     }
 }

@@ -216,14 +216,20 @@ pub fn last_unit_of_each_stage(units: &[String]) -> Vec<String> {
     last
 }
 
-/// Writes attention_units.csv, attention_classes.csv and attention_channels.csv (for `unit`, channels
-/// averaged in groups of `group`) into `out_dir`; returns their paths.
+/// Writes attention_units.csv, attention_shifts.csv (paired change from the first scale),
+/// attention_classes.csv and attention_channels.csv (for `unit`, channels averaged in groups of `group`)
+/// into `out_dir`; returns their paths.
 pub fn write_csvs(stats: &AttentionStats, out_dir: &Path, unit: &str, group: usize) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let mut units = String::from("unit,scale,n,mean_diff,std_diff\n");
     for r in stats.unit_rows() {
         let std = r.std.map_or(String::new(), |s| format!("{s:.6}"));
         writeln!(units, "{},{},{},{:.6},{std}", r.unit, r.scale, r.n, r.mean)?;
+    }
+    let mut shifts = String::from("unit,scale,baseline,n,mean_change,stderr_change,frac_increased\n");
+    for r in stats.shift_rows() {
+        let stderr = r.stderr.map_or(String::new(), |s| format!("{s:.6}"));
+        writeln!(shifts, "{},{},{},{},{:.6},{stderr},{:.4}", r.unit, r.scale, r.baseline, r.n, r.mean_change, r.frac_increased)?;
     }
     let mut classes = String::from("unit,scale,class,n,mean_diff\n");
     for r in stats.class_rows() {
@@ -233,7 +239,12 @@ pub fn write_csvs(stats: &AttentionStats, out_dir: &Path, unit: &str, group: usi
     for r in stats.channel_rows(unit, group)? {
         writeln!(channels, "{},{},{},{:.6}", r.unit, r.scale, r.group, r.mean_weight)?;
     }
-    let files = [("attention_units.csv", units), ("attention_classes.csv", classes), ("attention_channels.csv", channels)];
+    let files = [
+        ("attention_units.csv", units),
+        ("attention_shifts.csv", shifts),
+        ("attention_classes.csv", classes),
+        ("attention_channels.csv", channels),
+    ];
     let mut written = Vec::new();
     for (name, text) in files {
         let path = out_dir.join(name);
@@ -255,6 +266,11 @@ pub fn report(
     progress: bool,
 ) -> Result<(AttentionStats, Vec<PathBuf>)> {
     let stats = analyse(model, data, spec, device, progress)?;
+    let title = match spec.zoom {
+        Zoom::Resize => format!("{title}, centre crop + resize"),
+        Zoom::Render => format!("{title}, scenes rendered zoomed"),
+    };
+    let title = title.as_str();
     let unit = spec.unit.clone().unwrap_or_else(|| default_unit(&stats));
     let mut written = write_csvs(&stats, out_dir, &unit, spec.group)?;
     written.extend(plots::plot_unit_differences(&stats.unit_rows(), title, &out_dir.join("attention_units"))?);

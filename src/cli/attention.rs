@@ -152,4 +152,15 @@ fn print_summary(stats: &AttentionStats) {
         }
         println!();
     }
+    let shifts = stats.shift_rows();
+    if let Some(baseline) = shifts.first().map(|r| r.baseline.clone()) {
+        println!("\nchange from {baseline}, image by image: mean ± standard error (share of images that rose)");
+        for unit in stats.units() {
+            print!("{unit:<10}");
+            for r in shifts.iter().filter(|r| r.unit == *unit) {
+                print!("  {}: {:+.4} ± {:.4} ({:.0}%)", r.scale, r.mean_change, r.stderr.unwrap_or(0.0), 100.0 * r.frac_increased);
+            }
+            println!();
+        }
+    }
 }
