@@ -127,6 +127,13 @@ pub struct LoadedModel {
 /// Builds `spec` on `device` and loads a safetensors file of PyTorch state_dict names (a run, checkpoint or
 /// export folder holding one is found inside it).
 pub fn load_model(spec: &ModelSpec, weights_path: &Path, device: Device) -> Result<LoadedModel> {
+    // libtorch aborts on a CUDA device it does not have; say so first.
+    if let Device::Cuda(index) = device {
+        let count = tch::Cuda::device_count();
+        if index as i64 >= count {
+            bail!("device cuda:{index}: this machine has {count} CUDA device(s) usable by libtorch");
+        }
+    }
     let vs = nn::VarStore::new(device);
     let model = Model::build(&vs.root(), spec)?;
     weights::load_safetensors(&vs, &weights::locate(weights_path)?)?;
