@@ -14,6 +14,10 @@ struct Cli {
 enum Command {
     /// Every model of the paper with exact #params and multiply-adds beside the paper's figures.
     Models(cli::models::ModelsArgs),
+    /// Evaluate a TorchScript file or a model with its weights (top-1/top-5 error), or dump logits of a tensor.
+    Eval(cli::eval::EvalArgs),
+    /// Write a model with its weights for PyTorch: safetensors (PyTorch key names) and TorchScript.
+    Export(cli::export::ExportArgs),
     /// Benchmarks (forward+backward images/s); benchmarks/*.sh sets them beside PyTorch.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -29,6 +33,8 @@ fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Command::Models(args) => cli::models::run(args),
+        Command::Eval(args) => cli::eval::run(args),
+        Command::Export(args) => cli::export::run(args),
         Command::Bench(BenchCommand::FwdBwd(args)) => cli::bench::run(args),
     };
     if let Err(err) = result {

@@ -1,3 +1,5 @@
 //! The command line's subcommands: parse flags, call the library, print.
 pub mod models;
 pub mod bench;
+pub mod eval;
+pub mod export;

@@ -1,0 +1,177 @@
+//! Evaluation: one classifier interface over our models and TorchScript files, the metrics (cross-entropy
+//! loss, top-1 and top-5 error) and the evaluation loop over a data set's batches.
+use crate::data::Batch;
+use crate::interop::torchscript::TorchScript;
+use crate::models::{weights, Model, ModelSpec};
+use anyhow::{bail, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+use std::time::Instant;
+use tch::{nn, Device, Kind, Reduction, Tensor};
+
+/// Something that maps an NCHW float batch to logits (N, classes), in eval mode.
+pub enum Classifier {
+    Ours { model: Model, vs: nn::VarStore },
+    TorchScript(TorchScript),
+}
+
+impl Classifier {
+    /// Our model built from `spec` on `device`, with its weights from `weights` (a safetensors file of a
+    /// PyTorch state_dict, or a run/checkpoint/export folder holding one); None keeps the random init.
+    pub fn ours(spec: &ModelSpec, weights: Option<&Path>, device: Device) -> Result<Classifier> {
+        let vs = nn::VarStore::new(device);
+        let model = Model::build(&vs.root(), spec)?;
+        if let Some(path) = weights {
+            weights::load_safetensors(&vs, &weights::locate(path)?)?;
+        }
+        Ok(Classifier::Ours { model, vs })
+    }
+
+    pub fn torchscript(path: &Path, device: Device) -> Result<Classifier> {
+        Ok(Classifier::TorchScript(TorchScript::load(path, device)?))
+    }
+
+    pub fn device(&self) -> Device {
+        match self {
+            Classifier::Ours { vs, .. } => vs.device(),
+            Classifier::TorchScript(ts) => ts.device(),
+        }
+    }
+
+    /// The number of classes where the classifier declares it (TorchScript files do not).
+    pub fn num_classes(&self) -> Option<i64> {
+        match self {
+            Classifier::Ours { model, .. } => Some(model.spec.num_classes()),
+            Classifier::TorchScript(_) => None,
+        }
+    }
+
+    /// Eval-mode logits of `images` (moved to the classifier's device), without autograd.
+    pub fn logits(&self, images: &Tensor) -> Result<Tensor> {
+        let images = images.to_device(self.device());
+        tch::no_grad(|| match self {
+            Classifier::Ours { model, .. } => model.forward_t(&images, false),
+            Classifier::TorchScript(ts) => ts.forward(&images),
+        })
+    }
+}
+
+/// Running sums over evaluated samples; the figures are per sample, errors in percent.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Metrics {
+    pub samples: u64,
+    pub loss_sum: f64,
+    pub top1_errors: u64,
+    pub top5_errors: u64,
+}
+
+impl Metrics {
+    /// Adds a batch: `logits` (N, classes), `labels` (N) class indices. Top 5 means all classes when there
+    /// are fewer than five.
+    pub fn add(&mut self, logits: &Tensor, labels: &Tensor) -> Result<()> {
+        let (n, classes) = match logits.size()[..] {
+            [n, c] => (n, c),
+            ref other => bail!("metrics: expected logits of shape (N, classes), got {other:?}"),
+        };
+        let labels = labels.to_device(logits.device()).to_kind(Kind::Int64);
+        if labels.size() != [n] {
+            bail!("metrics: {n} logit rows but labels of shape {:?}", labels.size());
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let (low, high) = (labels.min().int64_value(&[]), labels.max().int64_value(&[]));
+        if low < 0 || high >= classes {
+            bail!("metrics: labels range over [{low}, {high}] but the classifier has {classes} classes");
+        }
+        let loss = logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(&labels, None, Reduction::Sum, -100, 0.0);
+        let top = logits.topk(5.min(classes), 1, true, true).1;
+        let hits = top.eq_tensor(&labels.unsqueeze(1));
+        self.samples += n as u64;
+        self.loss_sum += loss.double_value(&[]);
+        self.top1_errors += n as u64 - hits.narrow(1, 0, 1).sum(Kind::Int64).int64_value(&[]) as u64;
+        self.top5_errors += n as u64 - hits.any_dim(1, false).sum(Kind::Int64).int64_value(&[]) as u64;
+        Ok(())
+    }
+
+    pub fn loss(&self) -> f64 {
+        self.loss_sum / self.samples.max(1) as f64
+    }
+    pub fn top1_err(&self) -> f64 {
+        percent(self.top1_errors, self.samples)
+    }
+    pub fn top5_err(&self) -> f64 {
+        percent(self.top5_errors, self.samples)
+    }
+}
+
+fn percent(count: u64, of: u64) -> f64 {
+    100.0 * count as f64 / of.max(1) as f64
+}
+
+/// The outcome of one pass over a data set.
+#[derive(Clone, Copy, Debug)]
+pub struct EvalReport {
+    pub metrics: Metrics,
+    pub seconds: f64,
+}
+
+impl EvalReport {
+    /// Throughput of the whole pass (loading and transforming the images included).
+    pub fn images_per_s(&self) -> f64 {
+        self.metrics.samples as f64 / self.seconds.max(f64::MIN_POSITIVE)
+    }
+}
+
+/// Evaluates `classifier` on every batch, with a progress bar over `total` images when `progress`.
+pub fn evaluate(
+    classifier: &Classifier,
+    batches: impl IntoIterator<Item = Result<Batch>>,
+    total: usize,
+    progress: bool,
+) -> Result<EvalReport> {
+    let bar = if progress { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}  {msg}")
+            .expect("a valid template"),
+    );
+    let start = Instant::now();
+    let mut metrics = Metrics::default();
+    for batch in batches {
+        let batch = batch?;
+        let logits = classifier.logits(&batch.images)?;
+        metrics.add(&logits, &batch.labels)?;
+        bar.inc(batch.labels.size()[0] as u64);
+        bar.set_message(format!("top-1 err {:.2}%", metrics.top1_err()));
+    }
+    bar.finish_and_clear();
+    Ok(EvalReport { metrics, seconds: start.elapsed().as_secs_f64() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_top1_and_top5_errors_and_sums_the_loss() {
+        // Scores ascend with the class index: class 7 is the top 1, classes 3..=7 the top 5.
+        let logits = Tensor::arange(8, (Kind::Float, Device::Cpu)).unsqueeze(0).repeat([4, 1]);
+        let labels = Tensor::from_slice(&[7i64, 3, 2, 0]);
+        let mut m = Metrics::default();
+        m.add(&logits, &labels).unwrap();
+        assert_eq!((m.samples, m.top1_errors, m.top5_errors), (4, 3, 2));
+        assert_eq!((m.top1_err(), m.top5_err()), (75.0, 50.0));
+        let expected = logits.cross_entropy_for_logits(&labels).double_value(&[]);
+        assert!((m.loss() - expected).abs() < 1e-6);
+        // Fewer than five classes: every label is in the "top 5".
+        let mut small = Metrics::default();
+        small.add(&Tensor::from_slice(&[0.1f32, 0.9, 0.5, 0.2, 0.7, 0.1]).view([2, 3]), &Tensor::from_slice(&[1i64, 2])).unwrap();
+        assert_eq!((small.top1_errors, small.top5_errors), (1, 0));
+    }
+
+    #[test]
+    fn labels_outside_the_classes_are_an_error() {
+        let err = Metrics::default().add(&Tensor::zeros([2, 3], (Kind::Float, Device::Cpu)), &Tensor::from_slice(&[0i64, 3]));
+        assert!(err.unwrap_err().to_string().contains("labels range over [0, 3] but the classifier has 3 classes"));
+    }
+}

@@ -1,0 +1,189 @@
+//! TorchScript and PyTorch weights in and out, through the `sk-exp` binary, against PyTorch itself
+//! (tests/python/interop_reference.py run by the venv's Python, $SK_EXP_PYTHON).
+use sk_exp::interop::npy;
+use sk_exp::models::weights::{read_tensors, save_safetensors};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use tch::{Kind, Tensor};
+
+/// Largest |sk-exp - PyTorch| allowed, relative to the largest |PyTorch| logit.
+const TOLERANCE: f64 = 1e-4;
+
+fn python() -> String {
+    std::env::var("SK_EXP_PYTHON").unwrap_or_else(|_| {
+        panic!("SK_EXP_PYTHON is not set: run the tests through scripts/test.sh, which sets up the PyTorch venv")
+    })
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interop").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn reference(args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/interop_reference.py");
+    let out = Command::new(python()).arg(&script).args(args).output().unwrap();
+    assert!(out.status.success(), "{} {args:?} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
+}
+
+fn sk_exp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sk-exp")).args(args).output().unwrap()
+}
+
+fn sk_exp_ok(args: &[&str]) -> String {
+    let out = sk_exp(args);
+    assert!(out.status.success(), "sk-exp {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The error sk-exp prints for `args`: it must fail with exactly one line, free of C++ backtraces.
+fn sk_exp_error(args: &[&str]) -> String {
+    let out = sk_exp(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "sk-exp {args:?} should fail cleanly; stderr:\n{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "expected a one-line error, got:\n{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    for noise in ["frame #", "Exception raised from", "Traceback", "panicked"] {
+        assert!(!stderr.contains(noise), "the error carries '{noise}':\n{stderr}");
+    }
+    stderr
+}
+
+fn relative_difference(got: &Path, expected: &Path) -> f64 {
+    let (got, expected) = (npy::read_f32(got).unwrap(), npy::read_f32(expected).unwrap());
+    assert_eq!(got.size(), expected.size());
+    let scale = expected.abs().max().double_value(&[]);
+    assert!(scale > 0.0, "the reference logits are all zero");
+    (&got - &expected).abs().max().double_value(&[]) / scale
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A TorchScript file made by PyTorch gives PyTorch's logits through `sk-exp eval --torchscript`.
+fn assert_torchscript_matches(model: &str, mode: &str) {
+    let dir = temp_dir(&format!("{model}-{mode}"));
+    reference(&["make-torchscript", model, mode, p(&dir), "--size", "64", "--batch", "2"]);
+    let ours = dir.join("ours.npy");
+    sk_exp_ok(&["eval", "--torchscript", p(&dir.join("model.pt")), "--input", p(&dir.join("input.npy")), "--dump-logits", p(&ours)]);
+    let diff = relative_difference(&ours, &dir.join("logits.npy"));
+    eprintln!("{model} ({mode}d by PyTorch) through sk-exp: relative max difference {diff:.3e}");
+    assert!(diff < TOLERANCE, "{model} ({mode}): relative max difference {diff:.3e}");
+}
+
+#[test]
+fn pytorch_traced_torchvision_resnet50_runs_in_sk_exp() {
+    assert_torchscript_matches("resnet50", "trace");
+}
+
+#[test]
+fn pytorch_scripted_torchvision_resnet50_runs_in_sk_exp() {
+    assert_torchscript_matches("resnet50", "script");
+}
+
+#[test]
+fn pytorch_traced_timm_skresnext50_runs_in_sk_exp() {
+    assert_torchscript_matches("skresnext50_32x4d", "trace");
+}
+
+/// `sk-exp export` of SKNet-50 (with timm's skresnext50_32x4d weights, loaded by PyTorch key names):
+/// PyTorch runs the TorchScript file and loads the safetensors into timm, and both give sk-exp's logits.
+#[test]
+fn exported_sknet50_gives_sk_exp_logits_in_pytorch() {
+    let dir = temp_dir("export");
+    // timm's skresnext50_32x4d with seeded random weights (the oracle tests' reference script).
+    let source = dir.join("source");
+    std::fs::create_dir_all(&source).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference_models.py");
+    let status = Command::new(python())
+        .arg(&script)
+        .args(["skresnext50_32x4d", p(&source), "--size", "64", "--batch", "3"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "{} failed", script.display());
+    let input = dir.join("input.npy");
+    let (_, images) = read_tensors(&source.join("input.safetensors")).unwrap().remove(0);
+    npy::write_f32(&input, &images).unwrap();
+
+    let out = dir.join("exported");
+    let printed = sk_exp_ok(&["export", "--model", "sknet50", "--weights", p(&source.join("weights.safetensors")), "--out", p(&out), "--size", "64"]);
+    assert!(printed.contains("model.pt"), "{printed}");
+
+    let ours = dir.join("ours.npy");
+    sk_exp_ok(&["eval", "--model", "sknet50", "--weights", p(&out), "--input", p(&input), "--dump-logits", p(&ours)]);
+    let timm_source = dir.join("timm_source.npy");
+    npy::write_f32(&timm_source, &read_tensors(&source.join("output.safetensors")).unwrap().remove(0).1).unwrap();
+    let diff = relative_difference(&ours, &timm_source);
+    assert!(diff < TOLERANCE, "sk-exp on the exported weights vs timm: relative max difference {diff:.3e}");
+    let jit = dir.join("jit.npy");
+    reference(&["run-torchscript", p(&out.join("model.pt")), p(&input), p(&jit)]);
+    let diff = relative_difference(&jit, &ours);
+    eprintln!("exported sknet50 in torch.jit.load vs sk-exp: relative max difference {diff:.3e}");
+    assert!(diff < TOLERANCE, "TorchScript export: relative max difference {diff:.3e}");
+    let timm = dir.join("timm.npy");
+    reference(&["run-state-dict", "skresnext50_32x4d", p(&out.join("model.safetensors")), p(&input), p(&timm)]);
+    let diff = relative_difference(&timm, &ours);
+    eprintln!("exported sknet50 weights in timm vs sk-exp: relative max difference {diff:.3e}");
+    assert!(diff < TOLERANCE, "safetensors export: relative max difference {diff:.3e}");
+}
+
+#[test]
+fn bad_files_give_one_line_errors_naming_the_problem() {
+    let dir = temp_dir("bad");
+    let input = dir.join("input.npy");
+    npy::write_f32(&input, &Tensor::randn([2, 3, 32, 32], (Kind::Float, tch::Device::Cpu))).unwrap();
+    let dump = dir.join("out.npy");
+    let eval = |source: &[&str], input: &Path| {
+        let mut args = vec!["eval"];
+        args.extend_from_slice(source);
+        args.extend_from_slice(&["--input", p(input), "--dump-logits", p(&dump)]);
+        sk_exp_error(&args)
+    };
+
+    // Not TorchScript: a text file, and a torch.save archive (a zip archive too, without TorchScript code).
+    let text = dir.join("notes.pt");
+    std::fs::write(&text, "not a model").unwrap();
+    assert!(eval(&["--torchscript", p(&text)], &input).contains("not a TorchScript file"));
+    let pickled = dir.join("state_dict.pt");
+    reference(&["torch-save", p(&pickled)]);
+    assert!(eval(&["--torchscript", p(&pickled)], &input).contains("a torch.save archive"));
+    assert!(eval(&["--torchscript", p(&dir.join("absent.pt"))], &input).contains("no such file"));
+
+    // A state_dict with a tensor missing, one extra and one mis-shaped.
+    let good = dir.join("good.safetensors");
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let spec = sk_exp::models::registry::resolve("resnet50", None).unwrap();
+    sk_exp::models::Model::build(&vs.root(), &spec).unwrap();
+    save_safetensors(&vs, &good).unwrap();
+    let mut tensors = read_tensors(&good).unwrap();
+    tensors.retain(|(name, _)| name != "layer1.0.bn1.running_mean");
+    tensors.push(("layer9.weight".into(), Tensor::zeros([1], (Kind::Float, tch::Device::Cpu))));
+    for (name, t) in tensors.iter_mut() {
+        if name == "fc.weight" {
+            *t = Tensor::zeros([10, 2048], (Kind::Float, tch::Device::Cpu));
+        }
+    }
+    let bad = dir.join("bad.safetensors");
+    Tensor::write_safetensors(&tensors, &bad).unwrap();
+    let message = eval(&["--model", "resnet50", "--weights", p(&bad)], &input);
+    for part in ["1 missing: layer1.0.bn1.running_mean", "1 unexpected: layer9.weight", "fc.weight (file [10, 2048], model [1000, 2048])"] {
+        assert!(message.contains(part), "'{part}' not in: {message}");
+    }
+    assert!(eval(&["--model", "resnet50", "--weights", p(&dir)], &input).contains("holds none of"));
+    assert!(eval(&["--model", "resnet50", "--weights", p(&text)], &input).contains("cannot read it as safetensors"));
+
+    // Wrong input shapes, for our model and for a TorchScript file.
+    let four_channels = dir.join("four.npy");
+    npy::write_f32(&four_channels, &Tensor::randn([2, 4, 32, 32], (Kind::Float, tch::Device::Cpu))).unwrap();
+    assert!(eval(&["--model", "resnet50", "--weights", p(&good)], &four_channels).contains("expected a float tensor of shape (N, 3, H, W)"));
+    let exported = dir.join("exported");
+    sk_exp_ok(&["export", "--model", "resnet50", "--weights", p(&good), "--out", p(&exported), "--size", "32"]);
+    let message = eval(&["--torchscript", p(&exported.join("model.pt"))], &four_channels);
+    assert!(message.contains("to have 3 channels, but got 4 channels"), "{message}");
+    let flat = dir.join("flat.npy");
+    npy::write_f32(&flat, &Tensor::zeros([2, 3], (Kind::Float, tch::Device::Cpu))).unwrap();
+    assert!(eval(&["--torchscript", p(&exported.join("model.pt"))], &flat).contains("(N, C, H, W)"));
+}

@@ -1,0 +1,96 @@
+"""PyTorch side of tests/interop.rs: TorchScript files made by PyTorch, and PyTorch runs of sk-exp's exports.
+
+usage:
+  interop_reference.py make-torchscript MODEL trace|script OUT_DIR [--size S] [--batch B] [--seed N]
+      MODEL from scripts/reference_models.py (seeded random weights, randomised BN statistics), in eval
+      mode, saved with torch.jit.save as OUT_DIR/model.pt; OUT_DIR/input.npy (B, 3, S, S) and
+      OUT_DIR/logits.npy (its eval-mode logits).
+  interop_reference.py run-torchscript FILE INPUT.npy OUT.npy
+      torch.jit.load(FILE) on INPUT, logits to OUT.
+  interop_reference.py run-state-dict MODEL WEIGHTS.safetensors INPUT.npy OUT.npy
+      MODEL with the state_dict loaded strictly (only num_batches_tracked may be absent), logits to OUT.
+  interop_reference.py torch-save OUT.pt
+      a small state_dict written with torch.save (a zip archive that is not TorchScript).
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+from reference_models import MODELS, randomise_batch_norms  # noqa: E402
+
+
+def logits_of(model, xs):
+    with torch.no_grad():
+        return model(xs).float().numpy()
+
+
+def make_torchscript(args):
+    torch.manual_seed(args.seed)
+    model = MODELS[args.model]()
+    randomise_batch_norms(model)
+    model.eval()
+    xs = torch.randn(args.batch, 3, args.size, args.size)
+    with torch.no_grad():
+        scripted = torch.jit.trace(model, xs) if args.mode == "trace" else torch.jit.script(model)
+    os.makedirs(args.out_dir, exist_ok=True)
+    torch.jit.save(scripted, os.path.join(args.out_dir, "model.pt"))
+    np.save(os.path.join(args.out_dir, "input.npy"), xs.numpy())
+    np.save(os.path.join(args.out_dir, "logits.npy"), logits_of(model, xs))
+
+
+def run_torchscript(args):
+    module = torch.jit.load(args.file).eval()
+    np.save(args.out, logits_of(module, torch.from_numpy(np.load(args.input))))
+
+
+def run_state_dict(args):
+    from safetensors.torch import load_file
+
+    model = MODELS[args.model]()
+    missing, unexpected = model.load_state_dict(load_file(args.weights), strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        sys.exit(f"state_dict does not fit {args.model}: missing {missing}, unexpected {unexpected}")
+    model.eval()
+    np.save(args.out, logits_of(model, torch.from_numpy(np.load(args.input))))
+
+
+def torch_save(args):
+    torch.save({"weight": torch.zeros(2, 2)}, args.out)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("make-torchscript")
+    p.add_argument("model", choices=sorted(MODELS))
+    p.add_argument("mode", choices=["trace", "script"])
+    p.add_argument("out_dir")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=make_torchscript)
+    p = sub.add_parser("run-torchscript")
+    p.add_argument("file")
+    p.add_argument("input")
+    p.add_argument("out")
+    p.set_defaults(run=run_torchscript)
+    p = sub.add_parser("run-state-dict")
+    p.add_argument("model", choices=sorted(MODELS))
+    p.add_argument("weights")
+    p.add_argument("input")
+    p.add_argument("out")
+    p.set_defaults(run=run_state_dict)
+    p = sub.add_parser("torch-save")
+    p.add_argument("out")
+    p.set_defaults(run=torch_save)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
