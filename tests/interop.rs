@@ -59,6 +59,35 @@ fn relative_difference(got: &Path, expected: &Path) -> f64 {
     (&got - &expected).abs().max().double_value(&[]) / scale
 }
 
+/// SKNet-29's structure shrunk (one narrow block per stage, 4 classes): fast to build, export and run.
+const TINY: [(&str, &str); 9] = [
+    ("stem_width", "8"),
+    ("blocks", "[1, 1, 1]"),
+    ("widths", "[8, 16, 32]"),
+    ("outputs", "[16, 32, 32]"),
+    ("groups", "4"),
+    ("sk.groups", "4"),
+    ("sk.reduction", "4"),
+    ("sk.min_dim", "4"),
+    ("num_classes", "4"),
+];
+
+fn tiny_args() -> Vec<String> {
+    TINY.iter().flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")]).collect()
+}
+
+fn tiny_yaml() -> yaml_serde::Value {
+    let mut tree = yaml_serde::Value::Null;
+    for (k, v) in TINY {
+        sk_exp::overrides::set_dotted(&mut tree, k, yaml_serde::from_str(v).unwrap()).unwrap();
+    }
+    tree
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
@@ -152,35 +181,43 @@ fn bad_files_give_one_line_errors_naming_the_problem() {
     assert!(eval(&["--torchscript", p(&pickled)], &input).contains("a torch.save archive"));
     assert!(eval(&["--torchscript", p(&dir.join("absent.pt"))], &input).contains("no such file"));
 
-    // A state_dict with a tensor missing, one extra and one mis-shaped.
+    // A state_dict with a tensor missing, one extra and one mis-shaped, for a tiny SKNet.
     let good = dir.join("good.safetensors");
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let spec = sk_exp::models::registry::resolve("resnet50", None).unwrap();
+    let spec = sk_exp::models::registry::resolve("sknet29", Some(&tiny_yaml())).unwrap();
     sk_exp::models::Model::build(&vs.root(), &spec).unwrap();
     save_safetensors(&vs, &good).unwrap();
     let mut tensors = read_tensors(&good).unwrap();
-    tensors.retain(|(name, _)| name != "layer1.0.bn1.running_mean");
+    let dropped = tensors.iter().position(|(name, _)| name.ends_with("running_mean")).unwrap();
+    let dropped = tensors.remove(dropped).0;
     tensors.push(("layer9.weight".into(), Tensor::zeros([1], (Kind::Float, tch::Device::Cpu))));
-    for (name, t) in tensors.iter_mut() {
-        if name == "fc.weight" {
-            *t = Tensor::zeros([10, 2048], (Kind::Float, tch::Device::Cpu));
-        }
-    }
+    let fc = tensors.iter_mut().find(|(name, _)| name == "fc.weight").unwrap();
+    let fc_shape = fc.1.size();
+    fc.1 = Tensor::zeros([10, fc_shape[1]], (Kind::Float, tch::Device::Cpu));
     let bad = dir.join("bad.safetensors");
     Tensor::write_safetensors(&tensors, &bad).unwrap();
-    let message = eval(&["--model", "resnet50", "--weights", p(&bad)], &input);
-    for part in ["1 missing: layer1.0.bn1.running_mean", "1 unexpected: layer9.weight", "fc.weight (file [10, 2048], model [1000, 2048])"] {
-        assert!(message.contains(part), "'{part}' not in: {message}");
+    let tiny = tiny_args();
+    let with_weights = |weights: &Path| -> Vec<String> {
+        let mut args: Vec<String> = ["--model", "sknet29", "--weights", p(weights)].map(String::from).to_vec();
+        args.extend(tiny.iter().cloned());
+        args
+    };
+    let message = eval(&strs(&with_weights(&bad)), &input);
+    let mismatched = format!("fc.weight (file [10, {}], model {fc_shape:?})", fc_shape[1]);
+    for part in [format!("1 missing: {dropped}"), "1 unexpected: layer9.weight".into(), mismatched] {
+        assert!(message.contains(&part), "'{part}' not in: {message}");
     }
-    assert!(eval(&["--model", "resnet50", "--weights", p(&dir)], &input).contains("holds none of"));
-    assert!(eval(&["--model", "resnet50", "--weights", p(&text)], &input).contains("cannot read it as safetensors"));
+    assert!(eval(&strs(&with_weights(&dir)), &input).contains("holds none of"));
+    assert!(eval(&strs(&with_weights(&text)), &input).contains("cannot read it as safetensors"));
 
     // Wrong input shapes, for our model and for a TorchScript file.
     let four_channels = dir.join("four.npy");
     npy::write_f32(&four_channels, &Tensor::randn([2, 4, 32, 32], (Kind::Float, tch::Device::Cpu))).unwrap();
-    assert!(eval(&["--model", "resnet50", "--weights", p(&good)], &four_channels).contains("expected a float tensor of shape (N, 3, H, W)"));
+    assert!(eval(&strs(&with_weights(&good)), &four_channels).contains("expected a float tensor of shape (N, 3, H, W)"));
     let exported = dir.join("exported");
-    sk_exp_ok(&["export", "--model", "resnet50", "--weights", p(&good), "--out", p(&exported), "--size", "32"]);
+    let mut export = vec!["export".to_string(), "--out".into(), p(&exported).into()];
+    export.extend(with_weights(&good));
+    sk_exp_ok(&strs(&export));
     let message = eval(&["--torchscript", p(&exported.join("model.pt"))], &four_channels);
     assert!(message.contains("to have 3 channels, but got 4 channels"), "{message}");
     let flat = dir.join("flat.npy");
