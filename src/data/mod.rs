@@ -1,8 +1,21 @@
 //! Data sets and the batch loader. Every data set yields transformed samples by index; all randomness
 //! (shuffling, augmentation) is derived from (seed, epoch, index), so results do not depend on worker
 //! scheduling and a resumed run sees exactly the batches an uninterrupted run would.
+pub mod cifar;
+pub mod loader;
+pub mod pickle;
+pub mod seed;
+pub mod spec;
+pub mod synthetic;
+pub mod transforms;
+
 use anyhow::Result;
+use std::fmt;
+use std::path::PathBuf;
 use tch::Tensor;
+
+pub use loader::{batches, Batches, LoaderConfig};
+pub use spec::{open, DataSpec, DataSplits};
 
 /// A batch on the CPU: images (N, 3, H, W) float32, normalised; labels (N) int64.
 #[derive(Debug)]
@@ -34,4 +47,24 @@ pub trait Dataset: Send + Sync {
     fn image_size(&self) -> (i64, i64);
     /// Sample `index` transformed for `split`; `seed` is unique to (run seed, epoch, index).
     fn sample(&self, index: usize, split: Split, seed: u64) -> Result<Sample>;
+    /// Whether the loader may leave out samples that fail with `BadSample` (and count them).
+    fn skips_bad_samples(&self) -> bool {
+        false
+    }
 }
+
+/// The error of a sample whose file cannot be read or decoded; the loader skips such samples when the
+/// data set allows it, and stops with this error otherwise.
+#[derive(Debug)]
+pub struct BadSample {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl fmt::Display for BadSample {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+impl std::error::Error for BadSample {}

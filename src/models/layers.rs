@@ -68,14 +68,34 @@ impl ConvOpts {
 
 /// Convolution with "same" padding for odd kernels: pad = dilation * (k - 1) / 2.
 pub fn conv2d(vs: nn::Path, c_in: i64, c_out: i64, kernel: i64, opts: ConvOpts) -> Conv2d {
+    conv2d_init(vs, c_in, c_out, kernel, opts, HE_FAN_OUT, Init::Const(0.))
+}
+
+/// A 1x1 conv with bias used as the classifier (timm's conv heads), with PyTorch's default init
+/// U(-1/sqrt(in), 1/sqrt(in)) like `linear`.
+pub fn classifier_conv(vs: nn::Path, c_in: i64, c_out: i64) -> Conv2d {
+    let bound = 1.0 / (c_in as f64).sqrt();
+    let uniform = Init::Uniform { lo: -bound, up: bound };
+    conv2d_init(vs, c_in, c_out, 1, ConvOpts::default().bias(true), uniform, uniform)
+}
+
+fn conv2d_init(
+    vs: nn::Path,
+    c_in: i64,
+    c_out: i64,
+    kernel: i64,
+    opts: ConvOpts,
+    ws_init: Init,
+    bs_init: Init,
+) -> Conv2d {
     let config = nn::ConvConfig {
         stride: opts.stride,
         padding: opts.dilation * (kernel - 1) / 2,
         dilation: opts.dilation,
         groups: opts.groups,
         bias: opts.bias,
-        ws_init: HE_FAN_OUT,
-        bs_init: Init::Const(0.),
+        ws_init,
+        bs_init,
         padding_mode: nn::PaddingMode::Zeros,
     };
     let inner = nn::conv2d(vs, c_in, c_out, kernel, config);
@@ -92,9 +112,15 @@ impl nn::Module for Conv2d {
 
 /// Batch norm with gamma 1, beta 0 (tch would draw gamma from U(0,1)).
 pub fn batch_norm(vs: nn::Path, channels: i64) -> nn::BatchNorm {
+    batch_norm_eps(vs, channels, 1e-5)
+}
+
+/// Batch norm with gamma 1, beta 0 and a given epsilon (DPN's weights were trained with 1e-3).
+pub fn batch_norm_eps(vs: nn::Path, channels: i64, eps: f64) -> nn::BatchNorm {
     let config = nn::BatchNormConfig {
         ws_init: Init::Const(1.),
         bs_init: Init::Const(0.),
+        eps,
         ..Default::default()
     };
     nn::batch_norm2d(vs, channels, config)

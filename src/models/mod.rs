@@ -1,10 +1,13 @@
 //! The paper's models: building blocks, one file per family, and a registry of named specs.
 pub mod attention;
 pub mod complexity;
+pub mod densenet;
+pub mod dpn;
 pub mod layers;
 pub mod registry;
 pub mod resnext;
 pub mod se;
+pub mod shufflenet;
 pub mod sk;
 pub mod weights;
 
@@ -20,12 +23,23 @@ use tch::Tensor;
 pub enum ModelSpec {
     /// ResNet / ResNeXt / SENet / SKNet, ImageNet or CIFAR stem.
     Bottleneck(resnext::BottleneckNetSpec),
+    /// ShuffleNetV2 and its +SE / +SK variants (Table 4).
+    #[serde(rename = "shufflenet_v2")]
+    ShuffleNetV2(shufflenet::ShuffleNetV2Spec),
+    /// DenseNet-BC (Figure 2).
+    #[serde(rename = "densenet")]
+    DenseNet(densenet::DenseNetSpec),
+    /// Dual Path Networks (Figure 2, Table 2).
+    Dpn(dpn::DpnSpec),
 }
 
 impl ModelSpec {
     pub fn num_classes(&self) -> i64 {
         match self {
             ModelSpec::Bottleneck(s) => s.num_classes,
+            ModelSpec::ShuffleNetV2(s) => s.num_classes,
+            ModelSpec::DenseNet(s) => s.num_classes,
+            ModelSpec::Dpn(s) => s.num_classes,
         }
     }
 
@@ -33,13 +47,25 @@ impl ModelSpec {
     pub fn input_size(&self) -> i64 {
         match self {
             ModelSpec::Bottleneck(s) => s.input_size,
+            ModelSpec::ShuffleNetV2(s) => s.input_size,
+            ModelSpec::DenseNet(s) => s.input_size,
+            ModelSpec::Dpn(s) => s.input_size,
+        }
+    }
+
+    /// The SK unit spec, for models built with SK units.
+    pub fn sk(&self) -> Option<&sk::SkSpec> {
+        match self {
+            ModelSpec::Bottleneck(s) => s.sk.as_ref(),
+            ModelSpec::ShuffleNetV2(s) => s.sk.as_ref(),
+            ModelSpec::DenseNet(_) | ModelSpec::Dpn(_) => None,
         }
     }
 
     /// Whether some unit pools to a 1x1 vector and batch-normalises it, which needs > 1 sample in training.
     pub fn has_pooled_batch_norm(&self) -> bool {
         match self {
-            ModelSpec::Bottleneck(s) => s.sk.as_ref().is_some_and(|sk| sk.select),
+            _ => self.sk().is_some_and(|sk| sk.select),
         }
     }
 }
@@ -57,6 +83,9 @@ impl Model {
         let probe = AttentionProbe::default();
         let net: Box<dyn ModuleT> = match spec {
             ModelSpec::Bottleneck(s) => Box::new(resnext::build(vs, s, &probe)?),
+            ModelSpec::ShuffleNetV2(s) => Box::new(shufflenet::build(vs, s, &probe)?),
+            ModelSpec::DenseNet(s) => Box::new(densenet::build(vs, s)?),
+            ModelSpec::Dpn(s) => Box::new(dpn::build(vs, s)?),
         };
         Ok(Model { spec: spec.clone(), probe, net })
     }

@@ -1,0 +1,216 @@
+//! CIFAR-10 and CIFAR-100 from the directories researchers already have: the binary version
+//! (`cifar-10-batches-bin/`, `cifar-100-binary/`) or the pickled Python version torchvision downloads
+//! (`cifar-10-batches-py/`, `cifar-100-python/`), detected from the files present.
+use super::pickle::{self, Value};
+use super::seed;
+use super::spec::CifarLabel;
+use super::transforms::{normalise, pad_crop_flip, Image, Normalisation, CIFAR100_NORM, CIFAR10_NORM};
+use super::{Dataset, Sample, Split};
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const SIDE: usize = 32;
+const IMAGE_BYTES: usize = 3 * SIDE * SIDE;
+const TRAIN_BATCHES: usize = 5;
+/// The directory names of the official archives, looked for under the given root.
+const KNOWN_DIRS: [&str; 4] = ["cifar-10-batches-bin", "cifar-10-batches-py", "cifar-100-binary", "cifar-100-python"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    Cifar10Binary,
+    Cifar10Python,
+    Cifar100Binary,
+    Cifar100Python,
+}
+
+impl Layout {
+    fn is_cifar100(self) -> bool {
+        matches!(self, Layout::Cifar100Binary | Layout::Cifar100Python)
+    }
+
+    /// The layout of the files directly in `dir`, if any.
+    fn of_dir(dir: &Path) -> Option<Layout> {
+        let file = |name: &str| dir.join(name).is_file();
+        if file("data_batch_1.bin") {
+            Some(Layout::Cifar10Binary)
+        } else if file("data_batch_1") {
+            Some(Layout::Cifar10Python)
+        } else if file("train.bin") {
+            Some(Layout::Cifar100Binary)
+        } else if file("train") && file("test") {
+            Some(Layout::Cifar100Python)
+        } else {
+            None
+        }
+    }
+}
+
+/// The batch directory and its layout: `root` itself, or the one official directory inside it.
+pub fn detect(root: &Path) -> Result<(PathBuf, Layout)> {
+    if !root.is_dir() {
+        bail!("CIFAR directory {} does not exist", root.display());
+    }
+    if let Some(layout) = Layout::of_dir(root) {
+        return Ok((root.to_path_buf(), layout));
+    }
+    let found: Vec<(PathBuf, Layout)> = KNOWN_DIRS
+        .iter()
+        .map(|name| root.join(name))
+        .filter_map(|dir| Layout::of_dir(&dir).map(|layout| (dir, layout)))
+        .collect();
+    match found.len() {
+        1 => Ok(found.into_iter().next().unwrap()),
+        0 => bail!(
+            "no CIFAR files in {}: expected data_batch_1.bin (CIFAR-10 binary), data_batch_1 (CIFAR-10 Python), \
+             train.bin (CIFAR-100 binary) or train + test (CIFAR-100 Python), there or in one of {}",
+            root.display(),
+            KNOWN_DIRS.join(", ")
+        ),
+        _ => bail!(
+            "{} holds several CIFAR versions ({}); set data.root to the one to use",
+            root.display(),
+            found.iter().map(|(d, _)| d.file_name().unwrap().to_string_lossy()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// Images (N x 3072 bytes, planar RGB as in the files) and one label per image.
+#[derive(Debug)]
+pub struct Cifar {
+    images: Arc<Vec<u8>>,
+    labels: Vec<u8>,
+    classes: i64,
+    norm: Normalisation,
+}
+
+/// The training set (data batches 1-5 / `train`) and the test set (`test_batch` / `test`).
+pub fn open(root: &Path, label: CifarLabel) -> Result<(Cifar, Cifar)> {
+    let (dir, layout) = detect(root)?;
+    if label == CifarLabel::Coarse && !layout.is_cifar100() {
+        bail!("data.label: coarse labels exist only in CIFAR-100, but {} is CIFAR-10", dir.display());
+    }
+    let (train_files, test_file): (Vec<String>, &str) = match layout {
+        Layout::Cifar10Binary => ((1..=TRAIN_BATCHES).map(|i| format!("data_batch_{i}.bin")).collect(), "test_batch.bin"),
+        Layout::Cifar10Python => ((1..=TRAIN_BATCHES).map(|i| format!("data_batch_{i}")).collect(), "test_batch"),
+        Layout::Cifar100Binary => (vec!["train.bin".into()], "test.bin"),
+        Layout::Cifar100Python => (vec!["train".into()], "test"),
+    };
+    let read_all = |names: &[String]| -> Result<Cifar> {
+        let mut images = Vec::new();
+        let mut labels = Vec::new();
+        for name in names {
+            let (i, l) = read_file(&dir.join(name), layout, label)?;
+            images.extend(i);
+            labels.extend(l);
+        }
+        let (classes, norm) = match (layout.is_cifar100(), label) {
+            (false, _) => (10, CIFAR10_NORM),
+            (true, CifarLabel::Fine) => (100, CIFAR100_NORM),
+            (true, CifarLabel::Coarse) => (20, CIFAR100_NORM),
+        };
+        if let Some(bad) = labels.iter().find(|&&l| l as i64 >= classes) {
+            bail!("{}: label {bad} out of range for {classes} classes", dir.display());
+        }
+        Ok(Cifar { images: Arc::new(images), labels, classes, norm })
+    };
+    Ok((read_all(&train_files)?, read_all(&[test_file.to_string()])?))
+}
+
+fn read_file(path: &Path, layout: Layout, label: CifarLabel) -> Result<(Vec<u8>, Vec<u8>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read CIFAR file {}", path.display()))?;
+    let read = match layout {
+        Layout::Cifar10Binary => split_records(&bytes, 1, 0),
+        Layout::Cifar100Binary => split_records(&bytes, 2, if label == CifarLabel::Coarse { 0 } else { 1 }),
+        Layout::Cifar10Python | Layout::Cifar100Python => from_pickle(&bytes, label),
+    };
+    read.with_context(|| format!("CIFAR file {}", path.display()))
+}
+
+/// Binary records: `label_bytes` label bytes (CIFAR-100: coarse, fine), then 3072 image bytes.
+fn split_records(bytes: &[u8], label_bytes: usize, label_at: usize) -> Result<(Vec<u8>, Vec<u8>)> {
+    let record = label_bytes + IMAGE_BYTES;
+    if bytes.is_empty() || bytes.len() % record != 0 {
+        bail!(
+            "{} bytes is not a whole number of {record}-byte records ({} complete, {} bytes left over: truncated?)",
+            bytes.len(),
+            bytes.len() / record,
+            bytes.len() % record
+        );
+    }
+    let n = bytes.len() / record;
+    let mut images = Vec::with_capacity(n * IMAGE_BYTES);
+    let mut labels = Vec::with_capacity(n);
+    for r in bytes.chunks_exact(record) {
+        labels.push(r[label_at]);
+        images.extend_from_slice(&r[label_bytes..]);
+    }
+    Ok((images, labels))
+}
+
+/// A pickled batch: {data: uint8 array (N, 3072), labels | fine_labels + coarse_labels: [int]}.
+fn from_pickle(bytes: &[u8], label: CifarLabel) -> Result<(Vec<u8>, Vec<u8>)> {
+    let dict = pickle::parse(bytes)?;
+    if !matches!(dict, Value::Dict(_)) {
+        bail!("expected a pickled dict");
+    }
+    let data = dict.get("data").ok_or_else(|| anyhow!("no 'data' entry"))?;
+    let array = data.as_array().ok_or_else(|| anyhow!("'data' is not a numpy array"))?;
+    if array.dtype != "u1" {
+        bail!("'data' has numpy type {}, expected uint8 (u1)", array.dtype);
+    }
+    let n = match array.shape[..] {
+        [n, IMAGE_BYTES] => n,
+        _ => bail!("'data' has shape {:?}, expected (N, {IMAGE_BYTES})", array.shape),
+    };
+    if array.data.len() != n * IMAGE_BYTES {
+        bail!("'data' holds {} bytes, its shape {:?} needs {}", array.data.len(), array.shape, n * IMAGE_BYTES);
+    }
+    let key = match (dict.get("labels").is_some(), label) {
+        (true, _) => "labels",
+        (false, CifarLabel::Fine) => "fine_labels",
+        (false, CifarLabel::Coarse) => "coarse_labels",
+    };
+    let labels = dict.get(key).and_then(|v| v.as_int_list()).ok_or_else(|| anyhow!("no '{key}' list of ints"))?;
+    if labels.len() != n {
+        bail!("'{key}' has {} entries for {n} images", labels.len());
+    }
+    let labels = labels.iter().map(|&l| u8::try_from(l).map_err(|_| anyhow!("label {l} out of range"))).collect::<Result<_>>()?;
+    Ok((array.data.to_vec(), labels))
+}
+
+impl Cifar {
+    pub fn image(&self, index: usize) -> Image {
+        Image::from_planar(SIDE, SIDE, &self.images[index * IMAGE_BYTES..(index + 1) * IMAGE_BYTES])
+    }
+
+    pub fn label(&self, index: usize) -> i64 {
+        self.labels[index] as i64
+    }
+}
+
+impl Dataset for Cifar {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn num_classes(&self) -> i64 {
+        self.classes
+    }
+
+    fn image_size(&self) -> (i64, i64) {
+        (SIDE as i64, SIDE as i64)
+    }
+
+    fn sample(&self, index: usize, split: Split, seed: u64) -> Result<Sample> {
+        if index >= self.len() {
+            bail!("CIFAR sample {index} out of range (the set has {})", self.len());
+        }
+        let image = self.image(index);
+        let image = match split {
+            Split::Train => pad_crop_flip(&image, 4, &mut seed::rng(seed)),
+            Split::Eval => image,
+        };
+        Ok(Sample { pixels: normalise(&image, &self.norm), label: self.label(index) })
+    }
+}

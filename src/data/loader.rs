@@ -1,0 +1,248 @@
+//! The batch loader: a seeded shuffle, worker threads that decode and transform whole batches in
+//! parallel, delivery in order with a bounded number of batches prepared ahead. Every sample's randomness
+//! comes from (run seed, epoch, data set index), so the batches do not depend on the number of workers.
+use super::seed::{self, sample_seed};
+use super::{BadSample, Batch, Dataset, Split};
+use anyhow::{anyhow, bail, Result};
+use rand::seq::SliceRandom;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use tch::Tensor;
+
+/// Tag that keeps the shuffle's seed apart from the per-sample seeds.
+const SHUFFLE_STREAM: u64 = u64::MAX;
+
+#[derive(Clone, Debug)]
+pub struct LoaderConfig {
+    pub batch_size: usize,
+    pub shuffle: bool,
+    /// Drop a last batch smaller than `batch_size` (training), or keep it (evaluation).
+    pub drop_last: bool,
+    pub seed: u64,
+    pub epoch: u64,
+    /// Decoding threads; 0 prepares batches on the calling thread.
+    pub workers: usize,
+    /// Batches prepared ahead of the consumer (in flight or ready); at least `workers` keeps all busy.
+    pub prefetch: usize,
+    pub split: Split,
+}
+
+impl LoaderConfig {
+    /// Training defaults: shuffled, last partial batch dropped, two batches ahead per worker.
+    pub fn train(batch_size: usize, seed: u64, epoch: u64, workers: usize) -> LoaderConfig {
+        LoaderConfig {
+            batch_size,
+            shuffle: true,
+            drop_last: true,
+            seed,
+            epoch,
+            workers,
+            prefetch: 2 * workers.max(1),
+            split: Split::Train,
+        }
+    }
+
+    /// Evaluation defaults: data set order, every sample kept.
+    pub fn eval(batch_size: usize, workers: usize) -> LoaderConfig {
+        LoaderConfig { shuffle: false, drop_last: false, split: Split::Eval, ..LoaderConfig::train(batch_size, 0, 0, workers) }
+    }
+}
+
+/// The data set order of one epoch: a permutation seeded by (seed, epoch), or the identity.
+pub fn epoch_order(len: usize, config: &LoaderConfig) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..len).collect();
+    if config.shuffle {
+        order.shuffle(&mut seed::rng(seed::derive(&[config.seed, config.epoch, SHUFFLE_STREAM])));
+    }
+    order
+}
+
+/// The batches of one epoch, in order. Dropping it stops the workers.
+pub fn batches(dataset: Arc<dyn Dataset>, config: LoaderConfig) -> Result<Batches> {
+    if config.batch_size == 0 {
+        bail!("loader: batch_size must be at least 1");
+    }
+    let order = epoch_order(dataset.len(), &config);
+    let mut chunks: Vec<Vec<usize>> = order.chunks(config.batch_size).map(<[usize]>::to_vec).collect();
+    if config.drop_last && chunks.last().is_some_and(|c| c.len() < config.batch_size) {
+        chunks.pop();
+    }
+    let shared = Arc::new(Shared {
+        dataset,
+        config: config.clone(),
+        chunks,
+        next_chunk: AtomicUsize::new(0),
+        consumed: Mutex::new(0),
+        window_moved: Condvar::new(),
+        stop: AtomicBool::new(false),
+    });
+    let (sender, receiver) = mpsc::channel();
+    let workers = (0..config.workers)
+        .map(|_| {
+            let (shared, sender) = (shared.clone(), sender.clone());
+            std::thread::spawn(move || shared.work(sender))
+        })
+        .collect();
+    Ok(Batches { shared, receiver, workers, ready: BTreeMap::new(), next: 0, skipped: Vec::new(), failed: false })
+}
+
+/// Samples left out of the epoch so far because their files could not be decoded (data sets that allow it).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Skipped {
+    pub count: usize,
+    /// The first few, as "path: reason".
+    pub examples: Vec<String>,
+}
+
+const SKIPPED_EXAMPLES: usize = 10;
+
+pub struct Batches {
+    shared: Arc<Shared>,
+    receiver: Receiver<Prepared>,
+    workers: Vec<JoinHandle<()>>,
+    ready: BTreeMap<usize, Result<Option<Batch>>>,
+    next: usize,
+    skipped: Vec<String>,
+    failed: bool,
+}
+
+impl Batches {
+    /// Batches this epoch has in all (before any is emptied by skipping).
+    pub fn num_batches(&self) -> usize {
+        self.shared.chunks.len()
+    }
+
+    /// Bad samples skipped in the batches delivered so far.
+    pub fn skipped(&self) -> Skipped {
+        Skipped { count: self.skipped.len(), examples: self.skipped.iter().take(SKIPPED_EXAMPLES).cloned().collect() }
+    }
+
+    fn take(&mut self, chunk: usize) -> Result<Option<Batch>> {
+        if self.workers.is_empty() {
+            let (batch, skipped) = self.shared.prepare(chunk);
+            self.skipped.extend(skipped);
+            return batch;
+        }
+        loop {
+            if let Some(batch) = self.ready.remove(&chunk) {
+                return batch;
+            }
+            let (index, batch, skipped) =
+                self.receiver.recv().map_err(|_| anyhow!("loader: a worker thread stopped unexpectedly"))?;
+            self.skipped.extend(skipped);
+            self.ready.insert(index, batch);
+        }
+    }
+}
+
+impl Iterator for Batches {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        while !self.failed && self.next < self.shared.chunks.len() {
+            let chunk = self.next;
+            let batch = self.take(chunk);
+            self.next += 1;
+            *self.shared.consumed.lock().unwrap() = self.next;
+            self.shared.window_moved.notify_all();
+            match batch {
+                Ok(Some(batch)) => return Some(Ok(batch)),
+                Ok(None) => continue, // every sample of it was skipped
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.window_moved.notify_all();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// (chunk index, its batch or None if every sample was skipped, "path: reason" of skipped samples)
+type Prepared = (usize, Result<Option<Batch>>, Vec<String>);
+
+struct Shared {
+    dataset: Arc<dyn Dataset>,
+    config: LoaderConfig,
+    chunks: Vec<Vec<usize>>,
+    next_chunk: AtomicUsize,
+    /// Chunks the consumer has taken; workers stay within `prefetch` chunks of it.
+    consumed: Mutex<usize>,
+    window_moved: Condvar,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn work(&self, sender: Sender<Prepared>) {
+        let window = self.config.prefetch.max(1);
+        loop {
+            let chunk = self.next_chunk.fetch_add(1, Ordering::SeqCst);
+            if chunk >= self.chunks.len() {
+                return;
+            }
+            let mut consumed = self.consumed.lock().unwrap();
+            while chunk >= *consumed + window && !self.stop.load(Ordering::SeqCst) {
+                consumed = self.window_moved.wait(consumed).unwrap();
+            }
+            drop(consumed);
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let (batch, skipped) = self.prepare(chunk);
+            if sender.send((chunk, batch, skipped)).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn prepare(&self, chunk: usize) -> (Result<Option<Batch>>, Vec<String>) {
+        let (height, width) = self.dataset.image_size();
+        let sample_len = (3 * height * width) as usize;
+        let indices = &self.chunks[chunk];
+        let mut pixels = Vec::with_capacity(indices.len() * sample_len);
+        let mut labels = Vec::with_capacity(indices.len());
+        let mut skipped = Vec::new();
+        for &index in indices {
+            let seed = sample_seed(self.config.seed, self.config.epoch, index as u64);
+            match self.dataset.sample(index, self.config.split, seed) {
+                Ok(sample) if sample.pixels.len() == sample_len => {
+                    pixels.extend_from_slice(&sample.pixels);
+                    labels.push(sample.label);
+                }
+                Ok(sample) => {
+                    let err = anyhow!(
+                        "loader: sample {index} has {} values, expected 3x{height}x{width} = {sample_len}",
+                        sample.pixels.len()
+                    );
+                    return (Err(err), skipped);
+                }
+                Err(e) if self.dataset.skips_bad_samples() && e.downcast_ref::<BadSample>().is_some() => {
+                    skipped.push(e.to_string());
+                }
+                Err(e) => return (Err(e), skipped),
+            }
+        }
+        if labels.is_empty() {
+            return (Ok(None), skipped);
+        }
+        let n = labels.len() as i64;
+        let batch = Batch {
+            images: Tensor::from_slice(&pixels).view([n, 3, height, width]),
+            labels: Tensor::from_slice(&labels),
+        };
+        (Ok(Some(batch)), skipped)
+    }
+}

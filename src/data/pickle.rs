@@ -1,0 +1,360 @@
+//! A small unpickler for the CIFAR Python files: a dict of byte strings, int lists and one uint8 numpy
+//! array. It understands the binary opcodes of protocols 2-4 and exactly the globals those files use
+//! (numpy's array reconstruction and Python 3's `_codecs.encode` for byte strings); anything else is an
+//! error, so no pickle ever runs code here.
+use anyhow::{anyhow, bail, Context, Result};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+#[derive(Clone, Debug)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Rc<str>),
+    Bytes(Rc<[u8]>),
+    Tuple(Rc<[Value]>),
+    List(Rc<RefCell<Vec<Value>>>),
+    Dict(Rc<RefCell<Vec<(Value, Value)>>>),
+    Global(Rc<str>),
+    /// numpy.dtype(...): its type string ("u1", ...).
+    Dtype(Rc<str>),
+    /// An ndarray: empty until BUILD gives it its state.
+    Array(Rc<RefCell<Option<NdArray>>>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NdArray {
+    pub dtype: String,
+    pub shape: Vec<usize>,
+    pub data: Rc<[u8]>,
+}
+
+impl Value {
+    /// Text of a str or byte-string key (Python 2 files hold byte strings, Python 3 ones either).
+    pub fn as_text(&self) -> Option<String> {
+        match self {
+            Value::Str(s) => Some(s.to_string()),
+            Value::Bytes(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
+    }
+
+    /// Look up `key` in a dict, matching str and byte-string keys alike.
+    pub fn get(&self, key: &str) -> Option<Value> {
+        let Value::Dict(items) = self else { return None };
+        items.borrow().iter().find(|(k, _)| k.as_text().as_deref() == Some(key)).map(|(_, v)| v.clone())
+    }
+
+    pub fn as_int_list(&self) -> Option<Vec<i64>> {
+        let items: Vec<Value> = match self {
+            Value::List(l) => l.borrow().clone(),
+            Value::Tuple(t) => t.to_vec(),
+            _ => return None,
+        };
+        items.iter().map(|v| if let Value::Int(i) = v { Some(*i) } else { None }).collect()
+    }
+
+    pub fn as_array(&self) -> Option<NdArray> {
+        match self {
+            Value::Array(a) => a.borrow().clone(),
+            _ => None,
+        }
+    }
+}
+
+/// Parse one pickle. Errors name the byte offset; the caller adds the file name.
+pub fn parse(bytes: &[u8]) -> Result<Value> {
+    Unpickler { input: bytes, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()
+}
+
+struct Unpickler<'a> {
+    input: &'a [u8],
+    pos: usize,
+    stack: Vec<Value>,
+    /// Stack depths at each MARK.
+    marks: Vec<usize>,
+    memo: HashMap<u32, Value>,
+}
+
+impl<'a> Unpickler<'a> {
+    fn run(mut self) -> Result<Value> {
+        loop {
+            let at = self.pos;
+            let op = self.take(1)?[0];
+            self.step(op).with_context(|| format!("pickle opcode 0x{op:02x} at byte {at}"))?;
+            if op == b'.' {
+                return self.pop();
+            }
+        }
+    }
+
+    fn step(&mut self, op: u8) -> Result<()> {
+        match op {
+            0x80 => {
+                let version = self.take(1)?[0];
+                if version > 5 {
+                    bail!("unsupported pickle protocol {version}");
+                }
+            }
+            0x95 => {
+                self.take(8)?; // FRAME: a length prefix only
+            }
+            b'.' => {} // STOP
+            b'(' => self.marks.push(self.stack.len()),
+            b'}' => self.stack.push(Value::Dict(Default::default())),
+            b']' => self.stack.push(Value::List(Default::default())),
+            b')' => self.stack.push(Value::Tuple(Rc::new([]))),
+            b't' => {
+                let items = self.pop_mark()?;
+                self.stack.push(Value::Tuple(items.into()));
+            }
+            b'l' => {
+                let items = self.pop_mark()?;
+                self.stack.push(Value::List(Rc::new(RefCell::new(items))));
+            }
+            0x85..=0x87 => {
+                let n = (op - 0x84) as usize;
+                let items = self.pop_n(n)?;
+                self.stack.push(Value::Tuple(items.into()));
+            }
+            b'a' => {
+                let item = self.pop()?;
+                self.list_top()?.borrow_mut().push(item);
+            }
+            b'e' => {
+                let items = self.pop_mark()?;
+                self.list_top()?.borrow_mut().extend(items);
+            }
+            b's' => {
+                let pair = self.pop_n(2)?;
+                let [key, value]: [Value; 2] = pair.try_into().map_err(|_| anyhow!("SETITEM needs two values"))?;
+                self.dict_top()?.borrow_mut().push((key, value));
+            }
+            b'u' => {
+                let items = self.pop_mark()?;
+                if items.len() % 2 != 0 {
+                    bail!("SETITEMS with an odd number of values");
+                }
+                let dict = self.dict_top()?;
+                let mut it = items.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    dict.borrow_mut().push((k, v));
+                }
+            }
+            b'q' => {
+                let key = self.take(1)?[0] as u32;
+                self.put(key)?;
+            }
+            b'r' => {
+                let key = self.u32()?;
+                self.put(key)?;
+            }
+            0x94 => {
+                let key = self.memo.len() as u32; // MEMOIZE
+                self.put(key)?;
+            }
+            b'h' | b'j' => {
+                let key = if op == b'h' { self.take(1)?[0] as u32 } else { self.u32()? };
+                let value = self.memo.get(&key).cloned().ok_or_else(|| anyhow!("memo key {key} was never stored"))?;
+                self.stack.push(value);
+            }
+            b'N' => self.stack.push(Value::None),
+            0x88 => self.stack.push(Value::Bool(true)),
+            0x89 => self.stack.push(Value::Bool(false)),
+            b'K' => {
+                let v = self.take(1)?[0];
+                self.stack.push(Value::Int(v as i64));
+            }
+            b'M' => {
+                let b = self.take(2)?;
+                self.stack.push(Value::Int(u16::from_le_bytes([b[0], b[1]]) as i64));
+            }
+            b'J' => {
+                let v = self.u32()? as i32;
+                self.stack.push(Value::Int(v as i64));
+            }
+            0x8a => {
+                let n = self.take(1)?[0] as usize;
+                let b = self.take(n)?;
+                if n > 8 {
+                    bail!("integer of {n} bytes is too large");
+                }
+                let fill = if b.last().is_some_and(|&x| x & 0x80 != 0) { 0xff } else { 0 };
+                let mut le = [fill; 8];
+                le[..n].copy_from_slice(b);
+                self.stack.push(Value::Int(i64::from_le_bytes(le)));
+            }
+            b'G' => {
+                let b = self.take(8)?;
+                self.stack.push(Value::Float(f64::from_be_bytes(b.try_into().unwrap())));
+            }
+            b'U' | b'C' => {
+                let n = self.take(1)?[0] as usize;
+                let b = self.take(n)?;
+                self.stack.push(Value::Bytes(b.into()));
+            }
+            b'T' | b'B' => {
+                let n = self.u32()? as usize;
+                let b = self.take(n)?;
+                self.stack.push(Value::Bytes(b.into()));
+            }
+            0x8e => {
+                let n = self.u64()?;
+                let b = self.take(n)?;
+                self.stack.push(Value::Bytes(b.into()));
+            }
+            0x8c | b'X' | 0x8d => {
+                let n = match op {
+                    0x8c => self.take(1)?[0] as usize,
+                    b'X' => self.u32()? as usize,
+                    _ => self.u64()?,
+                };
+                let s = std::str::from_utf8(self.take(n)?).context("string is not UTF-8")?;
+                self.stack.push(Value::Str(s.into()));
+            }
+            b'c' => {
+                let module = self.line()?;
+                let name = self.line()?;
+                self.stack.push(Value::Global(format!("{module}.{name}").into()));
+            }
+            0x93 => {
+                let pair = self.pop_n(2)?;
+                match (&pair[0], &pair[1]) {
+                    (Value::Str(m), Value::Str(n)) => self.stack.push(Value::Global(format!("{m}.{n}").into())),
+                    _ => bail!("STACK_GLOBAL needs two strings"),
+                }
+            }
+            b'R' => {
+                let args = self.pop()?;
+                let callable = self.pop()?;
+                let result = reduce(&callable, &args)?;
+                self.stack.push(result);
+            }
+            b'b' => {
+                let state = self.pop()?;
+                let target = self.stack.last().ok_or_else(|| anyhow!("BUILD on an empty stack"))?;
+                build(target, &state)?;
+            }
+            _ => bail!("unsupported pickle opcode (not one the CIFAR files use)"),
+        }
+        Ok(())
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.input.len()).ok_or_else(|| {
+            anyhow!("the pickle ends early: needed {n} bytes at byte {} of {} (truncated file?)", self.pos, self.input.len())
+        })?;
+        let out = &self.input[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+
+    fn u64(&mut self) -> Result<usize> {
+        let v = u64::from_le_bytes(self.take(8)?.try_into().unwrap());
+        usize::try_from(v).map_err(|_| anyhow!("length {v} too large"))
+    }
+
+    fn line(&mut self) -> Result<String> {
+        let rest = &self.input[self.pos..];
+        let len = rest.iter().position(|&b| b == b'\n').ok_or_else(|| anyhow!("the pickle ends inside a name"))?;
+        let text = std::str::from_utf8(&rest[..len]).context("global name is not UTF-8")?.to_string();
+        self.pos += len + 1;
+        Ok(text)
+    }
+
+    fn pop(&mut self) -> Result<Value> {
+        if self.marks.last().is_some_and(|&m| m >= self.stack.len()) {
+            bail!("stack underflow (below a MARK)");
+        }
+        self.stack.pop().ok_or_else(|| anyhow!("stack underflow"))
+    }
+
+    fn pop_n(&mut self, n: usize) -> Result<Vec<Value>> {
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if self.stack.len() < floor + n {
+            bail!("stack underflow: needed {n} values");
+        }
+        Ok(self.stack.split_off(self.stack.len() - n))
+    }
+
+    fn pop_mark(&mut self) -> Result<Vec<Value>> {
+        let mark = self.marks.pop().ok_or_else(|| anyhow!("no MARK to pop to"))?;
+        Ok(self.stack.split_off(mark))
+    }
+
+    fn put(&mut self, key: u32) -> Result<()> {
+        let top = self.stack.last().ok_or_else(|| anyhow!("memo store from an empty stack"))?;
+        self.memo.insert(key, top.clone());
+        Ok(())
+    }
+
+    fn list_top(&self) -> Result<Rc<RefCell<Vec<Value>>>> {
+        match self.stack.last() {
+            Some(Value::List(l)) => Ok(l.clone()),
+            _ => bail!("APPEND to something that is not a list"),
+        }
+    }
+
+    fn dict_top(&self) -> Result<Rc<RefCell<Vec<(Value, Value)>>>> {
+        match self.stack.last() {
+            Some(Value::Dict(d)) => Ok(d.clone()),
+            _ => bail!("SETITEM on something that is not a dict"),
+        }
+    }
+}
+
+/// The calls the CIFAR files make, and nothing else.
+fn reduce(callable: &Value, args: &Value) -> Result<Value> {
+    let Value::Global(name) = callable else { bail!("REDUCE of something that is not a global") };
+    let Value::Tuple(args) = args else { bail!("REDUCE arguments are not a tuple") };
+    match (&**name, &args[..]) {
+        // Python 3's protocol-2 spelling of a byte string: _codecs.encode(text, "latin1").
+        ("_codecs.encode", [Value::Str(text), Value::Str(encoding)]) if is_latin1(encoding) => {
+            let bytes: Option<Vec<u8>> = text.chars().map(|c| u8::try_from(c as u32).ok()).collect();
+            Ok(Value::Bytes(bytes.ok_or_else(|| anyhow!("latin1 text with a character above 255"))?.into()))
+        }
+        ("_codecs.encode", [Value::Bytes(_), ..]) => Ok(args[0].clone()),
+        ("numpy.core.multiarray._reconstruct" | "numpy._core.multiarray._reconstruct", _) => {
+            Ok(Value::Array(Rc::new(RefCell::new(None))))
+        }
+        ("numpy.dtype", [kind, ..]) => {
+            let kind = kind.as_text().ok_or_else(|| anyhow!("numpy.dtype of a non-string"))?;
+            Ok(Value::Dtype(kind.into()))
+        }
+        _ => bail!("unsupported call {name} in the pickle (not one the CIFAR files use)"),
+    }
+}
+
+fn is_latin1(encoding: &str) -> bool {
+    matches!(encoding.to_ascii_lowercase().as_str(), "latin1" | "latin-1" | "iso-8859-1")
+}
+
+/// ndarray.__setstate__((version, shape, dtype, fortran_order, raw bytes)); dtype state is ignored
+/// (byte order does not matter for the one-byte types CIFAR uses, and the reader checks the type).
+fn build(target: &Value, state: &Value) -> Result<()> {
+    match target {
+        Value::Dtype(_) => Ok(()),
+        Value::Array(slot) => {
+            let Value::Tuple(fields) = state else { bail!("array state is not a tuple") };
+            let [_, shape, Value::Dtype(dtype), fortran, data] = &fields[..] else {
+                bail!("array state is not (version, shape, dtype, fortran, data)")
+            };
+            if matches!(fortran, Value::Bool(true) | Value::Int(1)) {
+                bail!("Fortran-ordered arrays are not supported");
+            }
+            let shape = shape.as_int_list().ok_or_else(|| anyhow!("array shape is not a tuple of ints"))?;
+            let shape: Vec<usize> = shape.iter().map(|&d| usize::try_from(d)).collect::<Result<_, _>>()?;
+            let Value::Bytes(data) = data else { bail!("array data is not a byte string") };
+            *slot.borrow_mut() = Some(NdArray { dtype: dtype.to_string(), shape, data: data.clone() });
+            Ok(())
+        }
+        _ => bail!("BUILD on an object this reader does not know"),
+    }
+}

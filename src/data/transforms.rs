@@ -1,0 +1,144 @@
+//! Image transforms on 8-bit RGB images: the CIFAR augmentation (pad, random crop, flip), the ImageNet
+//! ones (random-resized crop, resize + centre crop) and the final normalisation to CHW floats.
+use rand::Rng;
+
+/// An 8-bit RGB image, row-major, channels interleaved (HWC), as decoders and the CIFAR files give it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Image {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<u8>,
+}
+
+impl Image {
+    pub fn new(width: usize, height: usize, pixels: Vec<u8>) -> Image {
+        assert_eq!(pixels.len(), width * height * 3, "image buffer does not match {width}x{height}x3");
+        Image { width, height, pixels }
+    }
+
+    /// From planar CHW bytes (the CIFAR layout: 1024 red, then green, then blue).
+    pub fn from_planar(width: usize, height: usize, planes: &[u8]) -> Image {
+        let area = width * height;
+        let mut pixels = vec![0u8; area * 3];
+        for (i, px) in pixels.chunks_exact_mut(3).enumerate() {
+            px[0] = planes[i];
+            px[1] = planes[area + i];
+            px[2] = planes[2 * area + i];
+        }
+        Image::new(width, height, pixels)
+    }
+}
+
+/// Per-channel mean and standard deviation (of pixel values in [0, 1]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Normalisation {
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+pub const CIFAR10_NORM: Normalisation =
+    Normalisation { mean: [0.4914, 0.4822, 0.4465], std: [0.2470, 0.2435, 0.2616] };
+pub const CIFAR100_NORM: Normalisation =
+    Normalisation { mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762] };
+pub const IMAGENET_NORM: Normalisation =
+    Normalisation { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+
+/// CHW float32 pixels: (value / 255 - mean) / std per channel.
+pub fn normalise(image: &Image, norm: &Normalisation) -> Vec<f32> {
+    let area = image.width * image.height;
+    let mut out = vec![0f32; 3 * area];
+    for c in 0..3 {
+        let scale = 1.0 / (255.0 * norm.std[c]);
+        let shift = norm.mean[c] / norm.std[c];
+        let plane = &mut out[c * area..(c + 1) * area];
+        for (dst, px) in plane.iter_mut().zip(image.pixels.chunks_exact(3)) {
+            *dst = px[c] as f32 * scale - shift;
+        }
+    }
+    out
+}
+
+/// The CIFAR training augmentation: zero-pad by `pad` on every side, take a random crop of the original
+/// size, flip horizontally with probability 1/2.
+pub fn pad_crop_flip(image: &Image, pad: usize, rng: &mut impl Rng) -> Image {
+    let (w, h) = (image.width, image.height);
+    // Offset of the crop inside the padded image; source x = crop x + dx - pad.
+    let dx = rng.gen_range(0..=2 * pad);
+    let dy = rng.gen_range(0..=2 * pad);
+    let flip = rng.gen_bool(0.5);
+    let mut pixels = vec![0u8; w * h * 3];
+    for y in 0..h {
+        let sy = (y + dy) as isize - pad as isize;
+        if sy < 0 || sy >= h as isize {
+            continue;
+        }
+        for x in 0..w {
+            let sx = (x + dx) as isize - pad as isize;
+            if sx < 0 || sx >= w as isize {
+                continue;
+            }
+            let tx = if flip { w - 1 - x } else { x };
+            let src = (sy as usize * w + sx as usize) * 3;
+            let dst = (y * w + tx) * 3;
+            pixels[dst..dst + 3].copy_from_slice(&image.pixels[src..src + 3]);
+        }
+    }
+    Image::new(w, h, pixels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::seed;
+
+    fn ramp(w: usize, h: usize) -> Image {
+        Image::new(w, h, (0..w * h * 3).map(|i| (i % 251) as u8).collect())
+    }
+
+    #[test]
+    fn normalise_is_chw() {
+        let img = Image::new(2, 1, vec![0, 51, 255, 255, 0, 51]);
+        let norm = Normalisation { mean: [0.0; 3], std: [1.0; 3] };
+        let out = normalise(&img, &norm);
+        let expected = [0.0, 1.0, 0.2, 0.0, 1.0, 0.2];
+        for (a, b) in out.iter().zip(expected) {
+            assert!((a - b).abs() < 1e-6, "{out:?}");
+        }
+    }
+
+    /// The crop at (dx, dy) of the zero-padded image, optionally mirrored: the definition, written plainly.
+    fn reference_crop(img: &Image, pad: usize, dx: usize, dy: usize, flip: bool) -> Image {
+        let (w, h) = (img.width, img.height);
+        let (pw, ph) = (w + 2 * pad, h + 2 * pad);
+        let mut padded = vec![0u8; pw * ph * 3];
+        for y in 0..h {
+            let row = &img.pixels[y * w * 3..(y + 1) * w * 3];
+            let at = ((y + pad) * pw + pad) * 3;
+            padded[at..at + w * 3].copy_from_slice(row);
+        }
+        let mut out = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            for x in 0..w {
+                let sx = if flip { w - 1 - x } else { x };
+                let at = ((y + dy) * pw + sx + dx) * 3;
+                out.extend_from_slice(&padded[at..at + 3]);
+            }
+        }
+        Image::new(w, h, out)
+    }
+
+    #[test]
+    fn pad_crop_flip_is_a_crop_of_the_padded_image() {
+        let img = ramp(8, 6);
+        let mut rng = seed::rng(3);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let out = pad_crop_flip(&img, 2, &mut rng);
+            let found = (0..=4)
+                .flat_map(|dx| (0..=4).flat_map(move |dy| [(dx, dy, false), (dx, dy, true)]))
+                .find(|&(dx, dy, flip)| reference_crop(&img, 2, dx, dy, flip) == out);
+            seen.insert(found.expect("output is not a crop of the padded image"));
+        }
+        assert!(seen.len() > 30, "crops are not spread over offsets and flips: {}", seen.len());
+    }
+}

@@ -1,0 +1,169 @@
+//! DenseNet-BC (Huang et al., 2017), the Figure 2 comparison models. Variable names are torchvision's
+//! `DenseNet` state_dict keys (everything under `features.`, then `classifier`).
+use super::layers::{batch_norm, conv2d, global_avg_pool, linear, Conv2d, ConvOpts, Linear};
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DenseNetSpec {
+    /// k: channels each dense layer adds.
+    pub growth_rate: i64,
+    /// Channels of the 7x7 stem conv.
+    pub init_features: i64,
+    /// Dense layers per block, e.g. [6, 12, 32, 32] for DenseNet-169.
+    pub blocks: Vec<i64>,
+    /// The bottleneck 1x1 conv has bn_size * k channels.
+    pub bn_size: i64,
+    pub num_classes: i64,
+    pub input_size: i64,
+}
+
+impl DenseNetSpec {
+    pub fn validate(&self) -> Result<()> {
+        if self.blocks.is_empty() || self.blocks.iter().any(|b| *b < 1) {
+            bail!("model.blocks: expected at least one block, each with at least one layer, got {:?}", self.blocks);
+        }
+        for (field, value) in
+            [("growth_rate", self.growth_rate), ("init_features", self.init_features), ("bn_size", self.bn_size)]
+        {
+            if value < 1 {
+                bail!("model.{field}: expected >= 1, got {value}");
+            }
+        }
+        if self.num_classes < 1 {
+            bail!("model.num_classes: expected >= 1");
+        }
+        Ok(())
+    }
+}
+
+/// BN -> ReLU -> conv, DenseNet's pre-activation unit.
+#[derive(Debug)]
+struct NormReluConv {
+    norm: nn::BatchNorm,
+    conv: Conv2d,
+}
+
+impl ModuleT for NormReluConv {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        xs.apply_t(&self.norm, train).relu().apply(&self.conv)
+    }
+}
+
+fn norm_relu_conv(vs: &nn::Path, norm: &str, conv: &str, c_in: i64, c_out: i64, kernel: i64) -> NormReluConv {
+    let conv = conv2d(vs / conv, c_in, c_out, kernel, ConvOpts::default());
+    NormReluConv { norm: batch_norm(vs / norm, c_in), conv }
+}
+
+/// One dense layer: a 1x1 bottleneck to bn_size * k channels, then a 3x3 conv to k new channels.
+#[derive(Debug)]
+struct DenseLayer {
+    bottleneck: NormReluConv,
+    conv: NormReluConv,
+}
+
+/// A dense block (each layer's k new channels are concatenated to its input), then, between blocks, a
+/// transition: BN -> ReLU -> 1x1 conv halving the channels -> 2x2 average pool.
+#[derive(Debug)]
+struct DenseBlock {
+    layers: Vec<DenseLayer>,
+    transition: Option<NormReluConv>,
+}
+
+impl ModuleT for DenseBlock {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let ys = self.layers.iter().fold(xs.shallow_clone(), |acc, layer| {
+            let new = layer.conv.forward_t(&layer.bottleneck.forward_t(&acc, train), train);
+            Tensor::cat(&[acc, new], 1)
+        });
+        match &self.transition {
+            Some(t) => t.forward_t(&ys, train).avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None),
+            None => ys,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct DenseNet {
+    conv0: Conv2d,
+    norm0: nn::BatchNorm,
+    blocks: Vec<DenseBlock>,
+    norm5: nn::BatchNorm,
+    classifier: Linear,
+}
+
+pub fn build(vs: &nn::Path, spec: &DenseNetSpec) -> Result<DenseNet> {
+    spec.validate()?;
+    let features = vs / "features";
+    let mut channels = spec.init_features;
+    let conv0 = conv2d(&features / "conv0", 3, channels, 7, ConvOpts::default().stride(2));
+    let norm0 = batch_norm(&features / "norm0", channels);
+    let mut blocks = Vec::new();
+    let inner = spec.bn_size * spec.growth_rate;
+    for (i, &n_layers) in spec.blocks.iter().enumerate() {
+        let block_vs = &features / format!("denseblock{}", i + 1);
+        let layers = (0..n_layers)
+            .map(|j| {
+                let layer_vs = &block_vs / format!("denselayer{}", j + 1);
+                let c_in = channels + j * spec.growth_rate;
+                DenseLayer {
+                    bottleneck: norm_relu_conv(&layer_vs, "norm1", "conv1", c_in, inner, 1),
+                    conv: norm_relu_conv(&layer_vs, "norm2", "conv2", inner, spec.growth_rate, 3),
+                }
+            })
+            .collect();
+        channels += n_layers * spec.growth_rate;
+        let transition = (i + 1 < spec.blocks.len()).then(|| {
+            let transition_vs = &features / format!("transition{}", i + 1);
+            // DenseNet-BC compression 0.5.
+            norm_relu_conv(&transition_vs, "norm", "conv", channels, channels / 2, 1)
+        });
+        if transition.is_some() {
+            channels /= 2;
+        }
+        blocks.push(DenseBlock { layers, transition });
+    }
+    let norm5 = batch_norm(&features / "norm5", channels);
+    let classifier = linear(vs / "classifier", channels, spec.num_classes);
+    Ok(DenseNet { conv0, norm0, blocks, norm5, classifier })
+}
+
+impl ModuleT for DenseNet {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut ys = xs.apply(&self.conv0).apply_t(&self.norm0, train).relu().max_pool2d(
+            [3, 3],
+            [2, 2],
+            [1, 1],
+            [1, 1],
+            false,
+        );
+        for block in &self.blocks {
+            ys = block.forward_t(&ys, train);
+        }
+        global_avg_pool(&ys.apply_t(&self.norm5, train).relu()).apply(&self.classifier)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_specs_are_clear_errors() {
+        let spec = DenseNetSpec {
+            growth_rate: 0,
+            init_features: 64,
+            blocks: vec![6, 12, 32, 32],
+            bn_size: 4,
+            num_classes: 1000,
+            input_size: 224,
+        };
+        assert_eq!(spec.validate().unwrap_err().to_string(), "model.growth_rate: expected >= 1, got 0");
+        let yaml = "{growth_rate: 32, init_features: 64, blocks: [6], bn_size: 4, num_classes: 1000, input_size: 224, \
+                    drop_rate: 0.1}";
+        assert!(yaml_serde::from_str::<DenseNetSpec>(yaml).unwrap_err().to_string().contains("drop_rate"));
+    }
+}

@@ -1,0 +1,280 @@
+//! ShuffleNetV2 (Ma et al., 2018) as the paper re-implements it for Table 4, with the "+SE" and "+SK"
+//! variants. Variable names are torchvision's `ShuffleNetV2` state_dict keys, so its weights load unchanged.
+use super::attention::AttentionProbe;
+use super::layers::{batch_norm, conv2d, conv_bn, linear, Conv2d, ConvBn, ConvOpts, Linear};
+use super::se::{se_unit, SeSpec, SeUnit};
+use super::sk::{sk_unit, SkSite, SkSpec, SkUnit};
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module, ModuleT};
+use tch::Tensor;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ShuffleNetV2Spec {
+    /// Blocks per stage (stages 2, 3, 4, ...): the paper's re-implementation uses [4, 6, 6], the original [4, 8, 4].
+    pub blocks: Vec<i64>,
+    /// Channels of the stem, of every stage, and of conv5: 0.5x is [24, 48, 96, 192, 1024].
+    pub widths: Vec<i64>,
+    /// "+SE": an SE unit on each block's output, after its channel shuffle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub se: Option<SeSpec>,
+    /// "+SK": every 3x3 depthwise conv (with its BN) becomes this SK unit; groups default to the channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sk: Option<SkSpec>,
+    pub num_classes: i64,
+    pub input_size: i64,
+}
+
+impl ShuffleNetV2Spec {
+    pub fn validate(&self) -> Result<()> {
+        if self.blocks.is_empty() || self.widths.len() != self.blocks.len() + 2 {
+            bail!(
+                "model.widths: expected {} entries (stem, one per stage, conv5) for {} stages, got {}",
+                self.blocks.len() + 2,
+                self.blocks.len(),
+                self.widths.len()
+            );
+        }
+        if self.blocks.iter().any(|b| *b < 1) {
+            bail!("model.blocks: every stage needs at least one block");
+        }
+        if let Some((i, w)) = self.widths.iter().enumerate().find(|(_, w)| **w < 1) {
+            bail!("model.widths[{i}]: expected a positive channel count, got {w}");
+        }
+        let stage_widths = &self.widths[1..=self.blocks.len()];
+        if let Some((i, w)) = stage_widths.iter().enumerate().find(|(_, w)| **w % 2 != 0) {
+            bail!("model.widths[{}]: a stage width must be even (blocks split it in two halves), got {w}", i + 1);
+        }
+        if let Some(sk) = &self.sk {
+            sk.validate("model.sk")?;
+        }
+        if matches!(&self.se, Some(se) if se.reduction < 1) {
+            bail!("model.se.reduction: expected >= 1");
+        }
+        if self.num_classes < 1 {
+            bail!("model.num_classes: expected >= 1");
+        }
+        Ok(())
+    }
+}
+
+/// A 3x3 depthwise conv + BN (no ReLU, as in ShuffleNetV2), or the SK unit that replaces both.
+#[derive(Debug)]
+enum Depthwise {
+    Conv(Conv2d, nn::BatchNorm),
+    Sk(SkUnit),
+}
+
+impl ModuleT for Depthwise {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self {
+            Depthwise::Conv(conv, bn) => xs.apply(conv).apply_t(bn, train),
+            Depthwise::Sk(sk) => sk.forward_t(xs, train),
+        }
+    }
+}
+
+/// Where a depthwise conv sits: `branch` is torchvision's Sequential, `index` the conv's position in it.
+struct DwSite<'a> {
+    branch: &'a nn::Path<'a>,
+    index: usize,
+    channels: i64,
+    stride: i64,
+    stage: usize,
+    label: String,
+}
+
+fn depthwise(site: DwSite, sk: Option<&SkSpec>, probe: &AttentionProbe) -> Result<Depthwise> {
+    let DwSite { branch, index, channels, stride, stage, label } = site;
+    Ok(match sk {
+        // The SK unit takes the conv's name; its paths carry their own BNs, so the conv's BN goes away.
+        Some(sk) => {
+            let sk_site = SkSite { stage, label, default_groups: channels, probe };
+            Depthwise::Sk(sk_unit(branch / index, channels, channels, stride, sk, sk_site)?)
+        }
+        None => {
+            let opts = ConvOpts::default().stride(stride).groups(channels);
+            let conv = conv2d(branch / index, channels, channels, 3, opts);
+            Depthwise::Conv(conv, batch_norm(branch / (index + 1), channels))
+        }
+    })
+}
+
+/// The downsampling block's shortcut branch: depthwise 3x3/2 -> BN, then 1x1 -> BN -> ReLU.
+#[derive(Debug)]
+struct Branch1 {
+    dw: Depthwise,
+    pw: ConvBn,
+}
+
+/// The main branch: 1x1 -> BN -> ReLU, depthwise 3x3 -> BN, 1x1 -> BN -> ReLU.
+#[derive(Debug)]
+struct Branch2 {
+    pw_in: ConvBn,
+    dw: Depthwise,
+    pw_out: ConvBn,
+}
+
+#[derive(Debug)]
+struct Block {
+    branch1: Option<Branch1>,
+    branch2: Branch2,
+    se: Option<SeUnit>,
+}
+
+impl ModuleT for Block {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let main = |x: &Tensor| {
+            let b = &self.branch2;
+            b.pw_out.forward_t(&b.dw.forward_t(&b.pw_in.forward_t(x, train), train), train)
+        };
+        let (left, right) = match &self.branch1 {
+            Some(b1) => (b1.pw.forward_t(&b1.dw.forward_t(xs, train), train), main(xs)),
+            None => {
+                let halves = xs.chunk(2, 1);
+                (halves[0].shallow_clone(), main(&halves[1]))
+            }
+        };
+        let ys = channel_shuffle(&Tensor::cat(&[left, right], 1), 2);
+        match &self.se {
+            Some(se) => se.forward(&ys),
+            None => ys,
+        }
+    }
+}
+
+/// Interleaves the channels of `groups` equal groups: (g, c/g) -> (c/g, g).
+fn channel_shuffle(xs: &Tensor, groups: i64) -> Tensor {
+    let (n, c, h, w) = xs.size4().expect("channel shuffle input must be NCHW");
+    xs.view([n, groups, c / groups, h, w]).transpose(1, 2).contiguous().view([n, c, h, w])
+}
+
+struct BlockSite {
+    stage: usize,
+    index: usize,
+    c_in: i64,
+    c_out: i64,
+}
+
+fn block(vs: nn::Path, spec: &ShuffleNetV2Spec, site: BlockSite, probe: &AttentionProbe) -> Result<Block> {
+    let BlockSite { stage, index, c_in, c_out } = site;
+    let downsample = index == 0;
+    let stride = if downsample { 2 } else { 1 };
+    let half = c_out / 2;
+    // Units are named as the paper names SKNet's: SK_{stage}_{block}, stages counted from 2.
+    let label = format!("SK_{}_{}", stage + 2, index + 1);
+    let pw = ConvOpts::default();
+    let branch1 = if downsample {
+        let b1 = &vs / "branch1";
+        let dw_site =
+            DwSite { branch: &b1, index: 0, channels: c_in, stride, stage, label: format!("{label}_branch1") };
+        Some(Branch1 {
+            dw: depthwise(dw_site, spec.sk.as_ref(), probe)?,
+            pw: conv_bn(&b1, "2", "3", c_in, half, 1, pw, true),
+        })
+    } else {
+        None
+    };
+    let b2 = &vs / "branch2";
+    let pw_in_channels = if downsample { c_in } else { half };
+    let branch2 = Branch2 {
+        pw_in: conv_bn(&b2, "0", "1", pw_in_channels, half, 1, pw, true),
+        dw: depthwise(DwSite { branch: &b2, index: 3, channels: half, stride, stage, label }, spec.sk.as_ref(), probe)?,
+        pw_out: conv_bn(&b2, "5", "6", half, half, 1, pw, true),
+    };
+    let se = spec.se.as_ref().map(|se| se_unit(&vs / "se", c_out, se));
+    Ok(Block { branch1, branch2, se })
+}
+
+#[derive(Debug)]
+pub struct ShuffleNetV2 {
+    stem: ConvBn,
+    blocks: Vec<Block>,
+    conv5: ConvBn,
+    fc: Linear,
+}
+
+pub fn build(vs: &nn::Path, spec: &ShuffleNetV2Spec, probe: &AttentionProbe) -> Result<ShuffleNetV2> {
+    spec.validate()?;
+    let stem_width = spec.widths[0];
+    let stem = conv_bn(&(vs / "conv1"), "0", "1", 3, stem_width, 3, ConvOpts::default().stride(2), true);
+    let mut c_in = stem_width;
+    let mut blocks = Vec::new();
+    for (stage, &n_blocks) in spec.blocks.iter().enumerate() {
+        let stage_vs = vs / format!("stage{}", stage + 2);
+        let c_out = spec.widths[stage + 1];
+        for index in 0..n_blocks as usize {
+            blocks.push(block(&stage_vs / index, spec, BlockSite { stage, index, c_in, c_out }, probe)?);
+            c_in = c_out;
+        }
+    }
+    let head_width = spec.widths[spec.widths.len() - 1];
+    let conv5 = conv_bn(&(vs / "conv5"), "0", "1", c_in, head_width, 1, ConvOpts::default(), true);
+    let fc = linear(vs / "fc", head_width, spec.num_classes);
+    Ok(ShuffleNetV2 { stem, blocks, conv5, fc })
+}
+
+impl ModuleT for ShuffleNetV2 {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut ys = self.stem.forward_t(xs, train).max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        for block in &self.blocks {
+            ys = block.forward_t(&ys, train);
+        }
+        ys = self.conv5.forward_t(&ys, train);
+        ys.mean_dim(&[2i64, 3][..], false, None).apply(&self.fc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::registry;
+    use crate::models::sk::SkPath;
+
+    fn spec_0_5x() -> ShuffleNetV2Spec {
+        match registry::resolve("shufflenetv2_0.5x", None).unwrap() {
+            crate::models::ModelSpec::ShuffleNetV2(s) => s,
+            other => panic!("unexpected family {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_specs_are_clear_errors() {
+        let mut spec = spec_0_5x();
+        spec.widths.pop();
+        assert!(spec.validate().unwrap_err().to_string().starts_with("model.widths: expected 5 entries"));
+        let mut spec = spec_0_5x();
+        spec.widths[2] = 95;
+        assert!(spec.validate().unwrap_err().to_string().contains("model.widths[2]: a stage width must be even"));
+        let yaml = "{blocks: [4, 6, 6], widths: [24, 48, 96, 192, 1024], num_classes: 10, input_size: 224, se_r: 4}";
+        assert!(yaml_serde::from_str::<ShuffleNetV2Spec>(yaml).unwrap_err().to_string().contains("se_r"));
+    }
+
+    #[test]
+    fn sk_units_are_labelled_by_stage_and_block() {
+        let mut spec = spec_0_5x();
+        spec.blocks = vec![2, 1, 1];
+        spec.sk = Some(SkSpec {
+            paths: vec![SkPath::new(3, 1, false), SkPath::new(3, 2, false)],
+            groups: None,
+            reduction: 4,
+            min_dim: 16,
+            select: true,
+            stage_dims: None,
+        });
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let probe = AttentionProbe::default();
+        let net = build(&vs.root(), &spec, &probe).unwrap();
+        probe.start();
+        let _ = tch::no_grad(|| net.forward_t(&Tensor::zeros([2, 3, 64, 64], tch::kind::FLOAT_CPU), false));
+        let labels: Vec<String> = probe.finish().into_iter().map(|u| u.label).collect();
+        let expected = ["SK_2_1_branch1", "SK_2_1", "SK_2_2", "SK_3_1_branch1", "SK_3_1", "SK_4_1_branch1", "SK_4_1"];
+        assert_eq!(labels, expected);
+        // The SK unit takes the depthwise conv's name; its BN (branch2.4) is gone.
+        let names = vs.variables();
+        assert!(names.contains_key("stage2.0.branch2.3.paths.1.conv.weight"));
+        assert!(names.contains_key("stage2.0.branch1.0.attn.fc_select.weight"));
+        assert!(!names.keys().any(|k| k.contains("branch2.4.")));
+    }
+}
