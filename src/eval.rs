@@ -1,11 +1,13 @@
 //! Evaluation: one classifier interface over our models and TorchScript files, the metrics (cross-entropy
 //! loss, top-1 and top-5 error) and the evaluation loop over a data set's batches.
-use crate::data::Batch;
+use crate::data::loader::Skipped;
+use crate::data::{self, Batch, Dataset, LoaderConfig, Split};
 use crate::interop::torchscript::TorchScript;
 use crate::models::{weights, Model, ModelSpec};
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Reduction, Tensor};
 
@@ -110,10 +112,12 @@ fn percent(count: u64, of: u64) -> f64 {
 }
 
 /// The outcome of one pass over a data set.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct EvalReport {
     pub metrics: Metrics,
     pub seconds: f64,
+    /// Images left out because they could not be decoded (data sets that allow skipping).
+    pub skipped: Skipped,
 }
 
 impl EvalReport {
@@ -123,29 +127,38 @@ impl EvalReport {
     }
 }
 
-/// Evaluates `classifier` on every batch, with a progress bar over `total` images when `progress`.
+/// Evaluates `classifier` on every sample of `dataset` (in order, with the evaluation transform), with a
+/// progress bar when `progress`. `observe` sees every batch with its logits (to keep them, say).
 pub fn evaluate(
     classifier: &Classifier,
-    batches: impl IntoIterator<Item = Result<Batch>>,
-    total: usize,
+    dataset: Arc<dyn Dataset>,
+    loader: LoaderConfig,
     progress: bool,
+    mut observe: impl FnMut(&Batch, &Tensor) -> Result<()>,
 ) -> Result<EvalReport> {
-    let bar = if progress { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
+    let classes = dataset.num_classes();
+    let bar = if progress { ProgressBar::new(dataset.len() as u64) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}  {msg}")
             .expect("a valid template"),
     );
     let start = Instant::now();
     let mut metrics = Metrics::default();
-    for batch in batches {
+    let mut batches = data::batches(dataset, LoaderConfig { split: Split::Eval, ..loader })?;
+    for batch in &mut batches {
         let batch = batch?;
         let logits = classifier.logits(&batch.images)?;
+        let width = logits.size()[1];
+        if width != classes {
+            bail!("the classifier gives {width} logits per image, the data set has {classes} classes");
+        }
         metrics.add(&logits, &batch.labels)?;
+        observe(&batch, &logits)?;
         bar.inc(batch.labels.size()[0] as u64);
         bar.set_message(format!("top-1 err {:.2}%", metrics.top1_err()));
     }
     bar.finish_and_clear();
-    Ok(EvalReport { metrics, seconds: start.elapsed().as_secs_f64() })
+    Ok(EvalReport { metrics, seconds: start.elapsed().as_secs_f64(), skipped: batches.skipped() })
 }
 
 #[cfg(test)]

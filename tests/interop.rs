@@ -22,10 +22,12 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn reference(args: &[&str]) {
+/// Runs the PyTorch side and returns what it printed.
+fn reference(args: &[&str]) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/interop_reference.py");
     let out = Command::new(python()).arg(&script).args(args).output().unwrap();
     assert!(out.status.success(), "{} {args:?} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn sk_exp(args: &[&str]) -> Output {
@@ -59,7 +61,7 @@ fn relative_difference(got: &Path, expected: &Path) -> f64 {
     (&got - &expected).abs().max().double_value(&[]) / scale
 }
 
-/// SKNet-29's structure shrunk (one narrow block per stage, 4 classes): fast to build, export and run.
+/// SKNet-29's structure shrunk (one narrow block per stage, 10 classes): fast to build, export and run.
 const TINY: [(&str, &str); 9] = [
     ("stem_width", "8"),
     ("blocks", "[1, 1, 1]"),
@@ -69,7 +71,7 @@ const TINY: [(&str, &str); 9] = [
     ("sk.groups", "4"),
     ("sk.reduction", "4"),
     ("sk.min_dim", "4"),
-    ("num_classes", "4"),
+    ("num_classes", "10"),
 ];
 
 fn tiny_args() -> Vec<String> {
@@ -135,7 +137,7 @@ fn exported_sknet50_gives_sk_exp_logits_in_pytorch() {
     assert!(status.success(), "{} failed", script.display());
     let input = dir.join("input.npy");
     let (_, images) = read_tensors(&source.join("input.safetensors")).unwrap().remove(0);
-    npy::write_f32(&input, &images).unwrap();
+    npy::write(&input, &images).unwrap();
 
     let out = dir.join("exported");
     let printed = sk_exp_ok(&["export", "--model", "sknet50", "--weights", p(&source.join("weights.safetensors")), "--out", p(&out), "--size", "64"]);
@@ -144,7 +146,7 @@ fn exported_sknet50_gives_sk_exp_logits_in_pytorch() {
     let ours = dir.join("ours.npy");
     sk_exp_ok(&["eval", "--model", "sknet50", "--weights", p(&out), "--input", p(&input), "--dump-logits", p(&ours)]);
     let timm_source = dir.join("timm_source.npy");
-    npy::write_f32(&timm_source, &read_tensors(&source.join("output.safetensors")).unwrap().remove(0).1).unwrap();
+    npy::write(&timm_source, &read_tensors(&source.join("output.safetensors")).unwrap().remove(0).1).unwrap();
     let diff = relative_difference(&ours, &timm_source);
     assert!(diff < TOLERANCE, "sk-exp on the exported weights vs timm: relative max difference {diff:.3e}");
     let jit = dir.join("jit.npy");
@@ -159,11 +161,57 @@ fn exported_sknet50_gives_sk_exp_logits_in_pytorch() {
     assert!(diff < TOLERANCE, "safetensors export: relative max difference {diff:.3e}");
 }
 
+/// The `key=value` fields of a printed metrics line.
+fn metric(line: &str, key: &str) -> f64 {
+    let prefix = format!("{key}=");
+    let value = line.split_whitespace().find_map(|field| field.strip_prefix(prefix.as_str()));
+    value.unwrap_or_else(|| panic!("no {key} in: {line}")).parse().unwrap()
+}
+
+/// `sk-exp eval --data` on the synthetic set: a PyTorch-made TorchScript file with 10 classes gives the
+/// top-1/top-5 errors and loss that PyTorch computes on the very images and labels sk-exp evaluated.
+#[test]
+fn data_set_evaluation_matches_pytorch_metrics() {
+    let dir = temp_dir("data");
+    reference(&["make-torchscript", "resnet18_10", "trace", p(&dir), "--size", "32"]);
+    let data = dir.join("data.yaml");
+    std::fs::write(&data, "kind: synthetic\neval_size: 300\n").unwrap();
+    let dump = dir.join("dump");
+    let model = dir.join("model.pt");
+    let ours = sk_exp_ok(&["eval", "--torchscript", p(&model), "--data", p(&data), "--batch-size", "64", "--dump", p(&dump)]);
+    let theirs = reference(&[
+        "metrics",
+        p(&model),
+        p(&dump.join("images.npy")),
+        p(&dump.join("labels.npy")),
+        p(&dir.join("pytorch_logits.npy")),
+    ]);
+    eprintln!("sk-exp:  {ours}PyTorch: {theirs}");
+    assert_eq!(metric(&ours, "images"), 300.0);
+    for key in ["top1_err", "top5_err"] {
+        assert_eq!(metric(&ours, key), metric(&theirs, key), "{key}: sk-exp {ours} PyTorch {theirs}");
+    }
+    let (loss, reference_loss) = (metric(&ours, "loss"), metric(&theirs, "loss"));
+    assert!((loss - reference_loss).abs() <= 1e-4 * reference_loss.abs().max(1.0), "loss {loss} vs {reference_loss}");
+    let diff = relative_difference(&dump.join("logits.npy"), &dir.join("pytorch_logits.npy"));
+    assert!(diff < TOLERANCE, "dumped logits differ from PyTorch's by {diff:.3e}");
+
+    // Our own model (tiny, random weights): it runs, counts every image and reports errors in [0, 100].
+    let mut args: Vec<String> = ["eval", "--model", "sknet29", "--data", p(&data)].map(String::from).to_vec();
+    args.extend(tiny_args());
+    let printed = sk_exp_ok(&strs(&args));
+    assert_eq!(metric(&printed, "images"), 300.0);
+    for key in ["top1_err", "top5_err"] {
+        assert!((0.0..=100.0).contains(&metric(&printed, key)), "{printed}");
+    }
+    assert!(metric(&printed, "top5_err") <= metric(&printed, "top1_err"), "{printed}");
+}
+
 #[test]
 fn bad_files_give_one_line_errors_naming_the_problem() {
     let dir = temp_dir("bad");
     let input = dir.join("input.npy");
-    npy::write_f32(&input, &Tensor::randn([2, 3, 32, 32], (Kind::Float, tch::Device::Cpu))).unwrap();
+    npy::write(&input, &Tensor::randn([2, 3, 32, 32], (Kind::Float, tch::Device::Cpu))).unwrap();
     let dump = dir.join("out.npy");
     let eval = |source: &[&str], input: &Path| {
         let mut args = vec!["eval"];
@@ -212,7 +260,7 @@ fn bad_files_give_one_line_errors_naming_the_problem() {
 
     // Wrong input shapes, for our model and for a TorchScript file.
     let four_channels = dir.join("four.npy");
-    npy::write_f32(&four_channels, &Tensor::randn([2, 4, 32, 32], (Kind::Float, tch::Device::Cpu))).unwrap();
+    npy::write(&four_channels, &Tensor::randn([2, 4, 32, 32], (Kind::Float, tch::Device::Cpu))).unwrap();
     assert!(eval(&strs(&with_weights(&good)), &four_channels).contains("expected a float tensor of shape (N, 3, H, W)"));
     let exported = dir.join("exported");
     let mut export = vec!["export".to_string(), "--out".into(), p(&exported).into()];
@@ -221,6 +269,6 @@ fn bad_files_give_one_line_errors_naming_the_problem() {
     let message = eval(&["--torchscript", p(&exported.join("model.pt"))], &four_channels);
     assert!(message.contains("to have 3 channels, but got 4 channels"), "{message}");
     let flat = dir.join("flat.npy");
-    npy::write_f32(&flat, &Tensor::zeros([2, 3], (Kind::Float, tch::Device::Cpu))).unwrap();
+    npy::write(&flat, &Tensor::zeros([2, 3], (Kind::Float, tch::Device::Cpu))).unwrap();
     assert!(eval(&["--torchscript", p(&exported.join("model.pt"))], &flat).contains("(N, C, H, W)"));
 }

@@ -1,12 +1,15 @@
 //! `sk-exp eval`: top-1/top-5 error, loss and images/s of a TorchScript file or of one of our models
 //! with its weights; or, with `--input`, the logits of a raw NCHW tensor for scripted comparisons.
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use sk_exp::eval::Classifier;
+use sk_exp::data::spec::{CifarLabel, CifarSpec, FolderSpec};
+use sk_exp::data::{self, DataSpec, LoaderConfig};
+use sk_exp::eval::{evaluate, Classifier};
 use sk_exp::interop::npy;
 use sk_exp::models::{registry, ModelSpec};
 use sk_exp::overrides;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use tch::Tensor;
 
 /// Which classifier to run: a TorchScript file, or a registered model with its weights.
 #[derive(Args)]
@@ -68,6 +71,25 @@ pub fn resolve_spec(name: &str, assignments: &[String]) -> Result<ModelSpec> {
 pub struct EvalArgs {
     #[command(flatten)]
     source: SourceArgs,
+    /// The data to evaluate on (its evaluation split): `synthetic` (the built-in set), a CIFAR folder, an
+    /// ImageNet-style folder (holding val/<class>/...), or a YAML file holding a `data:` section's fields.
+    #[arg(long, value_name = "SOURCE", required_unless_present = "input", conflicts_with = "input")]
+    data: Option<String>,
+    /// Images per batch.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Image folders: side of the evaluation centre crop (the paper reports 224 and 320).
+    #[arg(long, default_value_t = 224)]
+    crop: usize,
+    /// Image folders: shorter side after resizing, before the crop; default crop / 0.875 (256 for 224).
+    #[arg(long)]
+    resize: Option<usize>,
+    /// Threads decoding and transforming images.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// With --data: also write the evaluated images, labels and logits as .npy files into this folder.
+    #[arg(long, value_name = "DIR", requires = "data")]
+    dump: Option<PathBuf>,
     /// A raw input: a float32 .npy array of shape (N, C, H, W), run through the classifier as it is.
     #[arg(long, value_name = "FILE.npy", requires = "dump_logits")]
     input: Option<PathBuf>,
@@ -84,18 +106,87 @@ pub fn run(args: EvalArgs) -> Result<()> {
         tch::set_num_threads(t);
     }
     let classifier = args.source.load()?;
-    match (&args.input, &args.dump_logits) {
-        (Some(input), Some(output)) => dump_logits(&classifier, input, output),
-        _ => bail!("give --input FILE.npy --dump-logits FILE.npy"),
+    match (&args.data, &args.input, &args.dump_logits) {
+        (Some(data), _, _) => evaluate_data(&classifier, data, &args),
+        (None, Some(input), Some(output)) => dump_logits(&classifier, input, output),
+        _ => bail!("give --data SOURCE, or --input FILE.npy --dump-logits FILE.npy"),
     }
 }
 
-fn dump_logits(classifier: &Classifier, input: &std::path::Path, output: &std::path::Path) -> Result<()> {
+/// The data spec `--data` names; image folders get the evaluation crop and resize of the flags.
+fn data_spec(source: &str, args: &EvalArgs) -> Result<DataSpec> {
+    if source == "synthetic" {
+        return Ok(DataSpec::default());
+    }
+    let path = Path::new(source);
+    if path.is_file() && matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return yaml_serde::from_str(&text).map_err(|e| anyhow!("{}: not a data section: {e}", path.display()));
+    }
+    if !path.is_dir() {
+        bail!("--data {source}: expected `synthetic`, a data folder or a .yaml file");
+    }
+    if path.join("val").is_dir() {
+        let folder = FolderSpec {
+            root: path.to_path_buf(),
+            crop: args.crop,
+            eval_crop: args.crop,
+            eval_resize: args.resize,
+            skip_bad_images: false,
+        };
+        return Ok(DataSpec::Folder(folder));
+    }
+    Ok(DataSpec::Cifar(CifarSpec { root: path.to_path_buf(), label: CifarLabel::Fine }))
+}
+
+fn evaluate_data(classifier: &Classifier, source: &str, args: &EvalArgs) -> Result<()> {
+    let dataset = data::open(&data_spec(source, args)?, None)?.eval;
+    let classes = dataset.num_classes();
+    if let Some(model_classes) = classifier.num_classes().filter(|&c| c != classes) {
+        bail!("the model has {model_classes} classes, the data set {classes}: set the model's with --set num_classes={classes}");
+    }
+    // With --dump, keep what was evaluated for scripted comparisons.
+    let mut kept: [Vec<Tensor>; 3] = Default::default();
+    let keep = args.dump.is_some();
+    let report = evaluate(classifier, dataset, LoaderConfig::eval(args.batch_size, args.workers), true, |batch, logits| {
+        if keep {
+            kept[0].push(batch.images.shallow_clone());
+            kept[1].push(batch.labels.shallow_clone());
+            kept[2].push(logits.to_device(tch::Device::Cpu));
+        }
+        Ok(())
+    })?;
+    if let Some(dir) = &args.dump {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (name, parts) in ["images", "labels", "logits"].iter().zip(&kept) {
+            npy::write(&dir.join(format!("{name}.npy")), &Tensor::cat(parts, 0))?;
+        }
+    }
+    let skipped = &report.skipped;
+    if skipped.count > 0 {
+        eprintln!("skipped {} unreadable images, e.g. {}", skipped.count, skipped.examples.join("; "));
+    }
+    let m = report.metrics;
+    if m.samples == 0 {
+        bail!("--data {source}: no images to evaluate");
+    }
+    println!(
+        "images={} top1_err={:.2} top5_err={:.2} loss={:.4} images_per_s={:.1}",
+        m.samples,
+        m.top1_err(),
+        m.top5_err(),
+        m.loss(),
+        report.images_per_s()
+    );
+    Ok(())
+}
+
+fn dump_logits(classifier: &Classifier, input: &Path, output: &Path) -> Result<()> {
     let images = npy::read_f32(input)?;
     let start = std::time::Instant::now();
     let logits = classifier.logits(&images)?;
     let seconds = start.elapsed().as_secs_f64();
-    npy::write_f32(output, &logits)?;
+    npy::write(output, &logits)?;
     println!(
         "logits {:?} written to {} ({:.1} images/s)",
         logits.size(),

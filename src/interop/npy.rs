@@ -13,27 +13,31 @@ pub fn read_f32(path: &Path) -> Result<Tensor> {
     parse(&bytes).map_err(|e| anyhow!("{}: not a usable .npy file: {e}", path.display()))
 }
 
-/// Writes `tensor` as a float32 array (version 1.0, C order, little-endian).
-pub fn write_f32(path: &Path, tensor: &Tensor) -> Result<()> {
-    let tensor = tensor.to_kind(Kind::Float).to_device(tch::Device::Cpu).contiguous();
+/// Writes `tensor` as a float32 array, or as int64 if it holds integers (labels); version 1.0, C order,
+/// little-endian.
+pub fn write(path: &Path, tensor: &Tensor) -> Result<()> {
+    let integer = matches!(tensor.kind(), Kind::Int64 | Kind::Int | Kind::Int16 | Kind::Int8 | Kind::Uint8);
+    let (kind, descr) = if integer { (Kind::Int64, "<i8") } else { (Kind::Float, "<f4") };
+    let tensor = tensor.to_kind(kind).to_device(tch::Device::Cpu).contiguous();
     let shape = tensor.size();
     let dims: String = shape.iter().map(|d| format!("{d}, ")).collect();
     let dims = if shape.len() == 1 { dims.trim_end_matches(' ') } else { dims.trim_end_matches(", ") };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}");
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({dims}), }}");
     // The header (with magic, version and length) ends in a newline at a multiple of 64 bytes.
     let unpadded = MAGIC.len() + 2 + 2 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
     header.push('\n');
     let numel = tensor.numel();
-    let mut data = vec![0f32; numel];
-    tensor.f_copy_data(&mut data, numel).map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+    let mut data = vec![0u8; numel * kind.elt_size_in_bytes()];
+    tensor.f_copy_data_u8(&mut data, numel).map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
 
-    let mut out = Vec::with_capacity(header.len() + 10 + 4 * numel);
+    let mut out = Vec::with_capacity(header.len() + 10 + data.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    data.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    // Native order is little-endian on every platform libtorch ships for.
+    out.extend_from_slice(&data);
     std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
@@ -107,7 +111,7 @@ mod tests {
         for shape in [vec![2i64, 3, 4, 5], vec![7], vec![]] {
             let path = temp("round.npy");
             let t = Tensor::randn(&shape, (Kind::Float, tch::Device::Cpu));
-            write_f32(&path, &t).unwrap();
+            write(&path, &t).unwrap();
             let back = read_f32(&path).unwrap();
             assert_eq!(back.size(), shape);
             assert!(back.equal(&t));
@@ -124,6 +128,16 @@ mod tests {
     }
 
     #[test]
+    fn integers_are_written_as_int64() {
+        let path = temp("labels.npy");
+        write(&path, &Tensor::from_slice(&[3i64, 1, 4])).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(String::from_utf8_lossy(&bytes[..64]).contains("'descr': '<i8'"));
+        assert_eq!(&bytes[64..], [3i64, 1, 4].map(i64::to_le_bytes).concat());
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
     fn bad_files_name_what_is_wrong() {
         let path = temp("bad.npy");
         let message = |bytes: &[u8]| {
@@ -132,7 +146,7 @@ mod tests {
         };
         assert!(message(b"hello").contains("magic string"));
         let t = Tensor::ones([2, 3], (Kind::Float, tch::Device::Cpu));
-        write_f32(&path, &t).unwrap();
+        write(&path, &t).unwrap();
         let good = std::fs::read(&path).unwrap();
         assert!(message(&good[..good.len() - 4]).contains("needs 24 bytes of data, the file holds 20"));
         assert!(message(&replaced(&good, b"<f4", b"<i4")).contains("dtype '<i4'"));

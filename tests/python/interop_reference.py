@@ -2,13 +2,17 @@
 
 usage:
   interop_reference.py make-torchscript MODEL trace|script OUT_DIR [--size S] [--batch B] [--seed N]
-      MODEL from scripts/reference_models.py (seeded random weights, randomised BN statistics), in eval
+      MODEL from scripts/reference_models.py or resnet18_10 (torchvision's, 10 classes), with seeded
+      random weights and randomised BN statistics, in eval
       mode, saved with torch.jit.save as OUT_DIR/model.pt; OUT_DIR/input.npy (B, 3, S, S) and
       OUT_DIR/logits.npy (its eval-mode logits).
   interop_reference.py run-torchscript FILE INPUT.npy OUT.npy
       torch.jit.load(FILE) on INPUT, logits to OUT.
   interop_reference.py run-state-dict MODEL WEIGHTS.safetensors INPUT.npy OUT.npy
       MODEL with the state_dict loaded strictly (only num_batches_tracked may be absent), logits to OUT.
+  interop_reference.py metrics FILE IMAGES.npy LABELS.npy OUT.npy
+      torch.jit.load(FILE) on IMAGES, logits to OUT; prints "images=N top1_err=E1 top5_err=E5 loss=L"
+      (errors in %, loss the mean cross entropy) computed from them and LABELS.
   interop_reference.py torch-save OUT.pt
       a small state_dict written with torch.save (a zip archive that is not TorchScript).
 """
@@ -21,6 +25,14 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
 from reference_models import MODELS, randomise_batch_norms  # noqa: E402
+
+
+def resnet18_10():
+    import torchvision
+    return torchvision.models.resnet18(weights=None, num_classes=10)
+
+
+MODELS = {**MODELS, "resnet18_10": resnet18_10}
 
 
 def logits_of(model, xs):
@@ -59,6 +71,21 @@ def run_state_dict(args):
     np.save(args.out, logits_of(model, torch.from_numpy(np.load(args.input))))
 
 
+def metrics(args):
+    module = torch.jit.load(args.file).eval()
+    labels = torch.from_numpy(np.load(args.labels))
+    with torch.no_grad():
+        logits = module(torch.from_numpy(np.load(args.images))).float()
+    np.save(args.out, logits.numpy())
+    top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+    hits = top5 == labels.unsqueeze(1)
+    n = len(labels)
+    top1_err = 100.0 * (n - hits[:, 0].sum().item()) / n
+    top5_err = 100.0 * (n - hits.any(dim=1).sum().item()) / n
+    loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    print(f"images={n} top1_err={top1_err:.2f} top5_err={top5_err:.2f} loss={loss:.4f}")
+
+
 def torch_save(args):
     torch.save({"weight": torch.zeros(2, 2)}, args.out)
 
@@ -85,6 +112,12 @@ def main():
     p.add_argument("input")
     p.add_argument("out")
     p.set_defaults(run=run_state_dict)
+    p = sub.add_parser("metrics")
+    p.add_argument("file")
+    p.add_argument("images")
+    p.add_argument("labels")
+    p.add_argument("out")
+    p.set_defaults(run=metrics)
     p = sub.add_parser("torch-save")
     p.add_argument("out")
     p.set_defaults(run=torch_save)
