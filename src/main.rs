@@ -27,6 +27,8 @@ enum Command {
 enum BenchCommand {
     /// Forward+backward images/s of a model on random data.
     FwdBwd(cli::bench::BenchArgs),
+    /// Eval-mode forward images/s of a TorchScript file or a model on random data.
+    Eval(cli::bench::EvalBenchArgs),
 }
 
 fn main() {
@@ -36,6 +38,7 @@ fn main() {
         Command::Eval(args) => cli::eval::run(args),
         Command::Export(args) => cli::export::run(args),
         Command::Bench(BenchCommand::FwdBwd(args)) => cli::bench::run(args),
+        Command::Bench(BenchCommand::Eval(args)) => cli::bench::run_eval(args),
     };
     if let Err(err) = result {
         // One line per cause, no backtrace: the chain names the file or field that was wrong.

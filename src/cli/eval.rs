@@ -38,6 +38,15 @@ impl SourceArgs {
         self.model.as_deref().map(|name| resolve_spec(name, &self.set)).transpose()
     }
 
+    /// The TorchScript file's path or the model's name, for reports.
+    pub fn describe(&self) -> String {
+        match (&self.torchscript, &self.model) {
+            (Some(path), _) => path.display().to_string(),
+            (None, Some(name)) => name.clone(),
+            (None, None) => String::new(),
+        }
+    }
+
     pub fn load(&self) -> Result<Classifier> {
         let device = sk_exp::parse_device(&self.device)?;
         match (&self.torchscript, self.spec()?) {
