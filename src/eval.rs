@@ -21,6 +21,7 @@ impl Classifier {
     /// Our model built from `spec` on `device`, with its weights from `weights` (a safetensors file of a
     /// PyTorch state_dict, or a run/checkpoint/export folder holding one); None keeps the random init.
     pub fn ours(spec: &ModelSpec, weights: Option<&Path>, device: Device) -> Result<Classifier> {
+        check_device(device)?;
         let vs = nn::VarStore::new(device);
         let model = Model::build(&vs.root(), spec)?;
         if let Some(path) = weights {
@@ -30,6 +31,7 @@ impl Classifier {
     }
 
     pub fn torchscript(path: &Path, device: Device) -> Result<Classifier> {
+        check_device(device)?;
         Ok(Classifier::TorchScript(TorchScript::load(path, device)?))
     }
 
@@ -56,6 +58,17 @@ impl Classifier {
             Classifier::TorchScript(ts) => ts.forward(&images),
         })
     }
+}
+
+/// libtorch aborts on a CUDA device it does not have; say so first.
+fn check_device(device: Device) -> Result<()> {
+    if let Device::Cuda(index) = device {
+        let count = tch::Cuda::device_count();
+        if index as i64 >= count {
+            bail!("device cuda:{index}: this machine has {count} CUDA device(s) usable by libtorch");
+        }
+    }
+    Ok(())
 }
 
 /// Running sums over evaluated samples; the figures are per sample, errors in percent.

@@ -272,3 +272,22 @@ fn bad_files_give_one_line_errors_naming_the_problem() {
     npy::write(&flat, &Tensor::zeros([2, 3], (Kind::Float, tch::Device::Cpu))).unwrap();
     assert!(eval(&["--torchscript", p(&exported.join("model.pt"))], &flat).contains("(N, C, H, W)"));
 }
+
+/// `--weights` takes a safetensors file, or a run, checkpoint or export folder holding one.
+#[test]
+fn weights_are_found_in_run_checkpoint_and_export_folders() {
+    use sk_exp::models::weights::locate;
+    let dir = temp_dir("locate");
+    let layouts = [("run/checkpoint/weights.safetensors", "run"), ("ckpt/weights.safetensors", "ckpt"), ("export/model.safetensors", "export")];
+    for (file, folder) in layouts {
+        let file = dir.join(file);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"").unwrap();
+        assert_eq!(locate(&dir.join(folder)).unwrap(), file);
+        assert_eq!(locate(&file).unwrap(), file);
+    }
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    assert!(locate(&empty).unwrap_err().to_string().contains("holds none of weights.safetensors"));
+    assert!(locate(&dir.join("absent")).unwrap_err().to_string().contains("no such file or folder"));
+}
