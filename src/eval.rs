@@ -13,7 +13,7 @@ use tch::{nn, Device, Kind, Reduction, Tensor};
 
 /// Something that maps an NCHW float batch to logits (N, classes), in eval mode.
 pub enum Classifier {
-    Ours { model: Model, vs: nn::VarStore },
+    Ours { model: Box<Model>, vs: nn::VarStore },
     TorchScript(TorchScript),
 }
 
@@ -27,7 +27,7 @@ impl Classifier {
         if let Some(path) = weights {
             weights::load_safetensors(&vs, &weights::locate(path)?)?;
         }
-        Ok(Classifier::Ours { model, vs })
+        Ok(Classifier::Ours { model: Box::new(model), vs })
     }
 
     pub fn torchscript(path: &Path, device: Device) -> Result<Classifier> {

@@ -47,7 +47,7 @@ pub fn export(model: &Model, vs: &mut nn::VarStore, out_dir: &Path, size: i64) -
     let got = tch::no_grad(|| TorchScript::load(&ts_path, Device::Cpu)?.forward(&batch))?;
     let scale = expected.abs().max().double_value(&[]).max(f64::MIN_POSITIVE);
     let check_difference = (&got - &expected).abs().max().double_value(&[]) / scale;
-    if !(check_difference <= CHECK_TOLERANCE) {
+    if check_difference.is_nan() || check_difference > CHECK_TOLERANCE {
         bail!("export: the traced TorchScript differs from the model by {check_difference:.3e} (relative)");
     }
     Ok(Exported { weights: weights_path, torchscript: ts_path, check_difference })

@@ -2,7 +2,7 @@
 
 usage:
   interop_reference.py make-torchscript MODEL trace|script OUT_DIR [--size S] [--batch B] [--seed N]
-      MODEL from scripts/reference_models.py or resnet18_10 (torchvision's, 10 classes), with seeded
+      MODEL from scripts/reference_models.py, resnet18 or resnet18_10 (torchvision's, 10 classes), with seeded
       random weights and randomised BN statistics, in eval
       mode, saved with torch.jit.save as OUT_DIR/model.pt; OUT_DIR/input.npy (B, 3, S, S) and
       OUT_DIR/logits.npy (its eval-mode logits).
@@ -27,12 +27,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"
 from reference_models import MODELS, randomise_batch_norms  # noqa: E402
 
 
-def resnet18_10():
+def resnet18(num_classes=1000):
     import torchvision
-    return torchvision.models.resnet18(weights=None, num_classes=10)
+    return torchvision.models.resnet18(weights=None, num_classes=num_classes)
 
 
-MODELS = {**MODELS, "resnet18_10": resnet18_10}
+MODELS = {**MODELS, "resnet18": resnet18, "resnet18_10": lambda: resnet18(10)}
 
 
 def logits_of(model, xs):
