@@ -7,6 +7,8 @@ pub mod interop;
 pub mod models;
 pub mod overrides;
 pub mod paper;
+pub mod report;
+pub mod train;
 
 /// Parses a device name as written in configs and flags: `cpu`, `cuda`, `cuda:N`.
 pub fn parse_device(name: &str) -> anyhow::Result<tch::Device> {

@@ -18,9 +18,15 @@ enum Command {
     Eval(cli::eval::EvalArgs),
     /// Write a model with its weights for PyTorch: safetensors (PyTorch key names) and TorchScript.
     Export(cli::export::ExportArgs),
+    /// Train one model (a YAML run file and/or flags); resumable.
+    Train(cli::train::TrainArgs),
+    /// Run an experiment (experiments/*.yaml): a sweep of runs, resumable, summarised beside the paper.
+    Run(cli::run::RunArgs),
     /// Benchmarks (forward+backward images/s); benchmarks/*.sh sets them beside PyTorch.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Figures: Figure 2 (paper + your runs), training curves, an experiment's summary bars.
+    Plot(cli::plot::PlotArgs),
 }
 
 #[derive(Subcommand)]
@@ -29,15 +35,21 @@ enum BenchCommand {
     FwdBwd(cli::bench::BenchArgs),
     /// Eval-mode forward images/s of a TorchScript file or a model on random data.
     Eval(cli::bench::EvalBenchArgs),
+    /// Training-step images/s (forward, backward, optimizer step) of a model on random data.
+    Train(cli::bench_train::BenchTrainArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Command::Models(args) => cli::models::run(args),
+        Command::Train(args) => cli::train::run(args),
+        Command::Run(args) => cli::run::run(args),
+        Command::Bench(BenchCommand::FwdBwd(args)) => cli::bench::run(args),
+        Command::Plot(args) => cli::plot::run(args),
+        Command::Bench(BenchCommand::Train(args)) => cli::bench_train::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Export(args) => cli::export::run(args),
-        Command::Bench(BenchCommand::FwdBwd(args)) => cli::bench::run(args),
         Command::Bench(BenchCommand::Eval(args)) => cli::bench::run_eval(args),
     };
     if let Err(err) = result {

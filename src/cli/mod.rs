@@ -3,3 +3,7 @@ pub mod models;
 pub mod bench;
 pub mod eval;
 pub mod export;
+pub mod plot;
+pub mod bench_train;
+pub mod train;
+pub mod run;

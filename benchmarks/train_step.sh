@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Training-step images/s on CPU (forward, backward, SGD step): sk-exp vs PyTorch eager on the same
+# architecture, same libtorch, same thread count, alternating in one run (ROUNDS rounds each). Checks that
+# both sides have the same parameter count, prints each measurement and the ratio of the medians.
+# Usage: benchmarks/train_step.sh [THREADS] [ROUNDS] [CASE...]   (a case is "model batch iters")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/setup.sh
+cargo build --release --quiet
+threads="${1:-$(nproc)}"
+rounds="${2:-3}"
+shift $(( $# < 2 ? $# : 2 ))
+cases=("$@")
+if [ ${#cases[@]} -eq 0 ]; then
+    cases=("sknet29 64 3")
+fi
+for case in "${cases[@]}"; do
+    read -r model batch iters <<<"$case"
+    ours=(); theirs=()
+    for _ in $(seq "$rounds"); do
+        line=$(./target/release/sk-exp bench train --model "$model" --batch "$batch" --iters "$iters" --warmup 1 --threads "$threads")
+        echo "$line"; ours+=("${line##*images_per_s=}"); our_params=$(sed 's/.*params=\([0-9]*\).*/\1/' <<<"$line")
+        line=$(python benchmarks/train_step.py --model "$model" --batch "$batch" --iters "$iters" --warmup 1 --threads "$threads")
+        echo "$line"; theirs+=("${line##*images_per_s=}"); their_params=$(sed 's/.*params=\([0-9]*\).*/\1/' <<<"$line")
+        if [ "$our_params" != "$their_params" ]; then
+            echo "error: $model has $our_params parameters in sk-exp but $their_params in the PyTorch definition" >&2
+            exit 1
+        fi
+    done
+    python - "$model" "${ours[*]}" "${theirs[*]}" <<'PY'
+import statistics, sys
+model, ours, theirs = sys.argv[1], [float(v) for v in sys.argv[2].split()], [float(v) for v in sys.argv[3].split()]
+o, t = statistics.median(ours), statistics.median(theirs)
+print(f"RESULT train-step model={model} sk-exp={o:.2f} pytorch={t:.2f} images/s ratio={o / t:.3f}")
+PY
+done

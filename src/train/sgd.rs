@@ -1,0 +1,177 @@
+//! SGD with momentum, Nesterov momentum and weight decay, step for step as `torch.optim.SGD` with
+//! dampening 0. tch cannot save its optimizer's state, so this one keeps its momentum in a buffer we own
+//! and writes it out by variable name; a resumed run continues exactly.
+//!
+//! All trainable parameters are re-pointed into one flat buffer (each variable becomes a view of its
+//! slice), so a step is a handful of large element-wise operations instead of several per variable, and
+//! the flattened gradient that data parallelism averages is exactly the operand the step needs.
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SgdConfig {
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    /// Decay 1-D parameters too (BN gamma/beta, biases); the paper's recipes decay everything.
+    pub wd_on_bn_bias: bool,
+}
+
+/// Where one variable lives in the flat buffer.
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    shape: Vec<i64>,
+    offset: i64,
+    numel: i64,
+}
+
+/// Slices start at multiples of this many elements (256 bytes in f32), as fast kernels like aligned data.
+const ALIGN: i64 = 64;
+
+#[derive(Debug)]
+pub struct Sgd {
+    config: SgdConfig,
+    slots: Vec<Slot>,
+    /// The variables themselves, in slot order (views into `flat`); gradients are taken against them.
+    params: Vec<Tensor>,
+    flat: Tensor,
+    momentum: Tensor,
+    /// Per-element weight decay (the decay or 0) when 1-D parameters are exempt.
+    decay_mask: Option<Tensor>,
+    /// Zero fillers between slices, so that a concatenated gradient lines up with `flat`.
+    padding: Vec<Option<Tensor>>,
+}
+
+impl Sgd {
+    /// Takes over `vars` (trainable, float32, one device): their values move into one flat buffer and each
+    /// variable becomes a view of its slice. Slot order is the order given; callers sort by name so that
+    /// every replica lays out its buffer identically.
+    pub fn new(vars: Vec<(String, Tensor)>, config: SgdConfig) -> Result<Sgd> {
+        ensure!(!vars.is_empty(), "optimizer: the model has no trainable variables");
+        if config.momentum < 0.0 || config.weight_decay < 0.0 {
+            bail!("optimizer: momentum and weight_decay must be >= 0");
+        }
+        let device = vars[0].1.device();
+        let mut slots = Vec::with_capacity(vars.len());
+        let mut offset = 0;
+        for (name, var) in &vars {
+            ensure!(var.kind() == Kind::Float, "optimizer: variable {name} is {:?}, expected float32", var.kind());
+            ensure!(var.device() == device, "optimizer: variable {name} is on {:?}, the others on {device:?}", var.device());
+            let numel = var.numel() as i64;
+            slots.push(Slot { name: name.clone(), shape: var.size(), offset, numel });
+            offset += (numel + ALIGN - 1) / ALIGN * ALIGN;
+        }
+        let total = offset;
+        let flat = Tensor::zeros([total], (Kind::Float, device));
+        let mut params = Vec::with_capacity(vars.len());
+        tch::no_grad(|| {
+            for ((_, mut var), slot) in vars.into_iter().zip(&slots) {
+                let mut view = flat.narrow(0, slot.offset, slot.numel).view(slot.shape.as_slice());
+                view.copy_(&var);
+                var.set_data(&view);
+                params.push(var);
+            }
+        });
+        let mut padding = Vec::with_capacity(slots.len());
+        for (i, slot) in slots.iter().enumerate() {
+            let end = slots.get(i + 1).map_or(total, |next| next.offset);
+            let gap = end - slot.offset - slot.numel;
+            padding.push((gap > 0).then(|| Tensor::zeros([gap], (Kind::Float, device))));
+        }
+        let decay_mask = (!config.wd_on_bn_bias && config.weight_decay > 0.0).then(|| {
+            let mask = Tensor::zeros([total], (Kind::Float, device));
+            for slot in slots.iter().filter(|s| s.shape.len() > 1) {
+                let _ = mask.narrow(0, slot.offset, slot.numel).fill_(config.weight_decay);
+            }
+            mask
+        });
+        let momentum = flat.zeros_like();
+        Ok(Sgd { config, slots, params, flat, momentum, decay_mask, padding })
+    }
+
+    pub fn config(&self) -> &SgdConfig {
+        &self.config
+    }
+
+    pub fn device(&self) -> Device {
+        self.flat.device()
+    }
+
+    /// The trainable variables, in slot order.
+    pub fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.slots.iter().map(|s| s.name.as_str())
+    }
+
+    /// All parameters as one flat tensor (a view; copy it before keeping it).
+    pub fn flat_params(&self) -> &Tensor {
+        &self.flat
+    }
+
+    /// Gradients in slot order laid out like the flat buffer, in one concatenation.
+    pub fn flatten(&self, grads: &[Tensor]) -> Tensor {
+        let mut pieces = Vec::with_capacity(2 * grads.len());
+        for (grad, pad) in grads.iter().zip(&self.padding) {
+            pieces.push(grad.view(-1));
+            if let Some(pad) = pad {
+                pieces.push(pad.shallow_clone());
+            }
+        }
+        Tensor::cat(&pieces, 0)
+    }
+
+    /// One step with the flat gradient `grad` (read only: replicas may share it) at learning rate `lr`:
+    /// d = g + wd p; buf = m buf + d; d = d + m buf (Nesterov) or buf; p = p - lr d.
+    pub fn step(&mut self, grad: &Tensor, lr: f64) {
+        let SgdConfig { momentum, nesterov, weight_decay, .. } = self.config;
+        tch::no_grad(|| {
+            let mut d = match (&self.decay_mask, weight_decay > 0.0) {
+                (Some(mask), _) => grad + &self.flat * mask,
+                (None, true) => grad + &self.flat * weight_decay,
+                (None, false) => grad.shallow_clone(),
+            };
+            if momentum > 0.0 {
+                // torch starts the buffer at d on the first step; m * 0 + d is the same number.
+                let _ = self.momentum.g_mul_scalar_(momentum).g_add_(&d);
+                d = if nesterov { d + &self.momentum * momentum } else { self.momentum.shallow_clone() };
+            }
+            let _ = self.flat.g_sub_(&(d * lr));
+        });
+    }
+
+    /// Momentum buffers by variable name (views; the caller copies them where it keeps them).
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        self.slots
+            .iter()
+            .map(|s| (s.name.clone(), self.momentum.narrow(0, s.offset, s.numel).view(s.shape.as_slice())))
+            .collect()
+    }
+
+    /// Restores momentum buffers saved by [`Sgd::state`]; every variable must be present with its shape.
+    pub fn load_state(&mut self, named: &[(String, Tensor)]) -> Result<()> {
+        tch::no_grad(|| {
+            for slot in &self.slots {
+                let (_, saved) = named
+                    .iter()
+                    .find(|(n, _)| *n == slot.name)
+                    .with_context(|| format!("optimizer state: no momentum buffer for {}", slot.name))?;
+                ensure!(
+                    saved.size() == slot.shape,
+                    "optimizer state: {} has shape {:?}, the model has {:?}",
+                    slot.name,
+                    saved.size(),
+                    slot.shape
+                );
+                let mut dst = self.momentum.narrow(0, slot.offset, slot.numel);
+                dst.copy_(&saved.to_kind(Kind::Float).view(-1));
+            }
+            Ok(())
+        })
+    }
+}

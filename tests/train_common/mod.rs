@@ -1,0 +1,86 @@
+//! Shared pieces of the training tests: a small in-memory data set and a tiny SKNet.
+#![allow(dead_code)]
+use anyhow::Result;
+use sk_exp::data::{Batch, Dataset, Sample, Split};
+use sk_exp::models::{registry, Model};
+use sk_exp::train::parallel::{Network, NetworkBuilder};
+use std::sync::Arc;
+
+/// `len` images of 3x`side`x`side` in `classes` classes: a class-dependent colour and stripe over
+/// index-seeded noise; the training split flips images horizontally on a coin drawn from the sample seed.
+pub struct Blobs {
+    pub len: usize,
+    pub classes: i64,
+    pub side: i64,
+    pub offset: u64,
+}
+
+fn hash(mut z: u64) -> u64 {
+    z = (z ^ (z >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    z = (z ^ (z >> 33)).wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    z ^ (z >> 33)
+}
+
+impl Dataset for Blobs {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn num_classes(&self) -> i64 {
+        self.classes
+    }
+    fn image_size(&self) -> (i64, i64) {
+        (self.side, self.side)
+    }
+    fn sample(&self, index: usize, split: Split, seed: u64) -> Result<Sample> {
+        let id = index as u64 + self.offset;
+        let label = (hash(id) % self.classes as u64) as i64;
+        let s = self.side as usize;
+        let flip = split == Split::Train && seed % 2 == 1;
+        let mut pixels = vec![0f32; 3 * s * s];
+        for c in 0..3 {
+            for y in 0..s {
+                for x in 0..s {
+                    let noise = (hash(id * 7919 + (c * s * s + y * s + x) as u64) % 1000) as f32 / 1000.0 - 0.5;
+                    let stripe = if (x + label as usize) % 4 == 0 { 1.0 } else { 0.0 };
+                    let colour = if c as i64 == label % 3 { 0.8 } else { -0.2 };
+                    let xx = if flip { s - 1 - x } else { x };
+                    pixels[c * s * s + y * s + xx] = colour + stripe * 0.5 + noise;
+                }
+            }
+        }
+        Ok(Sample { pixels, label })
+    }
+}
+
+pub fn blobs(len: usize, offset: u64) -> Arc<dyn Dataset> {
+    Arc::new(Blobs { len, classes: 4, side: 16, offset })
+}
+
+/// SKNet-29's structure, shrunk: one block per stage, narrow, 16x16 inputs, 4 classes.
+pub fn tiny_sknet_yaml() -> yaml_serde::Value {
+    yaml_serde::from_str(
+        "{stem_width: 8, blocks: [1, 1, 1], widths: [8, 16, 32], outputs: [16, 32, 32], groups: 4, \
+         sk: {groups: 4, reduction: 4, min_dim: 4}, num_classes: 4, input_size: 16}",
+    )
+    .unwrap()
+}
+
+pub fn tiny_sknet() -> NetworkBuilder {
+    let spec = registry::resolve("sknet29", Some(&tiny_sknet_yaml())).unwrap();
+    Arc::new(move |vs: &tch::nn::Path| -> Result<Box<dyn Network>> { Ok(Box::new(Model::build(vs, &spec)?)) })
+}
+
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sk-exp-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The training-split batch of samples `indices`, each augmented with seed `seed + index`.
+pub fn batch_of(dataset: &dyn Dataset, indices: std::ops::Range<usize>, seed: u64) -> Batch {
+    let (h, w) = dataset.image_size();
+    let samples: Vec<Sample> = indices.clone().map(|i| dataset.sample(i, Split::Train, seed + i as u64).unwrap()).collect();
+    let pixels: Vec<f32> = samples.iter().flat_map(|s| s.pixels.iter().copied()).collect();
+    let labels: Vec<i64> = samples.iter().map(|s| s.label).collect();
+    Batch { images: tch::Tensor::from_slice(&pixels).view([indices.len() as i64, 3, h, w]), labels: tch::Tensor::from_slice(&labels) }
+}
