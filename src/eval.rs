@@ -4,6 +4,7 @@ use crate::data::loader::Skipped;
 use crate::data::{self, Batch, Dataset, LoaderConfig, Split};
 use crate::interop::torchscript::TorchScript;
 use crate::models::{weights, Model, ModelSpec};
+use crate::train::loss::count_errors;
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
@@ -99,13 +100,14 @@ impl Metrics {
         if low < 0 || high >= classes {
             bail!("metrics: labels range over [{low}, {high}] but the classifier has {classes} classes");
         }
+        // One read-back for the three figures (a device sync each otherwise).
         let loss = logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(&labels, None, Reduction::Sum, -100, 0.0);
-        let top = logits.topk(5.min(classes), 1, true, true).1;
-        let hits = top.eq_tensor(&labels.unsqueeze(1));
+        let packed = Tensor::cat(&[loss.to_kind(Kind::Double).view(1), count_errors(logits, &labels).to_kind(Kind::Double)], 0);
+        let v = Vec::<f64>::try_from(packed.to_device(Device::Cpu))?;
         self.samples += n as u64;
-        self.loss_sum += loss.double_value(&[]);
-        self.top1_errors += n as u64 - hits.narrow(1, 0, 1).sum(Kind::Int64).int64_value(&[]) as u64;
-        self.top5_errors += n as u64 - hits.any_dim(1, false).sum(Kind::Int64).int64_value(&[]) as u64;
+        self.loss_sum += v[0];
+        self.top1_errors += v[1] as u64;
+        self.top5_errors += v[2] as u64;
         Ok(())
     }
 

@@ -168,33 +168,46 @@ fn metric(line: &str, key: &str) -> f64 {
     value.unwrap_or_else(|| panic!("no {key} in: {line}")).parse().unwrap()
 }
 
-/// `sk-exp eval --data` on the synthetic set: a PyTorch-made TorchScript file with 10 classes gives the
-/// top-1/top-5 errors and loss that PyTorch computes on the very images and labels sk-exp evaluated.
-#[test]
-fn data_set_evaluation_matches_pytorch_metrics() {
-    let dir = temp_dir("data");
-    reference(&["make-torchscript", "resnet18_10", "trace", p(&dir), "--size", "32"]);
-    let data = dir.join("data.yaml");
-    std::fs::write(&data, "kind: synthetic\neval_size: 300\n").unwrap();
-    let dump = dir.join("dump");
-    let model = dir.join("model.pt");
-    let ours = sk_exp_ok(&["eval", "--torchscript", p(&model), "--data", p(&data), "--batch-size", "64", "--dump", p(&dump)]);
-    let theirs = reference(&[
-        "metrics",
-        p(&model),
-        p(&dump.join("images.npy")),
-        p(&dump.join("labels.npy")),
-        p(&dir.join("pytorch_logits.npy")),
-    ]);
-    eprintln!("sk-exp:  {ours}PyTorch: {theirs}");
-    assert_eq!(metric(&ours, "images"), 300.0);
+/// Evaluates `model` on `data` through sk-exp with --dump, recomputes the metrics in PyTorch from the
+/// dumped images and labels, checks both agree and returns the dump folder.
+fn assert_metrics_match_pytorch(dir: &Path, model: &Path, data: &[&str], name: &str) -> PathBuf {
+    let dump = dir.join(format!("dump-{name}"));
+    let mut args = vec!["eval", "--torchscript", p(model), "--batch-size", "64", "--dump", p(&dump)];
+    args.extend_from_slice(data);
+    let ours = sk_exp_ok(&args);
+    let theirs_logits = dir.join(format!("pytorch-logits-{name}.npy"));
+    let theirs =
+        reference(&["metrics", p(model), p(&dump.join("images.npy")), p(&dump.join("labels.npy")), p(&theirs_logits)]);
+    eprintln!("{name}: sk-exp  {ours}{name}: PyTorch {theirs}");
+    assert_eq!(metric(&ours, "images"), metric(&theirs, "images"));
     for key in ["top1_err", "top5_err"] {
         assert_eq!(metric(&ours, key), metric(&theirs, key), "{key}: sk-exp {ours} PyTorch {theirs}");
     }
     let (loss, reference_loss) = (metric(&ours, "loss"), metric(&theirs, "loss"));
     assert!((loss - reference_loss).abs() <= 1e-4 * reference_loss.abs().max(1.0), "loss {loss} vs {reference_loss}");
-    let diff = relative_difference(&dump.join("logits.npy"), &dir.join("pytorch_logits.npy"));
-    assert!(diff < TOLERANCE, "dumped logits differ from PyTorch's by {diff:.3e}");
+    let diff = relative_difference(&dump.join("logits.npy"), &theirs_logits);
+    assert!(diff < TOLERANCE, "{name}: dumped logits differ from PyTorch's by {diff:.3e}");
+    dump
+}
+
+/// `sk-exp eval --data` on the synthetic set and on an image folder (with the crop/resize flags): a
+/// PyTorch-made TorchScript file with 10 classes gives the top-1/top-5 errors and loss that PyTorch
+/// computes on the very images and labels sk-exp evaluated.
+#[test]
+fn data_set_evaluation_matches_pytorch_metrics() {
+    let dir = temp_dir("data");
+    reference(&["make-torchscript", "resnet18_10", "trace", p(&dir), "--size", "32"]);
+    let model = dir.join("model.pt");
+    let data = dir.join("data.yaml");
+    std::fs::write(&data, "kind: synthetic\neval_size: 300\n").unwrap();
+    let dump = assert_metrics_match_pytorch(&dir, &model, &["--data", p(&data)], "synthetic");
+    assert_eq!(npy::read_f32(&dump.join("images.npy")).unwrap().size(), [300, 3, 32, 32]);
+
+    let folder = dir.join("folder");
+    reference(&["write-folder", p(&folder), "10", "2"]);
+    let flags = ["--data", p(&folder), "--crop", "48", "--resize", "56"];
+    let dump = assert_metrics_match_pytorch(&dir, &model, &flags, "folder");
+    assert_eq!(npy::read_f32(&dump.join("images.npy")).unwrap().size(), [20, 3, 48, 48]);
 
     // Our own model (tiny, random weights): it runs, counts every image and reports errors in [0, 100].
     let mut args: Vec<String> = ["eval", "--model", "sknet29", "--data", p(&data)].map(String::from).to_vec();

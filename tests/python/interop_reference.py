@@ -13,6 +13,8 @@ usage:
   interop_reference.py metrics FILE IMAGES.npy LABELS.npy OUT.npy
       torch.jit.load(FILE) on IMAGES, logits to OUT; prints "images=N top1_err=E1 top5_err=E5 loss=L"
       (errors in %, loss the mean cross entropy) computed from them and LABELS.
+  interop_reference.py write-folder ROOT CLASSES PER_CLASS
+      an ImageNet-style folder of random JPEGs of random sizes: ROOT/{train,val}/classN/imgK.jpg.
   interop_reference.py torch-save OUT.pt
       a small state_dict written with torch.save (a zip archive that is not TorchScript).
 """
@@ -86,6 +88,20 @@ def metrics(args):
     print(f"images={n} top1_err={top1_err:.2f} top5_err={top5_err:.2f} loss={loss:.4f}")
 
 
+def write_folder(args):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in range(args.classes):
+            folder = os.path.join(args.root, split, f"class{c}")
+            os.makedirs(folder, exist_ok=True)
+            for k in range(args.per_class):
+                h, w = rng.integers(40, 90, size=2)
+                pixels = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(os.path.join(folder, f"img{k}.jpg"))
+
+
 def torch_save(args):
     torch.save({"weight": torch.zeros(2, 2)}, args.out)
 
@@ -118,6 +134,11 @@ def main():
     p.add_argument("labels")
     p.add_argument("out")
     p.set_defaults(run=metrics)
+    p = sub.add_parser("write-folder")
+    p.add_argument("root")
+    p.add_argument("classes", type=int)
+    p.add_argument("per_class", type=int)
+    p.set_defaults(run=write_folder)
     p = sub.add_parser("torch-save")
     p.add_argument("out")
     p.set_defaults(run=torch_save)
