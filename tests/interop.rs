@@ -304,3 +304,39 @@ fn weights_are_found_in_run_checkpoint_and_export_folders() {
     assert!(locate(&empty).unwrap_err().to_string().contains("holds none of weights.safetensors"));
     assert!(locate(&dir.join("absent")).unwrap_err().to_string().contains("no such file or folder"));
 }
+
+/// A checkpoint of `sk-exp train` evaluated with `sk-exp eval --run` reproduces the training loop's own
+/// last evaluation (metrics.csv), and so does its TorchScript export through `sk-exp eval --torchscript`.
+#[test]
+fn a_training_run_evaluates_and_exports_with_its_own_figures() {
+    let dir = temp_dir("run");
+    let run = dir.join("run");
+    let mut train: Vec<String> = ["train", "--model", "sknet29", "--data", "synthetic", "--epochs", "1", "--batch-size", "32", "--quiet"]
+        .map(String::from)
+        .to_vec();
+    train.extend(["--out".into(), p(&run).into()]);
+    for (key, value) in TINY.iter().filter(|(key, _)| *key != "num_classes") {
+        train.extend(["--set".into(), format!("model.overrides.{key}={value}")]);
+    }
+    train.extend(["--set", "data.train_size=64", "--set", "data.eval_size=96"].map(String::from));
+    sk_exp_ok(&strs(&train));
+
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let last: Vec<f64> = csv.lines().last().unwrap().split(',').map(|v| v.parse().unwrap()).collect();
+    let logged = |key: &str| last[header.iter().position(|h| *h == key).unwrap()];
+
+    let exported = dir.join("exported");
+    sk_exp_ok(&["export", "--run", p(&run), "--out", p(&exported)]);
+    let data = dir.join("data.yaml");
+    std::fs::write(&data, "kind: synthetic\ntrain_size: 64\neval_size: 96\n").unwrap();
+    let ours = sk_exp_ok(&["eval", "--run", p(&run)]);
+    let traced = sk_exp_ok(&["eval", "--torchscript", p(&exported.join("model.pt")), "--data", p(&data)]);
+    for printed in [&ours, &traced] {
+        assert_eq!(metric(printed, "images"), 96.0, "{printed}");
+        for (key, column) in [("top1_err", "eval_top1_err"), ("top5_err", "eval_top5_err")] {
+            assert!((metric(printed, key) - logged(column)).abs() < 0.006, "{key}: {printed} vs metrics.csv {csv}");
+        }
+        assert!((metric(printed, "loss") - logged("eval_loss")).abs() < 1e-4, "loss: {printed} vs metrics.csv {csv}");
+    }
+}

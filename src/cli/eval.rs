@@ -8,15 +8,19 @@ use sk_exp::eval::{evaluate, Classifier};
 use sk_exp::interop::npy;
 use sk_exp::models::{registry, ModelSpec};
 use sk_exp::overrides;
+use sk_exp::train::config::RunConfig;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
-/// Which classifier to run: a TorchScript file, or a registered model with its weights.
+/// Which classifier to run: a TorchScript file, a training run's model, or a registered model with weights.
 #[derive(Args)]
 pub struct SourceArgs {
     /// A TorchScript file (as `torch.jit.save` or `sk-exp export` writes it).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["model", "weights", "set"], required_unless_present = "model")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["model", "weights", "set", "run"], required_unless_present_any = ["model", "run"])]
     torchscript: Option<PathBuf>,
+    /// A training run's folder: its model (run.yaml, class count from its data) with its checkpoint's weights.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "weights"])]
+    run: Option<PathBuf>,
     /// A registered model name (see `sk-exp models`).
     #[arg(long)]
     model: Option<String>,
@@ -33,38 +37,59 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    /// The model's spec with the `--set` assignments applied; None for a TorchScript file.
-    pub fn spec(&self) -> Result<Option<ModelSpec>> {
-        self.model.as_deref().map(|name| resolve_spec(name, &self.set)).transpose()
+    /// The run file of `--run`, if given.
+    pub fn run_config(&self) -> Result<Option<RunConfig>> {
+        self.run.as_deref().map(run_config).transpose()
     }
 
-    /// The TorchScript file's path or the model's name, for reports.
-    pub fn describe(&self) -> String {
-        match (&self.torchscript, &self.model) {
-            (Some(path), _) => path.display().to_string(),
-            (None, Some(name)) => name.clone(),
-            (None, None) => String::new(),
+    /// The model's spec with the `--set` assignments applied; None for a TorchScript file.
+    pub fn spec(&self) -> Result<Option<ModelSpec>> {
+        if let Some(dir) = &self.run {
+            return run_spec(dir, &self.set).map(Some);
         }
+        self.model.as_deref().map(|name| with_assignments(registry::resolve(name, None)?, &self.set)).transpose()
+    }
+
+    /// The TorchScript file's path, the run folder or the model's name, for reports.
+    pub fn describe(&self) -> String {
+        let path = self.torchscript.as_ref().or(self.run.as_ref()).map(|p| p.display().to_string());
+        path.or_else(|| self.model.clone()).unwrap_or_default()
     }
 
     pub fn load(&self) -> Result<Classifier> {
         let device = sk_exp::parse_device(&self.device)?;
-        match (&self.torchscript, self.spec()?) {
-            (Some(path), _) => Classifier::torchscript(path, device),
-            (None, Some(spec)) => {
-                if self.weights.is_none() {
-                    eprintln!("note: no --weights given: the model keeps its random initialisation");
-                }
-                Classifier::ours(&spec, self.weights.as_deref(), device)
-            }
-            (None, None) => bail!("give --torchscript FILE or --model NAME"),
+        if let Some(path) = &self.torchscript {
+            return Classifier::torchscript(path, device);
         }
+        let spec = self.spec()?.ok_or_else(|| anyhow!("give --torchscript FILE, --run DIR or --model NAME"))?;
+        let weights = self.run.as_deref().or(self.weights.as_deref());
+        if weights.is_none() {
+            eprintln!("note: no --weights given: the model keeps its random initialisation");
+        }
+        Classifier::ours(&spec, weights, device)
     }
 }
 
-/// A registered model's spec with `key=value` assignments (dotted keys, YAML values) applied.
-pub fn resolve_spec(name: &str, assignments: &[String]) -> Result<ModelSpec> {
-    let spec = registry::resolve(name, None)?;
+/// The run file (run.yaml) of a training run's folder.
+pub fn run_config(dir: &Path) -> Result<RunConfig> {
+    let file = dir.join("run.yaml");
+    if !file.is_file() {
+        bail!("run folder {}: no run.yaml (sk-exp train writes one)", dir.display());
+    }
+    RunConfig::from_file(&file)
+}
+
+/// The model of a training run, its class count taken from the run's data as in training, with
+/// `assignments` applied.
+pub fn run_spec(dir: &Path, assignments: &[String]) -> Result<ModelSpec> {
+    let config = run_config(dir)?;
+    let data = data::open(&config.data, config.data_root.as_deref())
+        .with_context(|| format!("run {}: opening its data to count the classes (or use --model, --weights and --set num_classes=N)", dir.display()))?;
+    with_assignments(config.model_spec(data.train.num_classes())?, assignments)
+}
+
+/// `spec` with `key=value` assignments (dotted keys, YAML values) applied.
+pub fn with_assignments(spec: ModelSpec, assignments: &[String]) -> Result<ModelSpec> {
     if assignments.is_empty() {
         return Ok(spec);
     }
@@ -73,16 +98,17 @@ pub fn resolve_spec(name: &str, assignments: &[String]) -> Result<ModelSpec> {
         let (key, value) = overrides::parse_assignment(assignment)?;
         overrides::set_dotted(&mut tree, &key, value)?;
     }
-    yaml_serde::from_value(tree).map_err(|e| anyhow::anyhow!("model '{name}' with --set: {e}"))
+    yaml_serde::from_value(tree).map_err(|e| anyhow!("model spec with --set: {e}"))
 }
 
 #[derive(Args)]
 pub struct EvalArgs {
     #[command(flatten)]
     source: SourceArgs,
-    /// The data to evaluate on (its evaluation split): `synthetic` (the built-in set), a CIFAR folder, an
-    /// ImageNet-style folder (holding val/<class>/...), or a YAML file holding a `data:` section's fields.
-    #[arg(long, value_name = "SOURCE", required_unless_present = "input", conflicts_with = "input")]
+    /// The data to evaluate on (its evaluation split): `synthetic`, `cifar:ROOT`, `folder:ROOT` (holding
+    /// train/ and val/<class>/...), a folder (CIFAR or image folders, told apart by a val/ inside), or a
+    /// YAML file holding a `data:` section's fields. Default with --run: the run's data.
+    #[arg(long, value_name = "SOURCE", conflicts_with = "input")]
     data: Option<String>,
     /// Images per batch.
     #[arg(long, default_value_t = 64)]
@@ -115,17 +141,37 @@ pub fn run(args: EvalArgs) -> Result<()> {
         tch::set_num_threads(t);
     }
     let classifier = args.source.load()?;
-    match (&args.data, &args.input, &args.dump_logits) {
-        (Some(data), _, _) => evaluate_data(&classifier, data, &args),
-        (None, Some(input), Some(output)) => dump_logits(&classifier, input, output),
-        _ => bail!("give --data SOURCE, or --input FILE.npy --dump-logits FILE.npy"),
+    if let (Some(input), Some(output)) = (&args.input, &args.dump_logits) {
+        return dump_logits(&classifier, input, output);
     }
+    let (spec, data_root) = match (&args.data, args.source.run_config()?) {
+        (Some(source), _) => (data_spec(source, &args)?, None),
+        (None, Some(run)) => (run.data, run.data_root),
+        (None, None) => bail!("give --data SOURCE, or --input FILE.npy --dump-logits FILE.npy"),
+    };
+    evaluate_data(&classifier, &spec, data_root.as_deref(), &args)
 }
 
 /// The data spec `--data` names; image folders get the evaluation crop and resize of the flags.
 fn data_spec(source: &str, args: &EvalArgs) -> Result<DataSpec> {
+    let folder = |root: &Path| {
+        DataSpec::Folder(FolderSpec {
+            root: root.to_path_buf(),
+            crop: args.crop,
+            eval_crop: args.crop,
+            eval_resize: args.resize,
+            skip_bad_images: false,
+        })
+    };
+    let cifar = |root: &Path| DataSpec::Cifar(CifarSpec { root: root.to_path_buf(), label: CifarLabel::Fine });
     if source == "synthetic" {
         return Ok(DataSpec::default());
+    }
+    if let Some(root) = source.strip_prefix("cifar:") {
+        return Ok(cifar(Path::new(root)));
+    }
+    if let Some(root) = source.strip_prefix("folder:") {
+        return Ok(folder(Path::new(root)));
     }
     let path = Path::new(source);
     if path.is_file() && matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
@@ -133,23 +179,13 @@ fn data_spec(source: &str, args: &EvalArgs) -> Result<DataSpec> {
         return yaml_serde::from_str(&text).map_err(|e| anyhow!("{}: not a data section: {e}", path.display()));
     }
     if !path.is_dir() {
-        bail!("--data {source}: expected `synthetic`, a data folder or a .yaml file");
+        bail!("--data {source}: expected synthetic, cifar:ROOT, folder:ROOT, a data folder or a .yaml file");
     }
-    if path.join("val").is_dir() {
-        let folder = FolderSpec {
-            root: path.to_path_buf(),
-            crop: args.crop,
-            eval_crop: args.crop,
-            eval_resize: args.resize,
-            skip_bad_images: false,
-        };
-        return Ok(DataSpec::Folder(folder));
-    }
-    Ok(DataSpec::Cifar(CifarSpec { root: path.to_path_buf(), label: CifarLabel::Fine }))
+    Ok(if path.join("val").is_dir() { folder(path) } else { cifar(path) })
 }
 
-fn evaluate_data(classifier: &Classifier, source: &str, args: &EvalArgs) -> Result<()> {
-    let dataset = data::open(&data_spec(source, args)?, None)?.eval;
+fn evaluate_data(classifier: &Classifier, spec: &DataSpec, data_root: Option<&Path>, args: &EvalArgs) -> Result<()> {
+    let dataset = data::open(spec, data_root)?.eval;
     let classes = dataset.num_classes();
     if let Some(model_classes) = classifier.num_classes().filter(|&c| c != classes) {
         bail!("the model has {model_classes} classes, the data set {classes}: set the model's with --set num_classes={classes}");
@@ -177,7 +213,7 @@ fn evaluate_data(classifier: &Classifier, source: &str, args: &EvalArgs) -> Resu
     }
     let m = report.metrics;
     if m.samples == 0 {
-        bail!("--data {source}: no images to evaluate");
+        bail!("the data set has no images to evaluate");
     }
     println!(
         "images={} top1_err={:.2} top5_err={:.2} loss={:.4} images_per_s={:.1}",
