@@ -115,50 +115,35 @@ fn pytorch_scripted_torchvision_resnet18_runs_in_sk_exp() {
     assert_torchscript_matches("resnet18", "script");
 }
 
+/// timm's skresnext50_32x4d (SKNet-50) both ways. In: PyTorch's traced TorchScript file gives PyTorch's
+/// logits through `sk-exp eval --torchscript`. Out: `sk-exp export` of our sknet50 with timm's state_dict
+/// (PyTorch key names) gives a TorchScript file that `torch.jit.load` runs, and a safetensors file that timm
+/// loads strictly, both with sk-exp's logits (which are timm's).
 #[test]
-fn pytorch_traced_timm_skresnext50_runs_in_sk_exp() {
-    assert_torchscript_matches("skresnext50_32x4d", "trace");
-}
+fn timm_skresnext50_torchscript_in_and_sknet50_export_out() {
+    let dir = temp_dir("skresnext50");
+    reference(&["make-torchscript", "skresnext50_32x4d", "trace", p(&dir), "--size", "64", "--batch", "3"]);
+    let (input, timm_logits) = (dir.join("input.npy"), dir.join("logits.npy"));
+    let check = |what: &str, got: &Path, expected: &Path| {
+        let diff = relative_difference(got, expected);
+        eprintln!("{what}: relative max difference {diff:.3e}");
+        assert!(diff < TOLERANCE, "{what}: relative max difference {diff:.3e}");
+    };
 
-/// `sk-exp export` of SKNet-50 (with timm's skresnext50_32x4d weights, loaded by PyTorch key names):
-/// PyTorch runs the TorchScript file and loads the safetensors into timm, and both give sk-exp's logits.
-#[test]
-fn exported_sknet50_gives_sk_exp_logits_in_pytorch() {
-    let dir = temp_dir("export");
-    // timm's skresnext50_32x4d with seeded random weights (the oracle tests' reference script).
-    let source = dir.join("source");
-    std::fs::create_dir_all(&source).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference_models.py");
-    let status = Command::new(python())
-        .arg(&script)
-        .args(["skresnext50_32x4d", p(&source), "--size", "64", "--batch", "3"])
-        .status()
-        .unwrap();
-    assert!(status.success(), "{} failed", script.display());
-    let input = dir.join("input.npy");
-    let (_, images) = read_tensors(&source.join("input.safetensors")).unwrap().remove(0);
-    npy::write(&input, &images).unwrap();
+    let traced = dir.join("traced.npy");
+    sk_exp_ok(&["eval", "--torchscript", p(&dir.join("model.pt")), "--input", p(&input), "--dump-logits", p(&traced)]);
+    check("PyTorch-traced skresnext50 through sk-exp vs PyTorch", &traced, &timm_logits);
 
     let out = dir.join("exported");
-    let printed = sk_exp_ok(&["export", "--model", "sknet50", "--weights", p(&source.join("weights.safetensors")), "--out", p(&out), "--size", "64"]);
+    let weights = dir.join("weights.safetensors");
+    let printed = sk_exp_ok(&["export", "--model", "sknet50", "--weights", p(&weights), "--out", p(&out), "--size", "64"]);
     assert!(printed.contains("model.pt"), "{printed}");
-
     let ours = dir.join("ours.npy");
     sk_exp_ok(&["eval", "--model", "sknet50", "--weights", p(&out), "--input", p(&input), "--dump-logits", p(&ours)]);
-    let timm_source = dir.join("timm_source.npy");
-    npy::write(&timm_source, &read_tensors(&source.join("output.safetensors")).unwrap().remove(0).1).unwrap();
-    let diff = relative_difference(&ours, &timm_source);
-    assert!(diff < TOLERANCE, "sk-exp on the exported weights vs timm: relative max difference {diff:.3e}");
-    let jit = dir.join("jit.npy");
-    reference(&["run-torchscript", p(&out.join("model.pt")), p(&input), p(&jit)]);
-    let diff = relative_difference(&jit, &ours);
-    eprintln!("exported sknet50 in torch.jit.load vs sk-exp: relative max difference {diff:.3e}");
-    assert!(diff < TOLERANCE, "TorchScript export: relative max difference {diff:.3e}");
-    let timm = dir.join("timm.npy");
-    reference(&["run-state-dict", "skresnext50_32x4d", p(&out.join("model.safetensors")), p(&input), p(&timm)]);
-    let diff = relative_difference(&timm, &ours);
-    eprintln!("exported sknet50 weights in timm vs sk-exp: relative max difference {diff:.3e}");
-    assert!(diff < TOLERANCE, "safetensors export: relative max difference {diff:.3e}");
+    check("sk-exp sknet50 on the exported weights vs timm", &ours, &timm_logits);
+    reference(&["run-export", "skresnext50_32x4d", p(&out), p(&input), p(&dir)]);
+    check("exported TorchScript in torch.jit.load vs sk-exp", &dir.join("jit.npy"), &ours);
+    check("exported safetensors in timm vs sk-exp", &dir.join("state_dict.npy"), &ours);
 }
 
 /// The `key=value` fields of a printed metrics line.

@@ -3,13 +3,13 @@
 usage:
   interop_reference.py make-torchscript MODEL trace|script OUT_DIR [--size S] [--batch B] [--seed N]
       MODEL from scripts/reference_models.py, resnet18 or resnet18_10 (torchvision's, 10 classes), with seeded
-      random weights and randomised BN statistics, in eval
-      mode, saved with torch.jit.save as OUT_DIR/model.pt; OUT_DIR/input.npy (B, 3, S, S) and
+      random weights and randomised BN statistics, in eval mode, saved with torch.jit.save as
+      OUT_DIR/model.pt; its state_dict as OUT_DIR/weights.safetensors; OUT_DIR/input.npy (B, 3, S, S) and
       OUT_DIR/logits.npy (its eval-mode logits).
-  interop_reference.py run-torchscript FILE INPUT.npy OUT.npy
-      torch.jit.load(FILE) on INPUT, logits to OUT.
-  interop_reference.py run-state-dict MODEL WEIGHTS.safetensors INPUT.npy OUT.npy
-      MODEL with the state_dict loaded strictly (only num_batches_tracked may be absent), logits to OUT.
+  interop_reference.py run-export MODEL EXPORT_DIR INPUT.npy OUT_DIR
+      PyTorch on an `sk-exp export` folder: torch.jit.load(EXPORT_DIR/model.pt) on INPUT, logits to
+      OUT_DIR/jit.npy; MODEL with EXPORT_DIR/model.safetensors loaded strictly (only num_batches_tracked may
+      be absent), logits to OUT_DIR/state_dict.npy.
   interop_reference.py metrics FILE IMAGES.npy LABELS.npy OUT.npy
       torch.jit.load(FILE) on IMAGES, logits to OUT; prints "images=N top1_err=E1 top5_err=E5 loss=L"
       (errors in %, loss the mean cross entropy) computed from them and LABELS.
@@ -52,25 +52,27 @@ def make_torchscript(args):
         scripted = torch.jit.trace(model, xs) if args.mode == "trace" else torch.jit.script(model)
     os.makedirs(args.out_dir, exist_ok=True)
     torch.jit.save(scripted, os.path.join(args.out_dir, "model.pt"))
+    from safetensors.torch import save_file
+    state = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()
+             if not k.endswith("num_batches_tracked")}
+    save_file(state, os.path.join(args.out_dir, "weights.safetensors"))
     np.save(os.path.join(args.out_dir, "input.npy"), xs.numpy())
     np.save(os.path.join(args.out_dir, "logits.npy"), logits_of(model, xs))
 
 
-def run_torchscript(args):
-    module = torch.jit.load(args.file).eval()
-    np.save(args.out, logits_of(module, torch.from_numpy(np.load(args.input))))
-
-
-def run_state_dict(args):
+def run_export(args):
     from safetensors.torch import load_file
 
+    xs = torch.from_numpy(np.load(args.input))
+    module = torch.jit.load(os.path.join(args.export_dir, "model.pt")).eval()
+    np.save(os.path.join(args.out_dir, "jit.npy"), logits_of(module, xs))
     model = MODELS[args.model]()
-    missing, unexpected = model.load_state_dict(load_file(args.weights), strict=False)
+    weights = load_file(os.path.join(args.export_dir, "model.safetensors"))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
         sys.exit(f"state_dict does not fit {args.model}: missing {missing}, unexpected {unexpected}")
-    model.eval()
-    np.save(args.out, logits_of(model, torch.from_numpy(np.load(args.input))))
+    np.save(os.path.join(args.out_dir, "state_dict.npy"), logits_of(model.eval(), xs))
 
 
 def metrics(args):
@@ -117,17 +119,12 @@ def main():
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=make_torchscript)
-    p = sub.add_parser("run-torchscript")
-    p.add_argument("file")
-    p.add_argument("input")
-    p.add_argument("out")
-    p.set_defaults(run=run_torchscript)
-    p = sub.add_parser("run-state-dict")
+    p = sub.add_parser("run-export")
     p.add_argument("model", choices=sorted(MODELS))
-    p.add_argument("weights")
+    p.add_argument("export_dir")
     p.add_argument("input")
-    p.add_argument("out")
-    p.set_defaults(run=run_state_dict)
+    p.add_argument("out_dir")
+    p.set_defaults(run=run_export)
     p = sub.add_parser("metrics")
     p.add_argument("file")
     p.add_argument("images")
