@@ -52,7 +52,7 @@ pub struct EpochMetrics {
 
 pub const METRICS_FILE: &str = "metrics.csv";
 /// Keeps the seed of torch's generator apart from the data streams derived from the same (seed, epoch).
-const TORCH_STREAM: u64 = 0x746f_7263_68; // "torch"
+const TORCH_STREAM: u64 = 0x0074_6f72_6368; // "torch" in ASCII
 pub const METRICS_HEADER: &str = "epoch,lr,train_loss,train_top1_err,eval_loss,eval_top1_err,eval_top5_err,images_per_s,wall_s";
 const RUN_FILE: &str = "run.yaml";
 
