@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference outputs for the oracle tests: a torchvision/timm model with seeded random weights.
 
-Writes into OUT_DIR:
+Writes into OUT_DIR (with --shapes-only, just shapes.txt: "key d0,d1,..." per state_dict entry):
   weights.safetensors  the model's state_dict (without num_batches_tracked), float32
   input.safetensors    {"input": (batch, 3, size, size)} drawn from N(0, 1)
   output.safetensors   {"output": eval-mode logits}, float32
@@ -33,6 +33,11 @@ def shufflenet_v2_466(width):
     return torchvision.models.ShuffleNetV2([4, 6, 6], widths)
 
 
+def densenet(growth, blocks, init):
+    from torchvision.models.densenet import DenseNet
+    return DenseNet(growth, blocks, init)
+
+
 def cifar_model(name):
     # ResNeXt-29 family for CIFAR, written independently in plain PyTorch (scripts/torch_cifar_models.py).
     import os
@@ -48,6 +53,11 @@ MODELS = {
     "densenet169": lambda: torchvision_model("densenet169"),
     "shufflenet_v2_466_0.5x": lambda: shufflenet_v2_466("0.5x"),
     "shufflenet_v2_466_1.0x": lambda: shufflenet_v2_466("1.0x"),
+    "shufflenet_v2_x1_0": lambda: torchvision_model("shufflenet_v2_x1_0"),
+    "densenet232_k48": lambda: densenet(48, (6, 12, 48, 48), 96),
+    "dpn68": lambda: timm_model("dpn68"),
+    "dpn92": lambda: timm_model("dpn92"),
+    "dpn98": lambda: timm_model("dpn98"),
     "seresnext50_32x4d": lambda: timm_model("seresnext50_32x4d"),
     "skresnext50_32x4d": lambda: timm_model("skresnext50_32x4d"),
     "cifar_sknet29": lambda: cifar_model("sknet29"),
@@ -72,10 +82,17 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", type=int, default=64, help="input side in pixels")
     parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--shapes-only", action="store_true", help="write only the state_dict's keys and shapes")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
     model = MODELS[args.model]()
+    if args.shapes_only:
+        lines = [f"{k} {','.join(str(d) for d in v.shape)}\n" for k, v in model.state_dict().items()
+                 if not k.endswith("num_batches_tracked")]
+        with open(f"{args.out_dir}/shapes.txt", "w") as f:
+            f.writelines(lines)
+        return
     randomise_batch_norms(model)
     model.eval()
     xs = torch.randn(args.batch, 3, args.size, args.size)

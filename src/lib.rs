@@ -5,6 +5,7 @@ pub mod experiment;
 pub mod models;
 pub mod overrides;
 pub mod paper;
+pub mod report;
 pub mod train;
 
 /// Parses a device name as written in configs and flags: `cpu`, `cuda`, `cuda:N`.

@@ -16,9 +16,13 @@ enum Command {
     Models(cli::models::ModelsArgs),
     /// Train one model (a YAML run file and/or flags); resumable.
     Train(cli::train::TrainArgs),
+    /// Run an experiment (experiments/*.yaml): a sweep of runs, resumable, summarised beside the paper.
+    Run(cli::run::RunArgs),
     /// Benchmarks (forward+backward images/s); benchmarks/*.sh sets them beside PyTorch.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Figures: Figure 2 (paper + your runs), training curves, an experiment's summary bars.
+    Plot(cli::plot::PlotArgs),
 }
 
 #[derive(Subcommand)]
@@ -34,7 +38,9 @@ fn main() {
     let result: Result<()> = match cli.command {
         Command::Models(args) => cli::models::run(args),
         Command::Train(args) => cli::train::run(args),
+        Command::Run(args) => cli::run::run(args),
         Command::Bench(BenchCommand::FwdBwd(args)) => cli::bench::run(args),
+        Command::Plot(args) => cli::plot::run(args),
         Command::Bench(BenchCommand::Train(args)) => cli::bench_train::run(args),
     };
     if let Err(err) = result {

@@ -123,7 +123,7 @@ fn truncate(path: &Path, remove: usize) {
 }
 
 fn open_err(root: &Path, label: CifarLabel) -> String {
-    format!("{:#}", cifar::open(root, label).err().expect("expected an error"))
+    format!("{:#}", cifar::open(root, label).expect_err("expected an error"))
 }
 
 #[test]

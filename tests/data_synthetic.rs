@@ -1,6 +1,6 @@
 //! The `data:` spec and the built-in synthetic data set.
 use sk_exp::data::synthetic::{Part, Synthetic, SyntheticSpec, CLASS_NAMES};
-use sk_exp::data::{open, DataSpec, Split};
+use sk_exp::data::{open, DataSpec, Dataset, Split};
 
 fn spec(size: usize) -> SyntheticSpec {
     SyntheticSpec { seed: 5, train_size: 200, eval_size: 100, classes: 10, image_size: size }
@@ -64,6 +64,8 @@ fn zoom_equals_centre_crop_of_a_finer_render() {
         }
         assert!(max_diff <= 1, "image {index}: zoom differs from the crop by {max_diff}");
         assert_ne!(zoomed, small.render(index, 1.0).unwrap());
+        // The analysis input at scale 1 is exactly the evaluation sample.
+        assert_eq!(small.zoomed_sample(index, 1.0).unwrap().pixels, small.sample(index, Split::Eval, 9).unwrap().pixels);
     }
 }
 

@@ -4,35 +4,14 @@
 use sk_exp::models::registry;
 use sk_exp::models::weights::{load_safetensors, read_tensors};
 use sk_exp::models::Model;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
+
+mod common;
+use common::reference_run;
 use tch::{nn, Device, Tensor};
 
 /// Largest |ours - reference| allowed, relative to the largest |reference| logit (float32 over ~50 layers).
 const TOLERANCE: f64 = 1e-4;
-
-fn python() -> String {
-    std::env::var("SK_EXP_PYTHON").unwrap_or_else(|_| {
-        panic!("SK_EXP_PYTHON is not set: run the tests through scripts/test.sh, which sets up the PyTorch venv")
-    })
-}
-
-/// Runs the reference script for `reference` into a fresh directory and returns it.
-fn reference_run(reference: &str, seed: u64) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("oracle").join(reference);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference_models.py");
-    let out = Command::new(python())
-        .arg(&script)
-        .arg(reference)
-        .arg(&dir)
-        .args(["--seed", &seed.to_string(), "--size", "64", "--batch", "2"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python()));
-    assert!(out.status.success(), "{} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
-    dir
-}
 
 fn single_tensor(path: &Path, name: &str) -> Tensor {
     let tensors = read_tensors(path).unwrap();
@@ -95,13 +74,17 @@ fn senet29_matches_independent_pytorch_definition() {
 }
 
 #[test]
-#[ignore = "enabled when shufflenet/densenet land"]
 fn shufflenetv2_matches_torchvision_with_stages_466() {
     assert_matches("shufflenetv2_1.0x", "shufflenet_v2_466_1.0x");
+    assert_matches("shufflenetv2_0.5x", "shufflenet_v2_466_0.5x");
 }
 
 #[test]
-#[ignore = "enabled when shufflenet/densenet land"]
+fn dpn68_matches_timm() {
+    assert_matches("dpn68", "dpn68");
+}
+
+#[test]
 fn densenet169_matches_torchvision() {
     assert_matches("densenet169", "densenet169");
 }

@@ -1,2 +1,3 @@
 //! Analyses of trained models: the SK attention study of Figures 3, 4 and S1.
 pub mod attention;
+pub mod attention_report;

@@ -1,5 +1,7 @@
 //! The command line's subcommands: parse flags, call the library, print.
 pub mod models;
 pub mod bench;
+pub mod plot;
 pub mod bench_train;
 pub mod train;
+pub mod run;

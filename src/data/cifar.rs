@@ -130,7 +130,7 @@ fn read_file(path: &Path, layout: Layout, label: CifarLabel) -> Result<(Vec<u8>,
 /// Binary records: `label_bytes` label bytes (CIFAR-100: coarse, fine), then 3072 image bytes.
 fn split_records(bytes: &[u8], label_bytes: usize, label_at: usize) -> Result<(Vec<u8>, Vec<u8>)> {
     let record = label_bytes + IMAGE_BYTES;
-    if bytes.is_empty() || bytes.len() % record != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
         bail!(
             "{} bytes is not a whole number of {record}-byte records ({} complete, {} bytes left over: truncated?)",
             bytes.len(),

@@ -86,7 +86,7 @@ pub fn batches(dataset: Arc<dyn Dataset>, config: LoaderConfig) -> Result<Batche
             std::thread::spawn(move || shared.work(sender))
         })
         .collect();
-    Ok(Batches { shared, receiver, workers, ready: BTreeMap::new(), next: 0, skipped: Vec::new(), failed: false })
+    Ok(Batches { shared, receiver, workers, ready: BTreeMap::new(), next: 0, skipped: Vec::new(), failed: false, buffer: Vec::new() })
 }
 
 /// Samples left out of the epoch so far because their files could not be decoded (data sets that allow it).
@@ -107,6 +107,8 @@ pub struct Batches {
     next: usize,
     skipped: Vec<String>,
     failed: bool,
+    /// Pixel buffer for batches prepared on the calling thread (workers keep their own).
+    buffer: Vec<f32>,
 }
 
 impl Batches {
@@ -122,7 +124,7 @@ impl Batches {
 
     fn take(&mut self, chunk: usize) -> Result<Option<Batch>> {
         if self.workers.is_empty() {
-            let (batch, skipped) = self.shared.prepare(chunk);
+            let (batch, skipped) = self.shared.prepare(chunk, &mut self.buffer);
             self.skipped.extend(skipped);
             return batch;
         }
@@ -188,6 +190,7 @@ struct Shared {
 impl Shared {
     fn work(&self, sender: Sender<Prepared>) {
         let window = self.config.prefetch.max(1);
+        let mut buffer = Vec::new();
         loop {
             let chunk = self.next_chunk.fetch_add(1, Ordering::SeqCst);
             if chunk >= self.chunks.len() {
@@ -201,18 +204,20 @@ impl Shared {
             if self.stop.load(Ordering::SeqCst) {
                 return;
             }
-            let (batch, skipped) = self.prepare(chunk);
+            let (batch, skipped) = self.prepare(chunk, &mut buffer);
             if sender.send((chunk, batch, skipped)).is_err() {
                 return;
             }
         }
     }
 
-    fn prepare(&self, chunk: usize) -> (Result<Option<Batch>>, Vec<String>) {
+    /// The batch of `chunk`, its pixels gathered in `pixels` (reused: a batch is tens of megabytes, and
+    /// fresh memory of that size costs a page fault per 4 KiB).
+    fn prepare(&self, chunk: usize, pixels: &mut Vec<f32>) -> (Result<Option<Batch>>, Vec<String>) {
         let (height, width) = self.dataset.image_size();
         let sample_len = (3 * height * width) as usize;
         let indices = &self.chunks[chunk];
-        let mut pixels = Vec::with_capacity(indices.len() * sample_len);
+        pixels.clear();
         let mut labels = Vec::with_capacity(indices.len());
         let mut skipped = Vec::new();
         for &index in indices {
@@ -240,7 +245,7 @@ impl Shared {
         }
         let n = labels.len() as i64;
         let batch = Batch {
-            images: Tensor::from_slice(&pixels).view([n, 3, height, width]),
+            images: Tensor::from_slice(pixels).view([n, 3, height, width]),
             labels: Tensor::from_slice(&labels),
         };
         (Ok(Some(batch)), skipped)

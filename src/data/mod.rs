@@ -2,8 +2,10 @@
 //! (shuffling, augmentation) is derived from (seed, epoch, index), so results do not depend on worker
 //! scheduling and a resumed run sees exactly the batches an uninterrupted run would.
 pub mod cifar;
+pub mod folder;
 pub mod loader;
 pub mod pickle;
+pub mod resample;
 pub mod seed;
 pub mod spec;
 pub mod synthetic;

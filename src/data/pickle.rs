@@ -17,13 +17,16 @@ pub enum Value {
     Bytes(Rc<[u8]>),
     Tuple(Rc<[Value]>),
     List(Rc<RefCell<Vec<Value>>>),
-    Dict(Rc<RefCell<Vec<(Value, Value)>>>),
+    Dict(DictItems),
     Global(Rc<str>),
     /// numpy.dtype(...): its type string ("u1", ...).
     Dtype(Rc<str>),
     /// An ndarray: empty until BUILD gives it its state.
     Array(Rc<RefCell<Option<NdArray>>>),
 }
+
+/// A dict's (key, value) pairs in pickle order, shared like Python objects (the memo may hold it too).
+pub type DictItems = Rc<RefCell<Vec<(Value, Value)>>>;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct NdArray {
@@ -302,7 +305,7 @@ impl<'a> Unpickler<'a> {
         }
     }
 
-    fn dict_top(&self) -> Result<Rc<RefCell<Vec<(Value, Value)>>>> {
+    fn dict_top(&self) -> Result<DictItems> {
         match self.stack.last() {
             Some(Value::Dict(d)) => Ok(d.clone()),
             _ => bail!("SETITEM on something that is not a dict"),

@@ -1,9 +1,9 @@
 //! The `data:` section of a run: which data set, where it lives, and its options; `open` turns it into
 //! the train and eval data sets.
-use super::cifar;
+use super::{cifar, folder};
 use super::synthetic::{Part, Synthetic, SyntheticSpec};
 use super::Dataset;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -99,7 +99,8 @@ pub fn open(spec: &DataSpec, data_root: Option<&Path>) -> Result<DataSplits> {
             Ok(DataSplits { train: Arc::new(train), eval: Arc::new(eval) })
         }
         DataSpec::Folder(s) => {
-            bail!("data: the image-folder reader is not built yet (root {})", resolve(&s.root, data_root).display())
+            let (train, eval) = folder::open(&resolve(&s.root, data_root), s)?;
+            Ok(DataSplits { train: Arc::new(train), eval: Arc::new(eval) })
         }
     }
 }

@@ -117,6 +117,11 @@ impl Synthetic {
         let scene = Scene::draw(self.label(index) as usize, &mut rng);
         Ok(scene.render(self.size, scale as f32))
     }
+
+    /// Image `index` zoomed by `scale`, with the evaluation transform (normalisation only).
+    pub fn zoomed_sample(&self, index: usize, scale: f64) -> Result<Sample> {
+        Ok(Sample { pixels: normalise(&self.render(index, scale)?, &SYNTHETIC_NORM), label: self.label(index) })
+    }
 }
 
 impl Dataset for Synthetic {

@@ -1,5 +1,7 @@
 //! Image transforms on 8-bit RGB images: the CIFAR augmentation (pad, random crop, flip), the ImageNet
-//! ones (random-resized crop, resize + centre crop) and the final normalisation to CHW floats.
+//! ones (random-resized crop, resize + centre crop; the resampler is in resample.rs) and the final
+//! normalisation to CHW floats.
+pub use super::resample::resize;
 use rand::Rng;
 
 /// An 8-bit RGB image, row-major, channels interleaved (HWC), as decoders and the CIFAR files give it.
@@ -84,6 +86,89 @@ pub fn pad_crop_flip(image: &Image, pad: usize, rng: &mut impl Rng) -> Image {
         }
     }
     Image::new(w, h, pixels)
+}
+
+/// A rectangle of an image: left, top, width, height.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CropBox {
+    pub left: usize,
+    pub top: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+/// torchvision's RandomResizedCrop box (Python's round-half-to-even included): area fraction in `scale`, aspect ratio log-uniform in `ratio`,
+/// ten tries, then the centred crop of the whole image clamped to the ratio range.
+pub fn random_resized_box(width: usize, height: usize, scale: (f64, f64), ratio: (f64, f64), rng: &mut impl Rng) -> CropBox {
+    let area = (width * height) as f64;
+    let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
+    for _ in 0..10 {
+        let target_area = area * rng.gen_range(scale.0..scale.1);
+        let aspect = rng.gen_range(log_lo..log_hi).exp();
+        let w = (target_area * aspect).sqrt().round_ties_even() as usize;
+        let h = (target_area / aspect).sqrt().round_ties_even() as usize;
+        if 0 < w && w <= width && 0 < h && h <= height {
+            let top = rng.gen_range(0..=height - h);
+            let left = rng.gen_range(0..=width - w);
+            return CropBox { left, top, width: w, height: h };
+        }
+    }
+    let in_ratio = width as f64 / height as f64;
+    let (w, h) = if in_ratio < ratio.0 {
+        (width, ((width as f64 / ratio.0).round_ties_even() as usize).clamp(1, height))
+    } else if in_ratio > ratio.1 {
+        (((height as f64 * ratio.1).round_ties_even() as usize).clamp(1, width), height)
+    } else {
+        (width, height)
+    };
+    CropBox { left: (width - w) / 2, top: (height - h) / 2, width: w, height: h }
+}
+
+/// The ImageNet training transform's geometry: random-resized crop (scale (0.08, 1), ratio (3/4, 4/3)) to
+/// `side` x `side`, then a horizontal flip with probability 1/2.
+pub fn random_resized_crop_flip(image: &Image, side: usize, rng: &mut impl Rng) -> Image {
+    let region = random_resized_box(image.width, image.height, (0.08, 1.0), (3.0 / 4.0, 4.0 / 3.0), rng);
+    let out = resize(image, region, side, side);
+    if rng.gen_bool(0.5) {
+        flip_horizontal(&out)
+    } else {
+        out
+    }
+}
+
+pub fn flip_horizontal(image: &Image) -> Image {
+    let row = image.width * 3;
+    let mut pixels = Vec::with_capacity(image.pixels.len());
+    for line in image.pixels.chunks_exact(row) {
+        for px in line.chunks_exact(3).rev() {
+            pixels.extend_from_slice(px);
+        }
+    }
+    Image::new(image.width, image.height, pixels)
+}
+
+/// The evaluation transform: resize so the shorter side is `resize_to` (torchvision's Resize(int): the
+/// longer side truncated), then the centred `crop` x `crop` square (torchvision's CenterCrop rounding).
+pub fn resize_centre_crop(image: &Image, resize_to: usize, crop: usize) -> Image {
+    let (w, h) = (image.width, image.height);
+    let (rw, rh) = if w <= h {
+        (resize_to, (resize_to as f64 * h as f64 / w as f64) as usize)
+    } else {
+        ((resize_to as f64 * w as f64 / h as f64) as usize, resize_to)
+    };
+    let resized = resize(image, CropBox { left: 0, top: 0, width: w, height: h }, rw, rh);
+    let top = ((rh - crop) as f64 / 2.0).round_ties_even() as usize;
+    let left = ((rw - crop) as f64 / 2.0).round_ties_even() as usize;
+    crop_image(&resized, CropBox { left, top, width: crop, height: crop })
+}
+
+pub fn crop_image(image: &Image, region: CropBox) -> Image {
+    let mut pixels = Vec::with_capacity(region.width * region.height * 3);
+    for y in region.top..region.top + region.height {
+        let start = (y * image.width + region.left) * 3;
+        pixels.extend_from_slice(&image.pixels[start..start + region.width * 3]);
+    }
+    Image::new(region.width, region.height, pixels)
 }
 
 #[cfg(test)]

@@ -2,3 +2,5 @@
 //! (resumable, locked per run) and summarises the results beside the paper's figures.
 pub mod schema;
 pub mod sweep;
+pub mod runner;
+pub mod store;

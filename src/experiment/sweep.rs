@@ -1,6 +1,7 @@
 //! Expands an experiment file into its runs: sweep points x seeds, each a resolved run-config tree with
 //! a stable label.
 use super::schema::{ExperimentFile, PaperRef};
+use crate::models::registry;
 use crate::overrides::set_dotted;
 use anyhow::{bail, Context, Result};
 use yaml_serde::Value;
@@ -59,6 +60,50 @@ fn grid_points(exp: &ExperimentFile) -> Vec<Point> {
     points
 }
 
+/// `model.sk.x` is short for `model.overrides.sk.x`: every model key but `name` and `overrides` is a spec field.
+fn normalise_key(key: &str) -> String {
+    match key.strip_prefix("model.") {
+        Some(rest) if !(rest == "name" || rest.starts_with("name.") || rest == "overrides" || rest.starts_with("overrides")) => {
+            format!("model.overrides.{rest}")
+        }
+        _ => key.to_string(),
+    }
+}
+
+/// Writes the model's whole spec into `model.overrides` (keeping the class count free, so that it still
+/// follows the data), so that dotted keys can reach any spec field, list entries included.
+fn materialise_model_spec(config: &mut Value) -> Result<()> {
+    let name = config
+        .get("model")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .context("model.name: a run needs a model name before its spec fields can be set")?
+        .to_string();
+    let overrides = config.get("model").and_then(|m| m.get("overrides")).filter(|o| !o.is_null()).cloned();
+    let explicit_classes = overrides.as_ref().and_then(|o| o.get("num_classes")).is_some();
+    let spec = registry::resolve(&name, overrides.as_ref())?;
+    let mut tree = yaml_serde::to_value(&spec)?;
+    if let (Some(map), false) = (tree.as_mapping_mut(), explicit_classes) {
+        map.remove("num_classes");
+    }
+    set_dotted(config, "model.overrides", tree)
+}
+
+/// Applies one run's assignments: model names first, then the spec fields (on the whole spec), then the rest.
+fn apply_assignments(config: &mut Value, assignments: &[(String, Value)]) -> Result<()> {
+    let normalised: Vec<(String, &Value)> = assignments.iter().map(|(k, v)| (normalise_key(k), v)).collect();
+    for (key, value) in normalised.iter().filter(|(k, _)| k == "model.name") {
+        set_dotted(config, key, (*value).clone())?;
+    }
+    if normalised.iter().any(|(k, _)| k.starts_with("model.overrides.")) {
+        materialise_model_spec(config)?;
+    }
+    for (key, value) in normalised.iter().filter(|(k, _)| k != "model.name") {
+        set_dotted(config, key, (*value).clone())?;
+    }
+    Ok(())
+}
+
 /// Every run of the experiment, with `overrides` (from `--set`) applied last, for all runs.
 pub fn plan(exp: &ExperimentFile, overrides: &[(String, Value)]) -> Result<Vec<PlannedRun>> {
     if exp.seeds.is_empty() {
@@ -99,9 +144,8 @@ pub fn plan(exp: &ExperimentFile, overrides: &[(String, Value)]) -> Result<Vec<P
         }
         for &seed in &exp.seeds {
             let mut config = exp.base.clone();
-            for (key, value) in point.assignments.iter().chain(overrides) {
-                set_dotted(&mut config, key, value.clone()).with_context(|| format!("sweep point '{label}'"))?;
-            }
+            let assignments: Vec<(String, Value)> = point.assignments.iter().chain(overrides).cloned().collect();
+            apply_assignments(&mut config, &assignments).with_context(|| format!("sweep point '{label}'"))?;
             set_dotted(&mut config, "seed", Value::from(seed))?;
             runs.push(PlannedRun {
                 run_id: format!("{label}_s{seed}"),
@@ -125,11 +169,11 @@ mod tests {
 
     #[test]
     fn grid_times_seeds_gives_stable_labels() {
-        let e = exp("base: {model: {name: sknet29}}\nseeds: [0, 1]\nsweep:\n  grid:\n    model.k: [1, 5]\n");
+        let e = exp("base: {model: {name: sknet29}}\nseeds: [0, 1]\nsweep:\n  grid:\n    recipe.lr: [0.1, 0.05]\n");
         let runs = plan(&e, &[]).unwrap();
         let ids: Vec<_> = runs.iter().map(|r| r.run_id.as_str()).collect();
-        assert_eq!(ids, ["k=1_s0", "k=1_s1", "k=5_s0", "k=5_s1"]);
-        assert_eq!(runs[2].config["model"]["k"], Value::from(5));
+        assert_eq!(ids, ["lr=0.1_s0", "lr=0.1_s1", "lr=0.05_s0", "lr=0.05_s1"]);
+        assert_eq!(runs[2].config["recipe"]["lr"], Value::from(0.05));
         assert_eq!(runs[3].config["seed"], Value::from(1));
     }
 
@@ -143,6 +187,20 @@ mod tests {
         let no_over = plan(&e, &[]).unwrap();
         assert_eq!(no_over[0].config["train"]["epochs"], Value::from(3));
         assert_eq!(no_over[1].config["train"]["epochs"], Value::from(9));
+    }
+
+    #[test]
+    fn spec_fields_are_reachable_by_dotted_keys_on_the_whole_spec() {
+        let e = exp("base: {model: {name: sknet29}}\nsweep:\n  grid:\n    model.sk.paths[1].kernel: [1, 5]\n");
+        let runs = plan(&e, &[]).unwrap();
+        assert_eq!(runs[1].run_id, "kernel=5_s0");
+        let sk = &runs[1].config["model"]["overrides"]["sk"];
+        assert_eq!(sk["paths"][1]["kernel"], Value::from(5));
+        assert_eq!(sk["paths"][0]["kernel"], Value::from(3));
+        // The class count stays free to follow the data.
+        assert!(runs[1].config["model"]["overrides"].get("num_classes").is_none());
+        let bad = exp("base: {model: {name: sknet29}}\nsweep:\n  grid:\n    model.sk.paths[5].kernel: [1]\n");
+        assert!(format!("{:#}", plan(&bad, &[]).unwrap_err()).contains("out of range"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! DenseNet-BC (Huang et al., 2017), the Figure 2 comparison models. Variable names are torchvision's
 //! `DenseNet` state_dict keys (everything under `features.`, then `classifier`).
-use super::layers::{batch_norm, conv2d, global_avg_pool, linear, Conv2d, ConvOpts, Linear};
+use super::layers::{batch_norm, conv2d, global_avg_pool, linear, Conv2d, ConvOpts, Linear, stem_max_pool};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
@@ -133,13 +133,7 @@ pub fn build(vs: &nn::Path, spec: &DenseNetSpec) -> Result<DenseNet> {
 
 impl ModuleT for DenseNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut ys = xs.apply(&self.conv0).apply_t(&self.norm0, train).relu().max_pool2d(
-            [3, 3],
-            [2, 2],
-            [1, 1],
-            [1, 1],
-            false,
-        );
+        let mut ys = stem_max_pool(&xs.apply(&self.conv0).apply_t(&self.norm0, train).relu());
         for block in &self.blocks {
             ys = block.forward_t(&ys, train);
         }

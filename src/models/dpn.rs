@@ -1,6 +1,6 @@
 //! Dual Path Networks (Chen et al., 2017), the Figure 2 / Table 2 comparison models. Variable names are
 //! timm's `DPN` state_dict keys (`features.conv{stage}_{block}.c1x1_a.bn`, ..., `classifier`).
-use super::layers::{batch_norm_eps, classifier_conv, conv2d, Conv2d, ConvOpts};
+use super::layers::{batch_norm_eps, classifier_conv, conv2d, Conv2d, ConvOpts, stem_max_pool};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
@@ -157,13 +157,7 @@ pub fn build(vs: &nn::Path, spec: &DpnSpec) -> Result<Dpn> {
 
 impl ModuleT for Dpn {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut ys = xs.apply(&self.stem_conv).apply_t(&self.stem_bn, train).relu().max_pool2d(
-            [3, 3],
-            [2, 2],
-            [1, 1],
-            [1, 1],
-            false,
-        );
+        let mut ys = stem_max_pool(&xs.apply(&self.stem_conv).apply_t(&self.stem_bn, train).relu());
         for block in &self.blocks {
             ys = block.forward_t(&ys, train);
         }

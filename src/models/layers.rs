@@ -198,6 +198,11 @@ pub fn conv_bn(
     }
 }
 
+/// The ImageNet stems' 3x3/2 max pool (padding 1).
+pub fn stem_max_pool(xs: &Tensor) -> Tensor {
+    xs.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
+}
+
 /// Global average pool to (N, C).
 pub fn global_avg_pool(xs: &Tensor) -> Tensor {
     xs.adaptive_avg_pool2d([1, 1]).flatten(1, -1)

@@ -71,7 +71,7 @@ fn with_se(mut spec: BottleneckNetSpec) -> BottleneckNetSpec {
 
 /// SK[M=2, G, r] with L=32: 3x3 and "5x5" (3x3, dilation 2), as in the authors' prototxt.
 fn with_sk(mut spec: BottleneckNetSpec, reduction: i64) -> BottleneckNetSpec {
-    spec.sk = Some(SkSpec::default_k3_k5(reduction, 32));
+    spec.sk = Some(SkSpec::k3_k5(reduction, 32, true));
     spec
 }
 
@@ -125,14 +125,7 @@ fn shufflenet_se(widths: [i64; 5]) -> ModelSpec {
 /// is counted as 2 MACs per output element, as the paper evidently does (our counter leaves it out: 0.04220).
 fn shufflenet_sk(widths: [i64; 5]) -> ModelSpec {
     let mut spec = shufflenet(SHUFFLENET_PAPER_BLOCKS, widths);
-    spec.sk = Some(SkSpec {
-        paths: vec![SkPath::new(3, 1, false), SkPath::new(3, 2, false)],
-        groups: None,
-        reduction: 4,
-        min_dim: 16,
-        select: true,
-        stage_dims: None,
-    });
+    spec.sk = Some(SkSpec::k3_k5(4, 16, false));
     ModelSpec::ShuffleNetV2(spec)
 }
 

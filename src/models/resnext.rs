@@ -1,7 +1,7 @@
 //! The bottleneck family: ResNet, ResNeXt (and the Table 3 variants), SENet and SKNet, on ImageNet
 //! (7x7 stem) and CIFAR (3x3 stem, ResNeXt-29). Variable names follow torchvision/timm.
 use super::attention::AttentionProbe;
-use super::layers::{batch_norm, conv2d, conv_bn, global_avg_pool, linear, ConvBn, ConvOpts, Linear};
+use super::layers::{batch_norm, conv2d, conv_bn, global_avg_pool, linear, ConvBn, ConvOpts, Linear, stem_max_pool};
 use super::se::{se_unit, SeSpec, SeUnit};
 use super::sk::{sk_unit, SkSite, SkSpec, SkUnit};
 use anyhow::{bail, Result};
@@ -182,7 +182,7 @@ impl ModuleT for BottleneckNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut ys = self.stem.forward_t(xs, train);
         if self.max_pool {
-            ys = ys.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+            ys = stem_max_pool(&ys);
         }
         for block in self.stages.iter().flatten() {
             ys = block.forward_t(&ys, train);

@@ -1,7 +1,7 @@
 //! ShuffleNetV2 (Ma et al., 2018) as the paper re-implements it for Table 4, with the "+SE" and "+SK"
 //! variants. Variable names are torchvision's `ShuffleNetV2` state_dict keys, so its weights load unchanged.
 use super::attention::AttentionProbe;
-use super::layers::{batch_norm, conv2d, conv_bn, linear, Conv2d, ConvBn, ConvOpts, Linear};
+use super::layers::{batch_norm, conv2d, conv_bn, linear, Conv2d, ConvBn, ConvOpts, Linear, stem_max_pool};
 use super::se::{se_unit, SeSpec, SeUnit};
 use super::sk::{sk_unit, SkSite, SkSpec, SkUnit};
 use anyhow::{bail, Result};
@@ -217,7 +217,7 @@ pub fn build(vs: &nn::Path, spec: &ShuffleNetV2Spec, probe: &AttentionProbe) -> 
 
 impl ModuleT for ShuffleNetV2 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut ys = self.stem.forward_t(xs, train).max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let mut ys = stem_max_pool(&self.stem.forward_t(xs, train));
         for block in &self.blocks {
             ys = block.forward_t(&ys, train);
         }
@@ -230,7 +230,6 @@ impl ModuleT for ShuffleNetV2 {
 mod tests {
     use super::*;
     use crate::models::registry;
-    use crate::models::sk::SkPath;
 
     fn spec_0_5x() -> ShuffleNetV2Spec {
         match registry::resolve("shufflenetv2_0.5x", None).unwrap() {
@@ -255,14 +254,7 @@ mod tests {
     fn sk_units_are_labelled_by_stage_and_block() {
         let mut spec = spec_0_5x();
         spec.blocks = vec![2, 1, 1];
-        spec.sk = Some(SkSpec {
-            paths: vec![SkPath::new(3, 1, false), SkPath::new(3, 2, false)],
-            groups: None,
-            reduction: 4,
-            min_dim: 16,
-            select: true,
-            stage_dims: None,
-        });
+        spec.sk = Some(SkSpec::k3_k5(4, 16, false));
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let probe = AttentionProbe::default();
         let net = build(&vs.root(), &spec, &probe).unwrap();

@@ -60,10 +60,10 @@ pub struct SkSpec {
 }
 
 impl SkSpec {
-    /// The paper's default unit: 3x3 and "5x5" (3x3 with dilation 2), both with ReLU.
-    pub fn default_k3_k5(reduction: i64, min_dim: i64) -> Self {
+    /// The paper's default unit: 3x3 and "5x5" (3x3 with dilation 2), each path with or without ReLU.
+    pub fn k3_k5(reduction: i64, min_dim: i64, relu: bool) -> Self {
         SkSpec {
-            paths: vec![SkPath::new(3, 1, true), SkPath::new(3, 2, true)],
+            paths: vec![SkPath::new(3, 1, relu), SkPath::new(3, 2, relu)],
             groups: None,
             reduction,
             min_dim,

@@ -1,0 +1,62 @@
+//! `sk-exp run EXPERIMENT.yaml`: train a declared sweep (resumable), then summarise it beside the paper.
+use anyhow::Result;
+use clap::Args;
+use sk_exp::experiment::runner::{self, RunnerOptions};
+use sk_exp::overrides::parse_assignment;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The experiment file (experiments/*.yaml).
+    experiment: PathBuf,
+    /// List every run with its #params and MACs beside the paper's figures; train nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Change a value of every run by its dotted key, e.g. --set recipe.epochs=1.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Relative data paths are taken from here.
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Only the runs with this label (or run id).
+    #[arg(long)]
+    only: Option<String>,
+    /// Where experiment folders go.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// Train runs recorded as failed again (by default they are kept as failed).
+    #[arg(long)]
+    retry_failed: bool,
+    /// No progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let options = RunnerOptions {
+        results_root: args.results,
+        overrides: args.set.iter().map(|s| parse_assignment(s)).collect::<Result<_>>()?,
+        data_root: args.data_root,
+        only: args.only,
+        dry_run: args.dry_run,
+        retry_failed: args.retry_failed,
+        progress: !args.quiet,
+    };
+    let experiment = runner::load(&args.experiment, &options)?;
+    if options.dry_run {
+        print!("{}", runner::dry_run(&experiment)?);
+        return Ok(());
+    }
+    let outcome = runner::run(&experiment, &options, &|_| Ok(()))?;
+    let summary = runner::summarise(&experiment, &options)?;
+    println!("{summary}");
+    println!(
+        "{} trained, {} skipped (finished earlier), {} failed, {} held by another runner; results in {}",
+        outcome.trained.len(),
+        outcome.skipped.len(),
+        outcome.failed.len(),
+        outcome.locked.len(),
+        options.results_root.join(&experiment.name).display()
+    );
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! ImageNet-style folders: `root/train/<class>/<image>` and `root/val/<class>/<image>`, JPEG or PNG. Class
+//! indices follow the sorted class folder names of `train/` (as torchvision's ImageFolder numbers them).
+use super::spec::FolderSpec;
+use super::transforms::{normalise, random_resized_crop_flip, resize_centre_crop, Image, IMAGENET_NORM};
+use super::{seed, BadSample, Dataset, Sample, Split};
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+const EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+
+/// One folder split. Its output side is fixed (`Dataset::image_size`): the training transform is a
+/// random-resized crop to that side, the evaluation transform a resize then a centre crop to it.
+#[derive(Debug)]
+pub struct Folder {
+    files: Vec<(PathBuf, i64)>,
+    classes: Vec<String>,
+    side: usize,
+    eval_resize: usize,
+    skip_bad_images: bool,
+}
+
+/// The training set (`train/`) and the evaluation set (`val/`).
+pub fn open(root: &Path, spec: &FolderSpec) -> Result<(Folder, Folder)> {
+    if spec.crop == 0 || spec.eval_crop == 0 {
+        bail!("data.crop and data.eval_crop must be at least 1 pixel");
+    }
+    if spec.eval_resize() < spec.eval_crop {
+        bail!("data.eval_resize ({}) is smaller than data.eval_crop ({})", spec.eval_resize(), spec.eval_crop);
+    }
+    if !root.is_dir() {
+        bail!("image folder root {} does not exist", root.display());
+    }
+    let train_dir = root.join("train");
+    let classes = class_names(&train_dir)?;
+    let train_files = list_images(&train_dir, &classes, true)?;
+    let val_dir = root.join("val");
+    let val_classes = class_names(&val_dir)?;
+    if let Some(unknown) = val_classes.iter().find(|c| classes.binary_search(c).is_err()) {
+        bail!("class folder {} has no counterpart in {}", val_dir.join(unknown).display(), train_dir.display());
+    }
+    let val_files = list_images(&val_dir, &classes, false)?;
+    // The train set's eval transform uses the same resize ratio as the val set's.
+    let train_eval_resize = (spec.crop as f64 * spec.eval_resize() as f64 / spec.eval_crop as f64).round() as usize;
+    let train = Folder {
+        files: train_files,
+        classes: classes.clone(),
+        side: spec.crop,
+        eval_resize: train_eval_resize,
+        skip_bad_images: spec.skip_bad_images,
+    };
+    let val = Folder {
+        files: val_files,
+        classes,
+        side: spec.eval_crop,
+        eval_resize: spec.eval_resize(),
+        skip_bad_images: spec.skip_bad_images,
+    };
+    Ok((train, val))
+}
+
+fn class_names(dir: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read image folder {}", dir.display()))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read image folder {}", dir.display()))?;
+        if entry.path().is_dir() {
+            let name = entry.file_name();
+            names.push(name.to_str().ok_or_else(|| anyhow!("class folder {} is not UTF-8", entry.path().display()))?.to_string());
+        }
+    }
+    if names.is_empty() {
+        bail!("image folder {} has no class folders", dir.display());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Every image file (by extension) under `dir/<class>/`, sorted by class then file name. An empty class
+/// folder is an error; in `val/` a class may be missing altogether.
+fn list_images(dir: &Path, classes: &[String], all_classes_required: bool) -> Result<Vec<(PathBuf, i64)>> {
+    let mut files = Vec::new();
+    for (index, class) in classes.iter().enumerate() {
+        let class_dir = dir.join(class);
+        if !class_dir.is_dir() && !all_classes_required {
+            continue;
+        }
+        let entries = std::fs::read_dir(&class_dir).with_context(|| format!("cannot read class folder {}", class_dir.display()))?;
+        let mut images = Vec::new();
+        for entry in entries {
+            let path = entry.with_context(|| format!("cannot read class folder {}", class_dir.display()))?.path();
+            let is_image = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)));
+            if is_image && path.is_file() {
+                images.push(path);
+            }
+        }
+        if images.is_empty() {
+            bail!("class folder {} holds no images (expected .jpg, .jpeg or .png files)", class_dir.display());
+        }
+        images.sort();
+        files.extend(images.into_iter().map(|p| (p, index as i64)));
+    }
+    Ok(files)
+}
+
+/// Decode a JPEG or PNG file (format from its content) to 8-bit RGB.
+pub fn decode(path: &Path) -> Result<Image, BadSample> {
+    let bad = |reason: String| BadSample { path: path.to_path_buf(), reason };
+    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    if is_truncated_jpeg(&bytes) {
+        return Err(bad("truncated JPEG: no end-of-image marker near the end of the file".into()));
+    }
+    let decoded = image::load_from_memory(&bytes).map_err(|e| bad(format!("cannot decode image: {e}")))?;
+    let rgb = decoded.into_rgb8();
+    let (width, height) = (rgb.width() as usize, rgb.height() as usize);
+    if width == 0 || height == 0 {
+        return Err(bad("image has no pixels".into()));
+    }
+    Ok(Image::new(width, height, rgb.into_raw()))
+}
+
+/// The JPEG decoder fills a missing tail with grey instead of failing (PIL refuses such files), so a
+/// JPEG must end with its end-of-image marker (FF D9); a little trailing padding is allowed.
+fn is_truncated_jpeg(bytes: &[u8]) -> bool {
+    const TAIL: usize = 4096;
+    bytes.starts_with(&[0xFF, 0xD8]) && !bytes[bytes.len().saturating_sub(TAIL)..].windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+impl Folder {
+    pub fn class_names(&self) -> &[String] {
+        &self.classes
+    }
+
+    pub fn path(&self, index: usize) -> &Path {
+        &self.files[index].0
+    }
+}
+
+impl Dataset for Folder {
+    fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    fn num_classes(&self) -> i64 {
+        self.classes.len() as i64
+    }
+
+    fn image_size(&self) -> (i64, i64) {
+        (self.side as i64, self.side as i64)
+    }
+
+    fn sample(&self, index: usize, split: Split, seed: u64) -> Result<Sample> {
+        let (path, label) = self.files.get(index).ok_or_else(|| anyhow!("image {index} out of range ({} images)", self.len()))?;
+        let image = decode(path)?;
+        let image = match split {
+            Split::Train => random_resized_crop_flip(&image, self.side, &mut seed::rng(seed)),
+            Split::Eval => resize_centre_crop(&image, self.eval_resize, self.side),
+        };
+        Ok(Sample { pixels: normalise(&image, &IMAGENET_NORM), label: *label })
+    }
+
+    fn skips_bad_samples(&self) -> bool {
+        self.skip_bad_images
+    }
+}

@@ -1,0 +1,165 @@
+//! An experiment's summary as bars: mean top-1 error per label with ± std error bars, the value written
+//! above each bar, and the paper's figure as a dashed line across the bar where there is one.
+use super::legend::{draw_legend, Entry, Stroke};
+use super::placement::Rect;
+use super::{finite_extent, save, text, Figure, AXIS_TITLE_SIZE, LABEL_SIZE, TICK_SIZE, TITLE_SIZE};
+use crate::report::summary::SummaryRow;
+use anyhow::{bail, Result};
+use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::{Path, PathBuf};
+
+/// matplotlib's blue, lightened so that the black error bars stand out on it.
+const BAR_COLOR: RGBColor = RGBColor(98, 155, 200);
+const PAPER_COLOR: RGBColor = RGBColor(200, 30, 30);
+const LINE: i32 = 21;
+
+struct Bars<'a> {
+    rows: &'a [SummaryRow],
+    title: &'a str,
+}
+
+/// Splits `label` into lines no wider than `max_width` pixels, at spaces (or '_', '/', ',').
+fn wrap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, label: &str, max_width: u32) -> Result<Vec<String>>
+where
+    DB::ErrorType: 'static,
+{
+    let style = text(LABEL_SIZE);
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in label.split_inclusive([' ', '_', '/', ',']) {
+        let candidate = format!("{current}{word}");
+        if !current.is_empty() && root.estimate_text_size(candidate.trim_end(), &style)?.0 > max_width {
+            lines.push(current.trim_end().to_string());
+            current = word.to_string();
+        } else {
+            current = candidate;
+        }
+    }
+    lines.push(current.trim_end().to_string());
+    Ok(lines)
+}
+
+impl Bars<'_> {
+    /// The y axis: from 0 when the bars are tall enough to compare, else cut below the lowest value so that
+    /// differences of a few tenths stay visible (the axis title then says so).
+    fn y_range(&self) -> (std::ops::Range<f64>, bool) {
+        let values = self.rows.iter().flat_map(|r| {
+            let std = r.std_top1_err.unwrap_or(0.0);
+            [Some(r.mean_top1_err - std), Some(r.mean_top1_err + std), r.paper_top1_err].into_iter().flatten()
+        });
+        let (lo, hi) = finite_extent(values).unwrap_or((0.0, 1.0));
+        let span = (hi - lo).max(0.2);
+        let floor = lo - 0.8 * span;
+        let top = hi + 0.45 * span;
+        if floor <= 0.3 * lo {
+            (0.0..(hi * 1.15).max(top), false)
+        } else {
+            (floor..top, true)
+        }
+    }
+}
+
+impl Figure for Bars<'_> {
+    fn size(&self) -> (u32, u32) {
+        (900.max(180 + 160 * self.rows.len() as u32), 720)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let n = self.rows.len();
+        let slot = (self.size().0 - 180) / n as u32;
+        let mut wrapped = Vec::new();
+        for row in self.rows {
+            wrapped.push(wrap(root, &row.label, slot.saturating_sub(16))?);
+        }
+        let label_lines = wrapped.iter().map(Vec::len).max().unwrap_or(1) as i32;
+        let (y_range, cut) = self.y_range();
+        let y_floor = y_range.start;
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, text(TITLE_SIZE))
+            .margin(20)
+            .x_label_area_size((label_lines * LINE + 16) as u32)
+            .y_label_area_size(75)
+            .build_cartesian_2d(-0.5..(n as f64 - 0.5), y_range)?;
+        let y_desc = if cut { "top-1 error (%), axis cut below" } else { "top-1 error (%)" };
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_desc(y_desc)
+            .label_style(text(TICK_SIZE))
+            .axis_desc_style(text(AXIS_TITLE_SIZE))
+            .light_line_style(BLACK.mix(0.04))
+            .bold_line_style(BLACK.mix(0.12))
+            .draw()?;
+
+        let mut obstacles = Vec::new();
+        let value_style = text(LABEL_SIZE).pos(Pos::new(HPos::Center, VPos::Bottom));
+        let label_style = text(LABEL_SIZE).pos(Pos::new(HPos::Center, VPos::Top));
+        for (i, (row, lines)) in self.rows.iter().zip(&wrapped).enumerate() {
+            let x = i as f64;
+            let (mean, std) = (row.mean_top1_err, row.std_top1_err.unwrap_or(0.0));
+            let bar = [chart.backend_coord(&(x - 0.35, y_floor)), chart.backend_coord(&(x + 0.35, mean))];
+            root.draw(&Rectangle::new(bar, BAR_COLOR.filled()))?;
+            obstacles.push(Rect { x0: bar[0].0, y0: bar[1].1, x1: bar[1].0, y1: bar[0].1 });
+            let (cx, low) = chart.backend_coord(&(x, mean - std));
+            let (_, high) = chart.backend_coord(&(x, mean + std));
+            if row.std_top1_err.is_some() {
+                let style = BLACK.stroke_width(2);
+                root.draw(&PathElement::new(vec![(cx, low), (cx, high)], style))?;
+                for y in [low, high] {
+                    root.draw(&PathElement::new(vec![(cx - 9, y), (cx + 9, y)], style))?;
+                }
+            }
+            let mut top = high;
+            if let Some(paper) = row.paper_top1_err {
+                let (left, y) = chart.backend_coord(&(x - 0.45, paper));
+                let (right, _) = chart.backend_coord(&(x + 0.45, paper));
+                root.draw(&DashedPathElement::new(vec![(left, y), (right, y)], 8, 5, PAPER_COLOR.stroke_width(3)))?;
+                top = top.min(y);
+            }
+            let value = match row.std_top1_err {
+                Some(std) => format!("{mean:.2} ± {std:.2}"),
+                None => format!("{mean:.2}"),
+            };
+            root.draw_text(&format!("n = {}", row.n), &value_style, (cx, top - 6))?;
+            root.draw_text(&value, &value_style, (cx, top - 6 - LINE))?;
+            obstacles.push(Rect { x0: cx - 60, y0: top - 6 - 2 * LINE, x1: cx + 60, y1: top });
+            let (_, axis_y) = chart.backend_coord(&(x, y_floor));
+            for (k, line) in lines.iter().enumerate() {
+                root.draw_text(line, &label_style, (cx, axis_y + 10 + k as i32 * LINE))?;
+            }
+        }
+
+        let mut entries = vec![Entry {
+            label: "measured: mean ± std over seeds".into(),
+            color: BAR_COLOR,
+            stroke: Some(Stroke::Solid),
+            marker: None,
+        }];
+        if self.rows.iter().any(|r| r.paper_top1_err.is_some()) {
+            entries.push(Entry {
+                label: "paper".into(),
+                color: PAPER_COLOR,
+                stroke: Some(Stroke::Dashed),
+                marker: None,
+            });
+        }
+        let (xs, ys) = chart.plotting_area().get_pixel_range();
+        draw_legend(root, &entries, Rect { x0: xs.start, y0: ys.start, x1: xs.end, y1: ys.end }, &obstacles)?;
+        Ok(())
+    }
+}
+
+/// Writes `STEM.png` and `STEM.svg`: one bar per summary row.
+pub fn plot_summary(rows: &[SummaryRow], title: &str, stem: &Path) -> Result<Vec<PathBuf>> {
+    if rows.is_empty() {
+        bail!("nothing to plot: the summary has no successful run");
+    }
+    save(&Bars { rows, title }, stem)
+}

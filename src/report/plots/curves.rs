@@ -1,0 +1,156 @@
+//! Training curves of one or more runs: loss (left) and top-1 error (right) per epoch, train dashed and
+//! eval solid, one colour per run.
+use super::legend::{draw_legend, Entry, Stroke};
+use super::placement::{polyline_obstacles, Rect};
+use super::{finite_extent, padded, save, text, tick_label, Figure, AXIS_TITLE_SIZE, PALETTE, TICK_SIZE, TITLE_SIZE};
+use crate::report::results::{EpochMetrics, RunHistory};
+use anyhow::{bail, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+
+type Metric = fn(&EpochMetrics) -> Option<f64>;
+
+struct Panel {
+    y_desc: &'static str,
+    train: Metric,
+    eval: Metric,
+}
+
+const PANELS: [Panel; 2] = [
+    Panel { y_desc: "loss", train: |m| Some(m.train_loss), eval: |m| m.eval_loss },
+    Panel { y_desc: "top-1 error (%)", train: |m| Some(m.train_top1_err), eval: |m| m.eval_top1_err },
+];
+
+/// (epoch, value) for the epochs where the metric exists and is finite (a diverged run logs NaN).
+fn series(run: &RunHistory, metric: Metric) -> Vec<(f64, f64)> {
+    run.epochs.iter().filter_map(|m| metric(m).filter(|v| v.is_finite()).map(|v| (f64::from(m.epoch), v))).collect()
+}
+
+/// The legend's name of a run: its label, its model, and the epoch where its loss stopped being finite (the
+/// curves end there).
+fn run_name(run: &RunHistory) -> String {
+    let mut name = run.label.clone();
+    if let Some(model) = run.model.as_ref().filter(|m| **m != run.label) {
+        name += &format!(" ({model})");
+    }
+    let finite = |v: Option<f64>| v.is_none_or(f64::is_finite);
+    if let Some(m) = run.epochs.iter().find(|m| !finite(Some(m.train_loss)) || !finite(m.eval_loss)) {
+        name += &format!(", diverged at epoch {}", m.epoch);
+    }
+    name
+}
+
+struct Curves<'a> {
+    runs: &'a [RunHistory],
+}
+
+impl Curves<'_> {
+    /// Draws one panel in `area`; the legend goes on `root`, whose coordinates are the backend's pixels.
+    fn draw_panel<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        area: &DrawingArea<DB, Shift>,
+        panel: &Panel,
+        with_legend: bool,
+    ) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let all: Vec<(f64, f64)> =
+            self.runs.iter().flat_map(|r| series(r, panel.train).into_iter().chain(series(r, panel.eval))).collect();
+        // Both panels span every logged epoch, so that they line up.
+        let epochs = self.runs.iter().flat_map(|r| r.epochs.iter().map(|m| f64::from(m.epoch)));
+        let (x_lo, x_hi) = finite_extent(epochs).unwrap_or((0.0, 1.0));
+        let (y_lo, y_hi) = finite_extent(all.iter().map(|p| p.1)).unwrap_or((0.0, 1.0));
+        let y_range = padded(y_lo, y_hi, 0.06, 0.05);
+        let mut chart = ChartBuilder::on(area)
+            .margin(15)
+            .x_label_area_size(55)
+            .y_label_area_size(70)
+            .build_cartesian_2d(padded(x_lo, x_hi, 0.02, 0.5), y_range.start.max(0.0)..y_range.end)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .x_label_formatter(&|v| tick_label(*v, true))
+            .y_desc(panel.y_desc)
+            .label_style(text(TICK_SIZE))
+            .axis_desc_style(text(AXIS_TITLE_SIZE))
+            .light_line_style(BLACK.mix(0.04))
+            .bold_line_style(BLACK.mix(0.12))
+            .draw()?;
+
+        let mut obstacles = Vec::new();
+        // Markers only while they stay apart.
+        let markers = self.runs.iter().all(|r| r.epochs.len() <= 30);
+        for (i, run) in self.runs.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let train = series(run, panel.train);
+            let eval = series(run, panel.eval);
+            chart.draw_series(DashedLineSeries::new(train.clone(), 9, 6, color.stroke_width(2)))?;
+            chart.draw_series(LineSeries::new(eval.clone(), color.stroke_width(3)))?;
+            if markers {
+                chart.draw_series(eval.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+            }
+            // A single train point draws no dash.
+            if let [only] = train[..] {
+                chart.draw_series([Circle::new(only, 4, color.stroke_width(2))])?;
+            }
+            for line in [&train, &eval] {
+                let pixels: Vec<(i32, i32)> = line.iter().map(|p| chart.backend_coord(p)).collect();
+                obstacles.extend(polyline_obstacles(&pixels));
+            }
+        }
+        if with_legend {
+            let gray = RGBColor(90, 90, 90);
+            let mut entries: Vec<Entry> = self
+                .runs
+                .iter()
+                .enumerate()
+                .map(|(i, run)| Entry {
+                    label: run_name(run),
+                    color: PALETTE[i % PALETTE.len()],
+                    stroke: Some(Stroke::Solid),
+                    marker: None,
+                })
+                .collect();
+            entries.push(Entry { label: "train".into(), color: gray, stroke: Some(Stroke::Dashed), marker: None });
+            entries.push(Entry { label: "eval".into(), color: gray, stroke: Some(Stroke::Solid), marker: None });
+            let (xs, ys) = chart.plotting_area().get_pixel_range();
+            draw_legend(root, &entries, Rect { x0: xs.start, y0: ys.start, x1: xs.end, y1: ys.end }, &obstacles)?;
+        }
+        Ok(())
+    }
+}
+
+impl Figure for Curves<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1500, 680)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let title = match self.runs {
+            [run] => format!("Training curves: {}", run.label),
+            runs => format!("Training curves of {} runs", runs.len()),
+        };
+        let area = root.titled(&title, text(TITLE_SIZE))?;
+        let (left, right) = area.split_horizontally(area.dim_in_pixel().0 / 2);
+        self.draw_panel(root, &left, &PANELS[0], false)?;
+        self.draw_panel(root, &right, &PANELS[1], true)?;
+        Ok(())
+    }
+}
+
+/// Writes `STEM.png` and `STEM.svg` with the curves of `runs` overlaid.
+pub fn plot_curves(runs: &[RunHistory], stem: &Path) -> Result<Vec<PathBuf>> {
+    if let Some(empty) = runs.iter().find(|r| r.epochs.is_empty()) {
+        bail!("run {} has no epochs in its metrics.csv", empty.label);
+    }
+    if runs.is_empty() {
+        bail!("no run to plot");
+    }
+    save(&Curves { runs }, stem)
+}

@@ -1,0 +1,194 @@
+//! Figure 2 of the paper: ImageNet top-1 error against #params for the models of Table S2, one line per
+//! family, plus the user's measured runs as crosses.
+use super::legend::{draw_legend, draw_marker, Entry, Marker, Stroke};
+use super::placement::{place_labels, polyline_obstacles, Rect};
+use super::{
+    finite_extent, padded, save, text, tick_label, Figure, AXIS_TITLE_SIZE, LABEL_SIZE, PALETTE, TICK_SIZE, TITLE_SIZE,
+};
+use crate::paper;
+use crate::report::results::{find_results_files, read_results};
+use crate::report::summary::summarize;
+use anyhow::{bail, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// A point of the figure: a model (paper) or an experiment label (measured).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    pub label: String,
+    pub params_m: f64,
+    pub top1_err: f64,
+}
+
+/// The family of a model: its name up to the first '-' ("SKNet-50" -> "SKNet").
+pub fn family_of(model: &str) -> &str {
+    model.split('-').next().unwrap_or(model)
+}
+
+/// Table S2's models grouped by family, in the order the table lists them; points sorted by #params.
+pub fn paper_families() -> Vec<(String, Vec<Point>)> {
+    let mut families: Vec<(String, Vec<Point>)> = Vec::new();
+    for row in paper::published().iter().filter(|r| r.table == "S2") {
+        let (Some(params_m), Some(top1_err)) = (row.params_m, row.top1_err) else { continue };
+        // "DenseNet-232 (k=48)" -> "DenseNet-232": the family line says the rest.
+        let label = row.model.split(" (").next().unwrap_or(&row.model).to_string();
+        let point = Point { label, params_m, top1_err };
+        let family = family_of(&row.model);
+        match families.iter_mut().find(|(name, _)| name == family) {
+            Some((_, points)) => points.push(point),
+            None => families.push((family.to_string(), vec![point])),
+        }
+    }
+    for (_, points) in &mut families {
+        points.sort_by(|a, b| a.params_m.total_cmp(&b.params_m));
+    }
+    families
+}
+
+/// One point per label of every results.csv under `dir`: mean top-1 error of its successful runs against
+/// #params in millions. A label found in several experiments is prefixed with its experiment's folder
+/// (relative to `dir`).
+pub fn measured_points(dir: &Path) -> Result<Vec<Point>> {
+    let files = find_results_files(dir)?;
+    if files.is_empty() {
+        bail!("no results.csv under {}", dir.display());
+    }
+    let mut found: Vec<(String, Point)> = Vec::new();
+    for file in &files {
+        let folder = file.parent().and_then(|p| p.strip_prefix(dir).ok()).unwrap_or(Path::new(""));
+        for row in summarize(&read_results(file)?) {
+            let qualified = folder.join(&row.label).to_string_lossy().into_owned();
+            found.push((
+                qualified,
+                Point { label: row.label, params_m: row.params as f64 / 1e6, top1_err: row.mean_top1_err },
+            ));
+        }
+    }
+    if found.is_empty() {
+        bail!("no successful run (status ok) in the results.csv files under {}", dir.display());
+    }
+    let repeated = |label: &str| found.iter().filter(|(_, p)| p.label == label).count() > 1;
+    let qualified: Vec<bool> = found.iter().map(|(_, p)| repeated(&p.label)).collect();
+    Ok(found
+        .into_iter()
+        .zip(qualified)
+        .map(|((full, point), qualify)| if qualify { Point { label: full, ..point } } else { point })
+        .collect())
+}
+
+/// Clear space around a point label, in pixels.
+const LABEL_PAD: i32 = 3;
+
+struct Figure2<'a> {
+    families: Vec<(String, Vec<Point>)>,
+    measured: &'a [Point],
+}
+
+impl Figure for Figure2<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1280, 860)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let all = || self.families.iter().flat_map(|(_, p)| p).chain(self.measured);
+        let (x_lo, x_hi) = finite_extent(all().map(|p| p.params_m)).unwrap_or((0.0, 1.0));
+        let (y_lo, y_hi) = finite_extent(all().map(|p| p.top1_err)).unwrap_or((0.0, 1.0));
+        let x_range = padded(x_lo, x_hi, 0.07, 1.0);
+        let x_range = x_range.start.max(0.0)..x_range.end;
+        let y_range = padded(y_lo, y_hi, 0.12, 0.2);
+        let title = if self.measured.is_empty() {
+            "ImageNet top-1 error vs #params (paper: Table S2, Figure 2)"
+        } else {
+            "ImageNet top-1 error vs #params (paper: Table S2, Figure 2) and your runs"
+        };
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, text(TITLE_SIZE))
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(75)
+            .build_cartesian_2d(x_range, y_range)?;
+        chart
+            .configure_mesh()
+            .x_desc("#params (millions)")
+            .y_desc("top-1 error (%)")
+            .x_label_formatter(&|v| tick_label(*v, false))
+            .label_style(text(TICK_SIZE))
+            .axis_desc_style(text(AXIS_TITLE_SIZE))
+            .light_line_style(BLACK.mix(0.04))
+            .bold_line_style(BLACK.mix(0.12))
+            .draw()?;
+
+        let mut entries = Vec::new();
+        let mut obstacles = Vec::new();
+        let mut labelled: Vec<(&Point, RGBColor)> = Vec::new();
+        for (i, (family, points)) in self.families.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            // The paper's own family stands out.
+            let width = if family == "SKNet" { 4 } else { 2 };
+            let pixels: Vec<(i32, i32)> =
+                points.iter().map(|p| chart.backend_coord(&(p.params_m, p.top1_err))).collect();
+            root.draw(&PathElement::new(pixels.clone(), color.stroke_width(width)))?;
+            for &px in &pixels {
+                draw_marker(root, Marker::Circle, px, color)?;
+                obstacles.push(Rect::around(px, 6));
+            }
+            obstacles.extend(polyline_obstacles(&pixels));
+            labelled.extend(points.iter().map(|p| (p, color)));
+            entries.push(Entry {
+                label: family.clone(),
+                color,
+                stroke: Some(Stroke::Solid),
+                marker: Some(Marker::Circle),
+            });
+        }
+        for point in self.measured {
+            let px = chart.backend_coord(&(point.params_m, point.top1_err));
+            draw_marker(root, Marker::Cross, px, BLACK)?;
+            obstacles.push(Rect::around(px, 9));
+            labelled.push((point, RGBColor(0, 0, 0)));
+        }
+        if !self.measured.is_empty() {
+            entries.push(Entry {
+                label: "your runs (mean)".into(),
+                color: RGBColor(0, 0, 0),
+                stroke: None,
+                marker: Some(Marker::Cross),
+            });
+        }
+
+        let (xs, ys) = chart.plotting_area().get_pixel_range();
+        let plot = Rect { x0: xs.start, y0: ys.start, x1: xs.end, y1: ys.end };
+        obstacles.push(draw_legend(root, &entries, plot, &obstacles)?);
+
+        let label_style = text(LABEL_SIZE);
+        let anchors: Vec<(i32, i32)> =
+            labelled.iter().map(|(p, _)| chart.backend_coord(&(p.params_m, p.top1_err))).collect();
+        let mut sizes = Vec::new();
+        for (point, _) in &labelled {
+            let (w, h) = root.estimate_text_size(&point.label, &label_style)?;
+            // The estimate is the font's em box; glyph ink reaches a little beyond it.
+            sizes.push((w + 2 * LABEL_PAD as u32, h + 2 * LABEL_PAD as u32));
+        }
+        let placed = place_labels(&anchors, &sizes, &obstacles, plot);
+        for (((point, color), anchor), spot) in labelled.iter().zip(&anchors).zip(&placed) {
+            if spot.leader {
+                root.draw(&PathElement::new(vec![*anchor, spot.rect.nearest_point(*anchor)], color.mix(0.6)))?;
+            }
+            root.draw_text(
+                &point.label,
+                &label_style.color(color),
+                (spot.rect.x0 + LABEL_PAD, spot.rect.y0 + LABEL_PAD),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `STEM.png` and `STEM.svg`: the paper's Table S2 models, with `measured` points added.
+pub fn plot_figure2(measured: &[Point], stem: &Path) -> Result<Vec<PathBuf>> {
+    save(&Figure2 { families: paper_families(), measured }, stem)
+}

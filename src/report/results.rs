@@ -1,0 +1,164 @@
+//! Readers of what training writes: a run's metrics.csv (+ config.yaml) and an experiment's results.csv.
+//! Every error names the file, and the line where one is at fault.
+use anyhow::{anyhow, bail, Context, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const METRICS_HEADER: [&str; 9] = [
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_top1_err",
+    "eval_loss",
+    "eval_top1_err",
+    "eval_top5_err",
+    "images_per_s",
+    "wall_s",
+];
+pub const RESULTS_HEADER: [&str; 11] =
+    ["label", "seed", "model", "params", "macs", "top1_err", "top5_err", "epochs", "images_per_s", "wall_s", "status"];
+
+/// One row of metrics.csv; errors in %. Eval columns may be empty on epochs without evaluation.
+#[derive(Clone, Debug, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: u32,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_top1_err: f64,
+    pub eval_loss: Option<f64>,
+    pub eval_top1_err: Option<f64>,
+    pub eval_top5_err: Option<f64>,
+    pub images_per_s: f64,
+    pub wall_s: f64,
+}
+
+/// A run directory: its label is the directory name.
+#[derive(Clone, Debug)]
+pub struct RunHistory {
+    pub label: String,
+    /// `model.name` of the run's config.yaml, when it has one.
+    pub model: Option<String>,
+    pub epochs: Vec<EpochMetrics>,
+}
+
+/// One row of results.csv: a finished (or failed) run of an experiment.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct RunResult {
+    pub label: String,
+    pub seed: u64,
+    pub model: String,
+    pub params: Option<u64>,
+    pub macs: Option<u64>,
+    pub top1_err: Option<f64>,
+    pub top5_err: Option<f64>,
+    pub epochs: Option<u32>,
+    pub images_per_s: Option<f64>,
+    pub wall_s: Option<f64>,
+    /// `ok` or `failed: reason`.
+    pub status: String,
+}
+
+impl RunResult {
+    pub fn is_ok(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+/// Reads a CSV whose header must hold `expected` (any order, extra columns ignored); `check` validates each
+/// row. Errors read `FILE line N: ...`.
+pub(crate) fn read_csv<T: DeserializeOwned>(
+    path: &Path,
+    expected: &[&str],
+    check: impl Fn(&T) -> Result<()>,
+) -> Result<Vec<T>> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(file);
+    let headers = reader.headers().with_context(|| format!("{}: unreadable header", path.display()))?.clone();
+    let missing: Vec<&str> = expected.iter().copied().filter(|col| !headers.iter().any(|h| h == *col)).collect();
+    if !missing.is_empty() {
+        bail!("{}: missing column(s) {} (expected header {})", path.display(), missing.join(","), expected.join(","));
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| anyhow!("{}: {}", path.display(), csv_error_text(&e)))?;
+        let line = record.position().map_or(0, |p| p.line());
+        let row: T = record.deserialize(Some(&headers)).map_err(|e| match e.kind() {
+            csv::ErrorKind::Deserialize { err, .. } => {
+                let column = err.field().and_then(|i| headers.get(i as usize)).unwrap_or("?");
+                anyhow!("{} line {line}, column {column}: {}", path.display(), err.kind())
+            }
+            _ => anyhow!("{} line {line}: {e}", path.display()),
+        })?;
+        check(&row).map_err(|e| anyhow!("{} line {line}: {e}", path.display()))?;
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// csv's own message without its "CSV error:" prefix (it already says the line).
+fn csv_error_text(err: &csv::Error) -> String {
+    match err.kind() {
+        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => {
+            let line = pos.as_ref().map_or(0, |p| p.line());
+            format!("line {line}: {len} fields, expected {expected_len}")
+        }
+        _ => err.to_string(),
+    }
+}
+
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
+    read_csv(path, &METRICS_HEADER, |_: &EpochMetrics| Ok(()))
+}
+
+pub fn read_results(path: &Path) -> Result<Vec<RunResult>> {
+    read_csv(path, &RESULTS_HEADER, |row: &RunResult| {
+        if row.is_ok() {
+            if row.top1_err.is_none() || row.params.is_none() {
+                bail!("status ok but top1_err or params is empty");
+            }
+        } else if !row.status.starts_with("failed") {
+            bail!("status {:?}: expected `ok` or `failed: reason`", row.status);
+        }
+        Ok(())
+    })
+}
+
+/// Reads a run directory: metrics.csv (required) and config.yaml's `model.name` (optional).
+pub fn read_run_dir(dir: &Path) -> Result<RunHistory> {
+    let full = dir.canonicalize().with_context(|| format!("cannot open run folder {}", dir.display()))?;
+    let label = full
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .with_context(|| format!("{}: a run folder needs a name (it is the run's label)", dir.display()))?;
+    let epochs = read_metrics(&dir.join("metrics.csv"))?;
+    let config = dir.join("config.yaml");
+    let model = if config.exists() { model_name(&config)? } else { None };
+    Ok(RunHistory { label, model, epochs })
+}
+
+fn model_name(config: &Path) -> Result<Option<String>> {
+    let text = std::fs::read_to_string(config).with_context(|| format!("cannot read {}", config.display()))?;
+    let value: yaml_serde::Value =
+        yaml_serde::from_str(&text).with_context(|| format!("{}: not valid YAML", config.display()))?;
+    Ok(value.get("model").and_then(|m| m.get("name")).and_then(|n| n.as_str()).map(str::to_owned))
+}
+
+/// Every results.csv under `dir` (recursively), sorted so that output does not depend on the file system.
+pub fn find_results_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        let entries = std::fs::read_dir(&current).with_context(|| format!("cannot list {}", current.display()))?;
+        for entry in entries {
+            let path = entry.with_context(|| format!("cannot list {}", current.display()))?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.file_name().is_some_and(|n| n == "results.csv") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}

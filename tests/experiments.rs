@@ -1,0 +1,157 @@
+//! The experiment runner end to end on a tiny model and the synthetic data, and the shipped experiment
+//! files: they parse, every run type-checks, and the runs with a paper row match its complexity.
+use sk_exp::experiment::runner::{self, RunnerOptions};
+use sk_exp::experiment::store::ExperimentDir;
+use sk_exp::models::complexity;
+use sk_exp::paper;
+use std::path::{Path, PathBuf};
+
+fn options(results: &Path) -> RunnerOptions {
+    RunnerOptions {
+        results_root: results.to_path_buf(),
+        overrides: vec![],
+        data_root: None,
+        only: None,
+        dry_run: false,
+        retry_failed: false,
+        progress: false,
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("experiments").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Two variants of a tiny SKNet-29 (and one whose data is missing), 2 seeds, 2 epochs on 64 images.
+const TINY: &str = r#"
+name: tiny
+base:
+  model:
+    name: sknet29
+    overrides: {input_size: 16, stem_width: 8, blocks: [1, 1, 1], widths: [16, 16, 16], outputs: [16, 16, 16], groups: 4,
+                sk: {groups: 4, reduction: 4, min_dim: 4}}
+  data: {kind: synthetic, train_size: 64, eval_size: 32, image_size: 16, classes: 4}
+  recipe: {preset: cifar10, epochs: 2, batch_size: 16}
+  workers: 0
+  threads: 1
+seeds: [0, 1]
+sweep:
+  variants:
+    - label: path2_1x1
+    - label: path2_3x3
+      set:
+        model.sk.paths[1].kernel: 3
+    - label: no_data
+      set: {data: {kind: cifar, root: /nonexistent/cifar-10-batches-bin}}
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn runs_record_failures_skip_finished_runs_and_summarise() {
+    let dir = temp_dir("tiny");
+    let file = write(&dir, "tiny.yaml", TINY);
+    let opts = options(&dir.join("results"));
+    let exp = runner::load(&file, &opts).unwrap();
+    assert_eq!(exp.runs.len(), 6);
+
+    let first = runner::run(&exp, &opts, &|_| Ok(())).unwrap();
+    assert_eq!(first.trained.len(), 4, "{first:?}");
+    assert_eq!(first.failed, vec!["no_data_s0", "no_data_s1"]);
+    let store = ExperimentDir { root: dir.join("results/tiny") };
+    let results = store.results().unwrap();
+    assert_eq!(results.len(), 6);
+    let failed = results.iter().find(|r| r.label == "no_data").unwrap();
+    assert!(failed.status.starts_with("failed:") && failed.status.contains("/nonexistent"), "{}", failed.status);
+    let ok = results.iter().find(|r| r.label == "path2_3x3" && r.seed == 1).unwrap();
+    assert_eq!(ok.epochs, Some(2));
+    assert!(ok.top1_err.is_some_and(|e| (0.0..=100.0).contains(&e)));
+    // Each run folder holds its resolved config, metrics, checkpoint and log.
+    let run_dir = dir.join("results/tiny/path2_3x3_s1");
+    for name in ["config.yaml", "metrics.csv", "log.txt"] {
+        assert!(run_dir.join(name).exists(), "{name} missing in {}", run_dir.display());
+    }
+    let config = std::fs::read_to_string(run_dir.join("config.yaml")).unwrap();
+    assert!(config.contains("kernel: 3"), "{config}");
+
+    // A second invocation trains nothing: finished runs are skipped, failed ones kept as failed.
+    let again = runner::run(&exp, &opts, &|_| Ok(())).unwrap();
+    assert!(again.trained.is_empty() && again.failed.is_empty(), "{again:?}");
+    assert_eq!(again.skipped.len(), 6);
+
+    let md = runner::summarise(&exp, &opts).unwrap();
+    assert!(md.contains("| path2_1x1 |") && md.contains("| path2_3x3 |"), "{md}");
+    assert!(md.contains("no_data seed 0: failed"), "{md}");
+    assert!(dir.join("results/tiny/summary.csv").exists() && dir.join("results/tiny/summary.png").exists());
+}
+
+#[test]
+fn a_run_locked_by_another_runner_is_left_alone() {
+    let dir = temp_dir("locked");
+    let file = write(&dir, "tiny.yaml", TINY);
+    let mut opts = options(&dir.join("results"));
+    opts.only = Some("path2_1x1".into());
+    let exp = runner::load(&file, &opts).unwrap();
+    let store = ExperimentDir::create(dir.join("results/tiny")).unwrap();
+    let _held = store.lock_run("path2_1x1_s0").unwrap().expect("the lock is free");
+    let outcome = runner::run(&exp, &opts, &|_| Ok(())).unwrap();
+    assert_eq!(outcome.locked, vec!["path2_1x1_s0"]);
+    assert_eq!(outcome.trained, vec!["path2_1x1_s1"]);
+}
+
+#[test]
+fn unknown_keys_are_reported_with_their_line_before_training() {
+    let dir = temp_dir("bad");
+    let bad = TINY.replace("  workers: 0\n", "  workers: 0\n  epochz: 3\n");
+    let file = write(&dir, "bad.yaml", &bad);
+    let err = format!("{:#}", runner::load(&file, &options(&dir)).err().expect("an unknown key is an error"));
+    let line = bad.lines().position(|l| l.contains("epochz")).unwrap() + 1;
+    assert!(err.contains("epochz") && err.contains(&format!("line {line}")), "{err}");
+    let typo = TINY.replace("seeds: [0, 1]", "seeds: [zero]");
+    let err = format!("{:#}", runner::load(&write(&dir, "typo.yaml", &typo), &options(&dir)).err().unwrap());
+    assert!(err.contains("seeds") && err.contains("line"), "{err}");
+}
+
+/// Known gaps between our constructions and the paper's rounded figures (see the registry's comments).
+const KNOWN_PARAM_GAPS: &[&str] = &["ShuffleNetV2 0.5x + SE", "ShuffleNetV2 1.0x + SK"];
+const KNOWN_FLOP_GAPS: &[&str] = &["ShuffleNetV2 1.0x", "ShuffleNetV2 1.0x + SE", "ShuffleNetV2 1.0x + SK"];
+
+#[test]
+fn shipped_experiments_type_check_and_match_the_papers_complexity() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let exp = runner::load(&path, &options(Path::new("/tmp/unused"))).unwrap_or_else(|e| panic!("{e:#}"));
+        let mut seen_labels = std::collections::HashSet::new();
+        for run in &exp.runs {
+            let Some(p) = &run.planned.paper else { continue };
+            if !seen_labels.insert(run.planned.label.clone()) {
+                continue;
+            }
+            let row = paper::find(&p.table, &p.model, &p.dataset)
+                .unwrap_or_else(|| panic!("{}: no paper row {:?}", path.display(), p));
+            let c = complexity::measure(&run.model_spec().unwrap()).unwrap();
+            if let (Some(pp), false) = (row.params_m, KNOWN_PARAM_GAPS.contains(&p.model.as_str())) {
+                let d = (c.params as f64 / 1e6 - pp).abs() / pp;
+                assert!(d < 0.01, "{} {}: {} params vs paper {pp}M", path.display(), run.planned.label, c.params);
+            }
+            if let (Some(pf), false) = (row.gflops, KNOWN_FLOP_GAPS.contains(&p.model.as_str())) {
+                let d = (c.macs as f64 / 1e9 - pf).abs() / pf;
+                assert!(d < 0.02, "{} {}: {} MACs vs paper {pf} GFLOPs", path.display(), run.planned.label, c.macs);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} paper rows were checked");
+}

@@ -1,0 +1,274 @@
+//! Plots and the CSV readers behind them, on files written here in the formats training writes.
+use sk_exp::report::plots::{bars, curves, figure2};
+use sk_exp::report::results::{find_results_files, read_metrics, read_results, read_run_dir};
+use sk_exp::report::summary::{mean_std, read_summary, summarize, write_summary};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const METRICS_HEADER: &str =
+    "epoch,lr,train_loss,train_top1_err,eval_loss,eval_top1_err,eval_top5_err,images_per_s,wall_s";
+const RESULTS_HEADER: &str = "label,seed,model,params,macs,top1_err,top5_err,epochs,images_per_s,wall_s,status";
+
+/// A fresh folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plots").join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = fs::read(path).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+/// Checks both files of a figure: the PNG's size (and that it holds more than a blank canvas, which
+/// compresses to a few kB), the SVG's size and the texts it must show.
+fn check_figure(written: &[PathBuf], size: (u32, u32), texts: &[&str]) {
+    assert_eq!(written.len(), 2);
+    let (png, svg) = (&written[0], &written[1]);
+    assert_eq!(png_size(png), size);
+    assert!(fs::metadata(png).unwrap().len() > 20_000, "{} looks blank", png.display());
+    let svg_text = fs::read_to_string(svg).unwrap();
+    assert!(svg_text.contains(&format!(r#"width="{}" height="{}""#, size.0, size.1)), "{}", svg.display());
+    for text in texts {
+        let escaped = text.replace('&', "&amp;");
+        assert!(svg_text.contains(&format!(">\n{escaped}\n<")), "{} lacks the text {text:?}", svg.display());
+    }
+}
+
+fn write_run(dir: &Path, rows: &[(u32, f64, f64, f64, f64)], model: Option<&str>) {
+    fs::create_dir_all(dir).unwrap();
+    let mut csv = format!("{METRICS_HEADER}\n");
+    for (epoch, train_loss, train_err, eval_loss, eval_err) in rows {
+        csv += &format!(
+            "{epoch},0.1,{train_loss},{train_err},{eval_loss},{eval_err},{},500.0,{}\n",
+            eval_err / 3.0,
+            epoch * 60
+        );
+    }
+    fs::write(dir.join("metrics.csv"), csv).unwrap();
+    if let Some(model) = model {
+        fs::write(dir.join("config.yaml"), format!("model:\n  name: {model}\ntrain:\n  epochs: 3\n")).unwrap();
+    }
+}
+
+fn results_csv(rows: &[&str]) -> String {
+    format!("{RESULTS_HEADER}\n{}\n", rows.join("\n"))
+}
+
+#[test]
+fn figure2_paper_only_draws_every_table_s2_model() {
+    let families = figure2::paper_families();
+    let names: Vec<&str> = families.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(names, ["ResNet", "DenseNet", "ResNeXt", "DPN", "SENet", "SKNet"]);
+    let sknet = &families[5].1;
+    assert_eq!(sknet.iter().map(|p| p.label.as_str()).collect::<Vec<_>>(), ["SKNet-26", "SKNet-50", "SKNet-101"]);
+    assert_eq!((sknet[1].params_m, sknet[1].top1_err), (27.5, 20.79));
+    let labels: Vec<String> = families.iter().flat_map(|(_, p)| p.iter().map(|p| p.label.clone())).collect();
+    assert_eq!(labels.len(), 17);
+
+    let written = figure2::plot_figure2(&[], &scratch("figure2").join("figure2")).unwrap();
+    let mut texts: Vec<&str> = labels.iter().map(String::as_str).collect();
+    texts.extend(&names);
+    texts.push("#params (millions)");
+    check_figure(&written, (1280, 860), &texts);
+}
+
+#[test]
+fn figure2_adds_each_label_of_every_results_csv_as_a_cross() {
+    let dir = scratch("figure2_measured");
+    for (experiment, err) in [("table3", 21.0), ("ablation/deep", 22.0)] {
+        let folder = dir.join(experiment);
+        fs::create_dir_all(&folder).unwrap();
+        let rows = [
+            format!("baseline,0,SKNet-50,27479784,4470000000,{err},5.5,100,300,9000,ok"),
+            format!("baseline,1,SKNet-50,27479784,4470000000,{},5.5,100,300,9000,ok", err + 1.0),
+            format!("{}-only,0,ResNeXt-50,25028904,4240000000,23.5,6.5,100,300,9000,ok", &experiment[..5]),
+        ];
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        fs::write(folder.join("results.csv"), results_csv(&rows)).unwrap();
+    }
+    assert_eq!(find_results_files(&dir).unwrap().len(), 2);
+    let points = figure2::measured_points(&dir).unwrap();
+    let find = |label: &str| points.iter().find(|p| p.label == label).unwrap_or_else(|| panic!("{label}: {points:?}"));
+    // "baseline" is in both experiments, so it is named by its folder.
+    assert_eq!(find("table3/baseline").top1_err, 21.5);
+    assert_eq!(find("ablation/deep/baseline").top1_err, 22.5);
+    assert!((find("table3/baseline").params_m - 27.479784).abs() < 1e-9);
+    assert_eq!(find("table-only").top1_err, 23.5);
+    assert_eq!(points.len(), 4);
+
+    let written = figure2::plot_figure2(&points, &dir.join("figure2")).unwrap();
+    check_figure(
+        &written,
+        (1280, 860),
+        &["table-only", "ablat-only", "table3/baseline", "ablation/deep/baseline", "your runs (mean)"],
+    );
+}
+
+#[test]
+fn figure2_without_results_says_where_it_looked() {
+    let dir = scratch("figure2_empty");
+    let err = figure2::measured_points(&dir).unwrap_err().to_string();
+    assert!(err.contains("no results.csv under") && err.contains("figure2_empty"), "{err}");
+}
+
+#[test]
+fn curves_overlay_two_runs() {
+    let dir = scratch("curves");
+    let (a, b) = (dir.join("run_a"), dir.join("run_b"));
+    write_run(&a, &[(1, 4.0, 80.0, 3.8, 75.0), (2, 3.0, 60.0, 3.1, 62.0), (3, 2.5, 50.0, 2.9, 55.0)], Some("SKNet-50"));
+    write_run(&b, &[(1, 4.2, 82.0, 4.0, 78.0), (2, 3.3, 65.0, 3.4, 66.0), (3, 2.8, 55.0, 3.2, 60.0)], None);
+    let runs = [read_run_dir(&a).unwrap(), read_run_dir(&b).unwrap()];
+    assert_eq!((runs[0].label.as_str(), runs[0].model.as_deref()), ("run_a", Some("SKNet-50")));
+    assert_eq!((runs[1].label.as_str(), runs[1].model.as_deref()), ("run_b", None));
+    assert_eq!(runs[0].epochs[2].eval_top1_err, Some(55.0));
+
+    let written = curves::plot_curves(&runs, &dir.join("curves")).unwrap();
+    check_figure(&written, (1500, 680), &["run_a (SKNet-50)", "run_b", "train", "eval", "loss", "top-1 error (%)"]);
+
+    // A run whose loss went NaN: its finite part is drawn and the legend says where it stopped.
+    let c = dir.join("run_c");
+    write_run(&c, &[(1, 4.0, 80.0, 3.8, 75.0), (2, f64::NAN, 90.0, f64::NAN, 90.0)], None);
+    let written = curves::plot_curves(&[read_run_dir(&c).unwrap()], &dir.join("diverged")).unwrap();
+    check_figure(&written, (1500, 680), &["run_c, diverged at epoch 2", "Training curves: run_c"]);
+}
+
+#[test]
+fn metrics_with_skipped_evaluations_read_as_missing() {
+    let dir = scratch("metrics_gaps");
+    let path = dir.join("metrics.csv");
+    fs::write(
+        &path,
+        format!("{METRICS_HEADER}\n1,0.1,2.0,50.0,,,,100.0,10.0\n2,0.1,1.5,40.0,1.6,42.0,12.0,100.0,20.0\n"),
+    )
+    .unwrap();
+    let rows = read_metrics(&path).unwrap();
+    assert_eq!((rows[0].eval_loss, rows[1].eval_loss), (None, Some(1.6)));
+}
+
+#[test]
+fn mean_and_sample_std_of_a_known_example() {
+    // 20, 21, 22.5: mean 63.5 / 3; squared deviations (49 + 1 + 64) / 36 = 19/6, over n - 1 = 2.
+    let (mean, std) = mean_std(&[20.0, 21.0, 22.5]);
+    assert!((mean - 21.166_666_666_666_668).abs() < 1e-12);
+    assert!((std.unwrap() - (19.0f64 / 12.0).sqrt()).abs() < 1e-12);
+    assert!((std.unwrap() - 1.258_305_739).abs() < 1e-9);
+    assert_eq!(mean_std(&[28.5]), (28.5, None));
+}
+
+#[test]
+fn summary_of_an_experiment_from_results_csv() {
+    let dir = scratch("summary");
+    let results = dir.join("results.csv");
+    fs::write(
+        &results,
+        results_csv(&[
+            "ReLU in both paths,0,sn2-sk,2630000,145660000,20.0,9.0,100,500,1000,ok",
+            "no ReLU,0,sn2-sk,2630000,145660000,28.4,9.0,100,500,1000,ok",
+            "ReLU in both paths,1,sn2-sk,2630000,145660000,21.0,9.0,100,500,1000,ok",
+            "no ReLU,1,sn2-sk,,,,,3,,,failed: loss is NaN",
+            "ReLU in both paths,2,sn2-sk,2630000,145660000,22.5,9.0,100,500,1000,ok",
+            "never finished,0,sn2-sk,,,,,0,,,failed: out of memory",
+        ]),
+    )
+    .unwrap();
+    let rows = summarize(&read_results(&results).unwrap());
+    assert_eq!(rows.len(), 2, "labels without a successful run are left out: {rows:?}");
+    assert_eq!((rows[0].label.as_str(), rows[0].n, rows[0].params), ("ReLU in both paths", 3, 2630000));
+    assert!((rows[0].std_top1_err.unwrap() - (19.0f64 / 12.0).sqrt()).abs() < 1e-12);
+    assert_eq!(
+        (rows[1].label.as_str(), rows[1].n, rows[1].mean_top1_err, rows[1].std_top1_err),
+        ("no ReLU", 1, 28.4, None)
+    );
+
+    let mut with_paper = rows.clone();
+    with_paper[0].paper_top1_err = Some(28.49);
+    let summary = dir.join("summary.csv");
+    write_summary(&summary, &with_paper).unwrap();
+    assert_eq!(read_summary(&summary).unwrap(), with_paper);
+    assert!(fs::read_to_string(&summary)
+        .unwrap()
+        .starts_with("label,model,params,n,mean_top1_err,std_top1_err,paper_top1_err\n"));
+
+    let written = bars::plot_summary(&with_paper, "Table S1", &dir.join("summary")).unwrap();
+    check_figure(&written, (900, 720), &["ReLU in both paths", "no ReLU", "21.17 ± 1.26", "n = 3", "28.40", "paper"]);
+}
+
+#[test]
+fn cli_plot_summary_writes_into_the_experiment_folder() {
+    let dir = scratch("cli_summary");
+    fs::write(
+        dir.join("results.csv"),
+        results_csv(&["a,0,m,1000,1000,10.0,1.0,1,1,1,ok", "b,0,m,1000,1000,12.0,1.0,1,1,1,ok"]),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sk-exp")).args(["plot", "summary"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(png_size(&dir.join("summary.png")), (900, 720));
+    assert!(dir.join("summary.svg").exists());
+}
+
+#[test]
+fn cli_reports_a_malformed_results_csv_in_one_line() {
+    let dir = scratch("cli_malformed");
+    fs::write(dir.join("results.csv"), results_csv(&["a,0,m,1000,1000,ten,1.0,1,1,1,ok"])).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sk-exp")).args(["plot", "summary"]).arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1, "{stderr}");
+    assert!(stderr.contains("results.csv line 2, column top1_err"), "{stderr}");
+}
+
+/// Writes `text` to a file named `name` and returns the reader's error message.
+fn reader_error<T: std::fmt::Debug>(name: &str, text: &str, read: fn(&Path) -> anyhow::Result<T>) -> String {
+    let path = scratch(&format!("malformed_{}", name.replace('.', "_"))).join(name);
+    fs::write(&path, text).unwrap();
+    let err = format!("{:#}", read(&path).unwrap_err());
+    assert!(err.contains(&path.display().to_string()), "error does not name the file: {err}");
+    err
+}
+
+#[test]
+fn readers_reject_malformed_files_naming_file_and_line() {
+    let err = reader_error(
+        "metrics.csv",
+        &format!("{METRICS_HEADER}\n1,0.1,2.0,50,2.1,51,20,100,10\n2,0.1,abc,40,2,45,15,100,20\n"),
+        read_metrics,
+    );
+    assert!(err.contains("line 3, column train_loss"), "{err}");
+
+    let err = reader_error("metrics.csv", "epoch,lr,train_loss\n1,0.1,2.0\n", read_metrics);
+    assert!(err.contains("missing column(s) train_top1_err,eval_loss"), "{err}");
+
+    let err = reader_error("results.csv", &results_csv(&["a,0,m,1000,1000,10.0,1.0,1,1,1"]), read_results);
+    assert!(err.contains("line 2: 10 fields, expected 11"), "{err}");
+
+    let err = reader_error("results.csv", &results_csv(&["a,0,m,1000,1000,10.0,1.0,1,1,1,done"]), read_results);
+    assert!(err.contains("line 2: status \"done\""), "{err}");
+
+    let err = reader_error("results.csv", &results_csv(&["a,0,m,1000,1000,,1.0,1,1,1,ok"]), read_results);
+    assert!(err.contains("line 2: status ok but top1_err or params is empty"), "{err}");
+
+    let err = reader_error("results.csv", &results_csv(&["a,-1,m,1000,1000,10.0,1.0,1,1,1,ok"]), read_results);
+    assert!(err.contains("line 2, column seed"), "{err}");
+
+    let missing = scratch("missing").join("results.csv");
+    let err = format!("{:#}", read_results(&missing).unwrap_err());
+    assert!(err.starts_with("cannot read ") && err.contains("missing/results.csv"), "{err}");
+}
+
+#[test]
+fn run_dir_with_bad_config_names_it() {
+    let dir = scratch("bad_config").join("run");
+    write_run(&dir, &[(1, 2.0, 50.0, 2.1, 51.0)], None);
+    fs::write(dir.join("config.yaml"), "model: [unclosed\n").unwrap();
+    let err = format!("{:#}", read_run_dir(&dir).unwrap_err());
+    assert!(err.contains("config.yaml: not valid YAML"), "{err}");
+}
