@@ -122,13 +122,13 @@ impl Replica {
         let labels = labels.to_device(self.device);
         let logits = self.net.forward_t(&images, true)?;
         let loss = cross_entropy(&logits, &labels, self.label_smoothing);
-        let stats = shard_stats(&loss, &logits, &labels);
         let grads = Tensor::f_run_backward(&[&loss], self.sgd.params(), false, false)?;
         let mut flat = self.sgd.flatten(&grads);
         if weight != 1.0 {
             let _ = flat.g_mul_scalar_(weight);
         }
-        Ok((flat, stats?))
+        // Read back after queueing the backward pass, so that a GPU is not left idle waiting for it.
+        Ok((flat, shard_stats(&loss, &logits, &labels)?))
     }
 
     fn evaluate(&self, images: &Tensor, labels: &Tensor) -> Result<BatchStats> {
