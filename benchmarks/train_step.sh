@@ -8,11 +8,13 @@
 # whose OpenMP team is the only one (PyTorch's main thread) far more than one with two teams (sk-exp's
 # main thread and its replica thread, which libgomp then throttles): run with OMP_WAIT_POLICY=PASSIVE
 # (inherited by both sides) to compare the frameworks rather than the wait policy.
+# DEVICE=cuda:0 runs both sides on that GPU instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 cargo build --release --quiet
 threads="${1:-$(nproc)}"
+device="${DEVICE:-cpu}"
 rounds="${2:-3}"
 shift $(( $# < 2 ? $# : 2 ))
 cases=("$@")
@@ -23,9 +25,9 @@ for case in "${cases[@]}"; do
     read -r model batch iters <<<"$case"
     ours=(); theirs=()
     for _ in $(seq "$rounds"); do
-        line=$(./target/release/sk-exp bench train --model "$model" --batch "$batch" --iters "$iters" --warmup 1 --threads "$threads")
+        line=$(./target/release/sk-exp bench train --model "$model" --batch "$batch" --iters "$iters" --warmup 1 --threads "$threads" --device "$device")
         echo "$line"; ours+=("${line##*images_per_s=}"); our_params=$(sed 's/.*params=\([0-9]*\).*/\1/' <<<"$line")
-        line=$(python benchmarks/train_step.py --model "$model" --batch "$batch" --iters "$iters" --warmup 1 --threads "$threads")
+        line=$(python benchmarks/train_step.py --model "$model" --batch "$batch" --iters "$iters" --warmup 1 --threads "$threads" --device "$device")
         echo "$line"; theirs+=("${line##*images_per_s=}"); their_params=$(sed 's/.*params=\([0-9]*\).*/\1/' <<<"$line")
         if [ "$our_params" != "$their_params" ]; then
             echo "error: $model has $our_params parameters in sk-exp but $their_params in the PyTorch definition" >&2
