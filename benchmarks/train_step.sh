@@ -3,6 +3,11 @@
 # architecture, same libtorch, same thread count, alternating in one run (ROUNDS rounds each). Checks that
 # both sides have the same parameter count, prints each measurement and the ratio of the medians.
 # Usage: benchmarks/train_step.sh [THREADS] [ROUNDS] [CASE...]   (a case is "model batch iters")
+# Cases: "sknet29 64 2" (default) and "shufflenetv2_1.0x_sk 16 4".
+# On a machine whose cores are busy with other work, libgomp's default spin-waiting costs a process
+# whose OpenMP team is the only one (PyTorch's main thread) far more than one with two teams (sk-exp's
+# main thread and its replica thread, which libgomp then throttles): run with OMP_WAIT_POLICY=PASSIVE
+# (inherited by both sides) to compare the frameworks rather than the wait policy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
@@ -28,9 +33,10 @@ for case in "${cases[@]}"; do
         fi
     done
     python - "$model" "${ours[*]}" "${theirs[*]}" <<'PY'
-import statistics, sys
+import os, statistics, sys
 model, ours, theirs = sys.argv[1], [float(v) for v in sys.argv[2].split()], [float(v) for v in sys.argv[3].split()]
 o, t = statistics.median(ours), statistics.median(theirs)
-print(f"RESULT train-step model={model} sk-exp={o:.2f} pytorch={t:.2f} images/s ratio={o / t:.3f}")
+wait = os.environ.get("OMP_WAIT_POLICY", "default")
+print(f"RESULT train-step model={model} sk-exp={o:.2f} pytorch={t:.2f} images/s ratio={o / t:.3f} omp_wait_policy={wait}")
 PY
 done
