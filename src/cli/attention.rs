@@ -1,12 +1,11 @@
 //! `sk-exp attention`: the attention analysis of Figures 3 and 4 for a model with its weights (or a
 //! training run): how much weight the SK units give the larger kernel as the central object is enlarged.
-use super::common::{data_spec, resolve_spec};
-use anyhow::{bail, Context, Result};
+use super::common::{data_spec, resolve_spec, run_config};
+use anyhow::{Context, Result};
 use clap::Args;
 use sk_exp::analysis::attention::AttentionStats;
 use sk_exp::analysis::attention_report::{kernel_paths, load_model, report, AnalysisData, AttentionSpec, Zoom};
-use sk_exp::train::config::RunConfig;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct AttentionArgs {
@@ -73,15 +72,6 @@ fn parse_zoom(value: &str) -> Result<Zoom, String> {
         "render" => Ok(Zoom::Render),
         _ => Err(format!("'{value}': expected resize or render")),
     }
-}
-
-/// A run's config: the runner's config.yaml, else the run.yaml that `sk-exp train` writes.
-fn run_config(run_dir: &Path) -> Result<RunConfig> {
-    let path = ["config.yaml", "run.yaml"].iter().map(|f| run_dir.join(f)).find(|p| p.is_file());
-    let Some(path) = path else {
-        bail!("--run {}: holds neither config.yaml nor run.yaml (not a training run folder?)", run_dir.display());
-    };
-    RunConfig::from_file(&path)
 }
 
 pub fn run(args: AttentionArgs) -> Result<()> {
