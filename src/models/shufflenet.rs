@@ -144,10 +144,11 @@ impl ModuleT for Block {
     }
 }
 
-/// Interleaves the channels of `groups` equal groups: (g, c/g) -> (c/g, g).
+/// Interleaves the channels of `groups` equal groups: (g, c/g) -> (c/g, g). The batch dimension is -1,
+/// not its size, so that a traced graph (TorchScript export) accepts any batch size.
 fn channel_shuffle(xs: &Tensor, groups: i64) -> Tensor {
-    let (n, c, h, w) = xs.size4().expect("channel shuffle input must be NCHW");
-    xs.view([n, groups, c / groups, h, w]).transpose(1, 2).contiguous().view([n, c, h, w])
+    let (_, c, h, w) = xs.size4().expect("channel shuffle input must be NCHW");
+    xs.view([-1, groups, c / groups, h, w]).transpose(1, 2).contiguous().view([-1, c, h, w])
 }
 
 struct BlockSite {
