@@ -2,7 +2,8 @@
 //! optimizer (tch tensors are Send but not Sync). Every step the global batch is split into shards, each
 //! replica computes the gradient of its shard's loss, the flattened gradients are averaged on the first
 //! replica's device, and every replica applies the same averaged gradient with the same optimizer state,
-//! so the replicas stay bitwise identical. BN running statistics (each replica sees only its shards) are
+//! so the replicas stay bitwise identical (on devices of one kind; a CPU next to a GPU may round the same
+//! step differently in the last bit). BN running statistics (each replica sees only its shards) are
 //! averaged on request, before evaluation and checkpoints. One device is the same code with one replica.
 use super::checkpoint::NamedTensors;
 use super::loss::{count_errors, cross_entropy};
