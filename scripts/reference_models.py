@@ -5,6 +5,8 @@ Writes into OUT_DIR (with --shapes-only, just shapes.txt: "key d0,d1,..." per st
   weights.safetensors  the model's state_dict (without num_batches_tracked), float32
   input.safetensors    {"input": (batch, 3, size, size)} drawn from N(0, 1)
   output.safetensors   {"output": eval-mode logits}, float32
+  attention.safetensors  (with --attention) every timm SK unit's selection weights, (batch, paths, channels),
+                       named as the paper names the units: SK_{stage}_{block}, stages from 2 (layer1 is 2)
 
 BN running statistics and affine parameters are randomised too, so that an eval-mode forward pass
 tests that every BN uses its running statistics (fresh ones are mean 0, variance 1: an identity).
@@ -75,6 +77,25 @@ def randomise_batch_norms(model):
                 m.bias.normal_(0.0, 0.1)
 
 
+def record_sk_attention(model):
+    """Hooks timm's SelectiveKernelAttn modules (`layer{i}.{j}.conv2.attn`); fills the returned dict."""
+    records = {}
+    hooked = 0
+    for name, module in model.named_modules():
+        if type(module).__name__ != "SelectiveKernelAttn":
+            continue
+        layer, block = name.split(".")[:2]
+        label = f"SK_{int(layer.removeprefix('layer')) + 1}_{int(block) + 1}"
+
+        def hook(_module, _inputs, output, label=label):
+            records[label] = output.detach().flatten(2).float().contiguous()
+        module.register_forward_hook(hook)
+        hooked += 1
+    if hooked == 0:
+        raise SystemExit("--attention: the model has no timm SelectiveKernelAttn module")
+    return records
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=sorted(MODELS))
@@ -83,6 +104,7 @@ def main():
     parser.add_argument("--size", type=int, default=64, help="input side in pixels")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--shapes-only", action="store_true", help="write only the state_dict's keys and shapes")
+    parser.add_argument("--attention", action="store_true", help="also write the SK units' selection weights")
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)
@@ -96,8 +118,11 @@ def main():
     randomise_batch_norms(model)
     model.eval()
     xs = torch.randn(args.batch, 3, args.size, args.size)
+    attention = record_sk_attention(model) if args.attention else None
     with torch.no_grad():
         logits = model(xs).float()
+    if attention is not None:
+        save_file(attention, f"{args.out_dir}/attention.safetensors")
 
     state = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()
              if not k.endswith("num_batches_tracked")}

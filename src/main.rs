@@ -27,6 +27,8 @@ enum Command {
     Bench(BenchCommand),
     /// Figures: Figure 2 (paper + your runs), training curves, an experiment's summary bars.
     Plot(cli::plot::PlotArgs),
+    /// The attention analysis (Figures 3, 4): SK selection weights as the central object is enlarged.
+    Attention(cli::attention::AttentionArgs),
 }
 
 #[derive(Subcommand)]
@@ -47,6 +49,7 @@ fn main() {
         Command::Run(args) => cli::run::run(args),
         Command::Bench(BenchCommand::FwdBwd(args)) => cli::bench::run(args),
         Command::Plot(args) => cli::plot::run(args),
+        Command::Attention(args) => cli::attention::run(args),
         Command::Bench(BenchCommand::Train(args)) => cli::bench_train::run(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Export(args) => cli::export::run(args),

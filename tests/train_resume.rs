@@ -131,7 +131,7 @@ fn run_directories_are_guarded() {
     let mut changed = run(dir.clone(), Recipe { lr: 0.2, ..r.clone() });
     changed.resume = true;
     let err = train(&changed, &data(), tiny_sknet()).unwrap_err().to_string();
-    assert!(err.contains("'lr' differs"), "{err}");
+    assert!(err.contains("'lr' is 0.05 in the run being resumed but 0.2 now"), "{err}");
 
     // Resuming a finished run trains nothing more.
     let mut done = run(dir.clone(), r);

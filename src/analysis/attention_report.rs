@@ -1,92 +1,247 @@
-//! Runs the attention analysis over a data set and writes its CSV files.
+//! Runs the attention analysis over a data set and writes its CSV files and figures: from `sk-exp
+//! attention` and, after each training run, from an experiment's `analysis: {attention: ...}` section.
 use super::attention::{small_and_large_paths, zoom_center, AttentionStats};
 use crate::data::loader::{batches, LoaderConfig};
-use crate::data::Dataset;
-use crate::models::{Model, ModelSpec};
+use crate::data::spec::DataSpec;
+use crate::data::synthetic::{Part, Synthetic, ANALYSIS_SCALES};
+use crate::data::{self, Dataset};
+use crate::models::{weights, Model, ModelSpec};
+use crate::report::plots::attention as plots;
 use crate::train::checkpoint::write_atomic;
+use crate::train::config::RunConfig;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tch::{Device, Kind};
+use tch::{nn, Device, Kind, Tensor};
 
-pub struct AttentionOptions {
-    /// Object enlargements, e.g. [1.0, 1.5, 2.0].
+/// What to analyse and how: the `analysis.attention` section of an experiment file, and the flags of
+/// `sk-exp attention`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionSpec {
+    /// Object enlargements; the paper's are 1.0, 1.5 and 2.0.
+    #[serde(default = "default_scales")]
     pub scales: Vec<f64>,
-    pub batch_size: usize,
-    /// Analyse only the first N images of the data set.
+    /// The unit of the per-channel curve; default SK_3_4 (the paper's) where the model has it, else the
+    /// middle unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Channels averaged together in the per-channel curve.
+    #[serde(default = "default_group")]
+    pub group: usize,
+    /// Analyse only the first N images of the evaluation set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
-    pub workers: usize,
-    pub device: Device,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    #[serde(default)]
+    pub zoom: Zoom,
 }
 
-/// The scale as written in file names and CSVs (1.0 -> "1.0x").
-pub fn scale_key(scale: f64) -> String {
-    format!("{scale:.1}x")
+fn default_scales() -> Vec<f64> {
+    ANALYSIS_SCALES.to_vec()
+}
+fn default_group() -> usize {
+    16
+}
+fn default_batch_size() -> usize {
+    50
 }
 
-/// The SK spec of a model; the analysis needs one.
-fn sk_spec(spec: &ModelSpec) -> Result<&crate::models::sk::SkSpec> {
-    spec.sk().context("the attention analysis needs a model with SK units (model.sk is not set)")
-}
-
-/// Forward passes over the data set at every scale, recording every SK unit's selection weights.
-pub fn analyse(model: &Model, dataset: Arc<dyn Dataset>, options: &AttentionOptions) -> Result<AttentionStats> {
-    let paths = small_and_large_paths(sk_spec(&model.spec)?)?;
-    if options.scales.is_empty() {
-        bail!("--scales: expected at least one scale");
+impl Default for AttentionSpec {
+    fn default() -> Self {
+        AttentionSpec {
+            scales: default_scales(),
+            unit: None,
+            group: default_group(),
+            limit: None,
+            batch_size: default_batch_size(),
+            zoom: Zoom::default(),
+        }
     }
-    let total = options.limit.unwrap_or(usize::MAX).min(dataset.len());
+}
+
+/// How the central object is enlarged.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Zoom {
+    /// The paper's: crop the centre 1/scale of the image, resize it back (bilinear).
+    #[default]
+    Resize,
+    /// The synthetic set only: draw the scene zoomed at full resolution (no blur from resizing).
+    Render,
+}
+
+impl AttentionSpec {
+    pub fn validate(&self) -> Result<()> {
+        if self.scales.is_empty() {
+            bail!("scales: expected at least one scale, e.g. [1.0, 1.5, 2.0]");
+        }
+        if let Some(bad) = self.scales.iter().find(|s| !(s.is_finite() && **s >= 1.0)) {
+            bail!("scales: {bad} is not an enlargement (expected numbers >= 1.0)");
+        }
+        if self.group == 0 || self.batch_size == 0 || self.limit == Some(0) {
+            bail!("group, batch_size and limit: expected at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// The scale as written in CSVs and legends (1.0 -> "1.0x", 1.25 -> "1.25x").
+pub fn scale_key(scale: f64) -> String {
+    let text = format!("{scale:.2}");
+    let text = text.trim_end_matches('0');
+    if text.ends_with('.') {
+        format!("{text}0x")
+    } else {
+        format!("{text}x")
+    }
+}
+
+/// The images to analyse: a data set's evaluation split, and for the built-in set its renderer.
+pub struct AnalysisData {
+    pub dataset: Arc<dyn Dataset>,
+    synthetic: Option<Synthetic>,
+}
+
+impl AnalysisData {
+    pub fn open(spec: &DataSpec, data_root: Option<&Path>) -> Result<AnalysisData> {
+        let synthetic = match spec {
+            DataSpec::Synthetic(s) => Some(Synthetic::new(s, Part::Eval)?),
+            _ => None,
+        };
+        let dataset = data::open(spec, data_root)?.eval;
+        Ok(AnalysisData { dataset, synthetic })
+    }
+}
+
+/// A model with its weights loaded; the store owns the variables.
+pub struct LoadedModel {
+    pub model: Model,
+    pub vs: nn::VarStore,
+}
+
+/// Builds `spec` on `device` and loads a safetensors file of PyTorch state_dict names (a run, checkpoint or
+/// export folder holding one is found inside it).
+pub fn load_model(spec: &ModelSpec, weights_path: &Path, device: Device) -> Result<LoadedModel> {
+    let vs = nn::VarStore::new(device);
+    let model = Model::build(&vs.root(), spec)?;
+    weights::load_safetensors(&vs, &weights::locate(weights_path)?)?;
+    Ok(LoadedModel { model, vs })
+}
+
+/// The (smaller, larger) kernel's path indices of a model's SK units; an error for a model without them.
+pub fn kernel_paths(spec: &ModelSpec) -> Result<(usize, usize)> {
+    small_and_large_paths(spec.sk().context("the attention analysis needs a model with SK units (its spec has no `sk`)")?)
+}
+
+/// Forward passes over the data at every scale, recording every SK unit's selection weights.
+pub fn analyse(model: &Model, data: &AnalysisData, spec: &AttentionSpec, device: Device, progress: bool) -> Result<AttentionStats> {
+    spec.validate()?;
+    let paths = kernel_paths(&model.spec)?;
+    let renderer = match (spec.zoom, &data.synthetic) {
+        (Zoom::Resize, _) => None,
+        (Zoom::Render, Some(s)) => Some(s),
+        (Zoom::Render, None) => bail!("zoom: render draws synthetic scenes; with other data use zoom: resize"),
+    };
+    let total = spec.limit.unwrap_or(usize::MAX).min(data.dataset.len());
+    let bar = if progress { ProgressBar::new(total as u64) } else { ProgressBar::hidden() };
+    bar.set_style(ProgressStyle::with_template("attention {bar:30} {pos}/{len} images  {per_sec}  ETA {eta}")?);
     let mut stats = AttentionStats::default();
-    let progress = ProgressBar::new(total as u64).with_style(
-        ProgressStyle::with_template("attention {bar:30} {pos}/{len} images  {per_sec}  ETA {eta}").unwrap(),
-    );
     let mut seen = 0usize;
-    for batch in batches(dataset, LoaderConfig::eval(options.batch_size, options.workers))? {
+    let workers = if renderer.is_some() { 0 } else { 2 };
+    for batch in batches(data.dataset.clone(), LoaderConfig::eval(spec.batch_size, workers))? {
         if seen >= total {
             break;
         }
         let batch = batch?;
-        let take = (total - seen).min(batch.labels.size()[0] as usize) as i64;
-        let images = batch.images.narrow(0, 0, take).to_device(options.device);
-        let labels: Vec<i64> = Vec::try_from(batch.labels.narrow(0, 0, take).to_kind(Kind::Int64))?;
-        for &scale in &options.scales {
-            let zoomed = zoom_center(&images, scale)?;
+        let take = (total - seen).min(batch.labels.size()[0] as usize);
+        let images = batch.images.narrow(0, 0, take as i64);
+        let labels: Vec<i64> = Vec::try_from(batch.labels.narrow(0, 0, take as i64).to_kind(Kind::Int64))?;
+        for &scale in &spec.scales {
+            let zoomed = match renderer {
+                // The evaluation order is the data set's, so this batch holds images seen..seen + take.
+                Some(s) => render_batch(s, seen..seen + take, scale)?,
+                None => zoom_center(&images, scale)?,
+            };
+            let zoomed = zoomed.to_device(device);
             model.probe.start();
             let forward = tch::no_grad(|| model.forward_t(&zoomed, false));
             let records = model.probe.finish();
             let _logits = forward?;
             stats.add(&records, &labels, &scale_key(scale), paths)?;
         }
-        seen += take as usize;
-        progress.set_position(seen as u64);
+        seen += take;
+        bar.set_position(seen as u64);
     }
-    progress.finish_and_clear();
+    bar.finish_and_clear();
     if seen == 0 {
         bail!("the data set has no images to analyse");
     }
     Ok(stats)
 }
 
-/// Writes attention_units.csv, attention_classes.csv and attention_channels.csv (for `unit`, channels
-/// averaged in groups of `group`) into `out_dir`; returns their paths.
+fn render_batch(synthetic: &Synthetic, indices: std::ops::Range<usize>, scale: f64) -> Result<Tensor> {
+    let (h, w) = synthetic.image_size();
+    let mut pixels = Vec::with_capacity(indices.len() * (3 * h * w) as usize);
+    let n = indices.len() as i64;
+    for index in indices {
+        pixels.extend(synthetic.zoomed_sample(index, scale)?.pixels);
+    }
+    Ok(Tensor::from_slice(&pixels).view([n, 3, h, w]))
+}
+
+/// The unit for the per-channel curve: the paper's SK_3_4 when the model has it, else the middle unit.
+pub fn default_unit(stats: &AttentionStats) -> String {
+    let units = stats.units();
+    if units.iter().any(|u| u == "SK_3_4") {
+        "SK_3_4".into()
+    } else {
+        units.get(units.len() / 2).cloned().unwrap_or_default()
+    }
+}
+
+/// The last unit of each stage (the paper's Figure 4 shows SK_2_3, SK_3_4, SK_4_6 and SK_5_3 of SKNet-50).
+pub fn last_unit_of_each_stage(units: &[String]) -> Vec<String> {
+    let stage = |u: &str| u.split('_').nth(1).map(str::to_string);
+    let mut last = Vec::new();
+    for (i, unit) in units.iter().enumerate() {
+        if units.get(i + 1).is_none_or(|next| stage(next) != stage(unit)) {
+            last.push(unit.clone());
+        }
+    }
+    last
+}
+
+/// Writes attention_units.csv, attention_shifts.csv (paired change from the first scale),
+/// attention_classes.csv and attention_channels.csv (for `unit`, channels averaged in groups of `group`)
+/// into `out_dir`; returns their paths.
 pub fn write_csvs(stats: &AttentionStats, out_dir: &Path, unit: &str, group: usize) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let mut units = String::from("unit,scale,n,mean_diff,std_diff\n");
     for r in stats.unit_rows() {
-        writeln!(units, "{},{},{},{:.6},{:.6}", r.unit, r.scale, r.n, r.mean, r.std)?;
+        let std = r.std.map_or(String::new(), |s| format!("{s:.6}"));
+        writeln!(units, "{},{},{},{:.6},{std}", r.unit, r.scale, r.n, r.mean)?;
+    }
+    let mut shifts = String::from("unit,scale,baseline,n,mean_change,stderr_change,frac_increased\n");
+    for r in stats.shift_rows() {
+        let stderr = r.stderr.map_or(String::new(), |s| format!("{s:.6}"));
+        writeln!(shifts, "{},{},{},{},{:.6},{stderr},{:.4}", r.unit, r.scale, r.baseline, r.n, r.mean_change, r.frac_increased)?;
     }
     let mut classes = String::from("unit,scale,class,n,mean_diff\n");
-    for (u, scale, class, n, mean) in stats.class_rows() {
-        writeln!(classes, "{u},{scale},{class},{n},{mean:.6}")?;
+    for r in stats.class_rows() {
+        writeln!(classes, "{},{},{},{},{:.6}", r.unit, r.scale, r.class, r.n, r.mean)?;
     }
     let mut channels = String::from("unit,scale,channel_group,mean_large_weight\n");
-    for (scale, g, w) in stats.channel_rows(unit, group)? {
-        writeln!(channels, "{unit},{scale},{g},{w:.6}")?;
+    for r in stats.channel_rows(unit, group)? {
+        writeln!(channels, "{},{},{},{:.6}", r.unit, r.scale, r.group, r.mean_weight)?;
     }
     let files = [
         ("attention_units.csv", units),
+        ("attention_shifts.csv", shifts),
         ("attention_classes.csv", classes),
         ("attention_channels.csv", channels),
     ];
@@ -99,12 +254,90 @@ pub fn write_csvs(stats: &AttentionStats, out_dir: &Path, unit: &str, group: usi
     Ok(written)
 }
 
-/// The unit for the per-channel curve: the paper's SK_3_4 when the model has it, else the middle unit.
-pub fn default_unit(stats: &AttentionStats) -> String {
-    let units = stats.units();
-    if units.iter().any(|u| u == "SK_3_4") {
-        "SK_3_4".into()
-    } else {
-        units.get(units.len() / 2).cloned().unwrap_or_default()
+/// Analyses `model` on `data` and writes the CSVs and the three figures into `out_dir`; `title` names
+/// the model in the figures. Returns the statistics and the files written.
+pub fn report(
+    model: &Model,
+    data: &AnalysisData,
+    spec: &AttentionSpec,
+    device: Device,
+    out_dir: &Path,
+    title: &str,
+    progress: bool,
+) -> Result<(AttentionStats, Vec<PathBuf>)> {
+    let stats = analyse(model, data, spec, device, progress)?;
+    let title = match spec.zoom {
+        Zoom::Resize => format!("{title}, centre crop + resize"),
+        Zoom::Render => format!("{title}, scenes rendered zoomed"),
+    };
+    let title = title.as_str();
+    let unit = spec.unit.clone().unwrap_or_else(|| default_unit(&stats));
+    let mut written = write_csvs(&stats, out_dir, &unit, spec.group)?;
+    written.extend(plots::plot_unit_differences(&stats.unit_rows(), title, &out_dir.join("attention_units"))?);
+    written.extend(plots::plot_channel_weights(
+        &stats.channel_rows(&unit, spec.group)?,
+        spec.group,
+        title,
+        &out_dir.join("attention_channels"),
+    )?);
+    // Figure 4 compares the original images with the 1.5x ones; here the first two scales.
+    if let [first, second, ..] = stats.scales() {
+        let units = last_unit_of_each_stage(stats.units());
+        written.extend(plots::plot_class_scatter(
+            &stats.class_rows(),
+            &units,
+            (first, second),
+            title,
+            &out_dir.join("attention_classes"),
+        )?);
+    }
+    Ok((stats, written))
+}
+
+/// The attention analysis of a finished training run: its final checkpoint on its evaluation set, written
+/// into `<run>/attention/`.
+pub fn report_run(config: &RunConfig, spec: &AttentionSpec, progress: bool) -> Result<(AttentionStats, Vec<PathBuf>)> {
+    let run_dir = config.out_dir();
+    let data = AnalysisData::open(&config.data, config.data_root.as_deref())?;
+    let model_spec = config.model_spec(data.dataset.num_classes())?;
+    let device = crate::parse_device(config.devices.first().map_or("cpu", String::as_str))?;
+    let loaded = load_model(&model_spec, &run_dir.join("checkpoint").join("weights.safetensors"), device)?;
+    report(&loaded.model, &data, spec, device, &run_dir.join("attention"), &run_title(config), progress)
+        .with_context(|| format!("attention analysis of {}", run_dir.display()))
+}
+
+/// A figure title for a run: its model and seed.
+fn run_title(config: &RunConfig) -> String {
+    format!("{} (seed {})", config.model.name, config.seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_keys_keep_needed_digits_only() {
+        assert_eq!(scale_key(1.0), "1.0x");
+        assert_eq!(scale_key(1.5), "1.5x");
+        assert_eq!(scale_key(1.25), "1.25x");
+        assert_eq!(scale_key(2.0), "2.0x");
+    }
+
+    #[test]
+    fn the_last_unit_of_each_stage_is_the_papers_choice() {
+        let units: Vec<String> = [(2, 3), (3, 4), (4, 6), (5, 3)]
+            .iter()
+            .flat_map(|&(stage, blocks)| (1..=blocks).map(move |b| format!("SK_{stage}_{b}")))
+            .collect();
+        assert_eq!(last_unit_of_each_stage(&units), ["SK_2_3", "SK_3_4", "SK_4_6", "SK_5_3"]);
+    }
+
+    #[test]
+    fn bad_specs_name_the_field() {
+        let bad = AttentionSpec { scales: vec![1.0, 0.5], ..AttentionSpec::default() };
+        assert!(bad.validate().unwrap_err().to_string().contains("scales: 0.5"));
+        let spec: AttentionSpec = yaml_serde::from_str("{scales: [1.0, 2.0], unit: SK_3_1, zoom: render}").unwrap();
+        assert_eq!((spec.group, spec.zoom), (16, Zoom::Render));
+        assert!(yaml_serde::from_str::<AttentionSpec>("{scale: [1.0]}").is_err());
     }
 }

@@ -2,12 +2,11 @@
 //! with its weights; or, with `--input`, the logits of a raw NCHW tensor for scripted comparisons.
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use sk_exp::data::spec::{CifarLabel, CifarSpec, FolderSpec};
 use sk_exp::data::{self, DataSpec, LoaderConfig};
+use super::common::{data_spec, run_config, with_assignments};
 use sk_exp::eval::{evaluate, Classifier};
 use sk_exp::interop::npy;
 use sk_exp::models::{registry, ModelSpec};
-use sk_exp::overrides;
 use sk_exp::train::config::RunConfig;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
@@ -70,15 +69,6 @@ impl SourceArgs {
     }
 }
 
-/// The run file (run.yaml) of a training run's folder.
-pub fn run_config(dir: &Path) -> Result<RunConfig> {
-    let file = dir.join("run.yaml");
-    if !file.is_file() {
-        bail!("run folder {}: no run.yaml (sk-exp train writes one)", dir.display());
-    }
-    RunConfig::from_file(&file)
-}
-
 /// The model of a training run, its class count taken from the run's data as in training, with
 /// `assignments` applied.
 pub fn run_spec(dir: &Path, assignments: &[String]) -> Result<ModelSpec> {
@@ -86,19 +76,6 @@ pub fn run_spec(dir: &Path, assignments: &[String]) -> Result<ModelSpec> {
     let data = data::open(&config.data, config.data_root.as_deref())
         .with_context(|| format!("run {}: opening its data to count the classes (or use --model, --weights and --set num_classes=N)", dir.display()))?;
     with_assignments(config.model_spec(data.train.num_classes())?, assignments)
-}
-
-/// `spec` with `key=value` assignments (dotted keys, YAML values) applied.
-pub fn with_assignments(spec: ModelSpec, assignments: &[String]) -> Result<ModelSpec> {
-    if assignments.is_empty() {
-        return Ok(spec);
-    }
-    let mut tree = yaml_serde::to_value(&spec)?;
-    for assignment in assignments {
-        let (key, value) = overrides::parse_assignment(assignment)?;
-        overrides::set_dotted(&mut tree, &key, value)?;
-    }
-    yaml_serde::from_value(tree).map_err(|e| anyhow!("model spec with --set: {e}"))
 }
 
 #[derive(Args)]
@@ -145,43 +122,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
         return dump_logits(&classifier, input, output);
     }
     let (spec, data_root) = match (&args.data, args.source.run_config()?) {
-        (Some(source), _) => (data_spec(source, &args)?, None),
+        (Some(source), _) => (data_spec(source, args.crop, args.resize)?, None),
         (None, Some(run)) => (run.data, run.data_root),
         (None, None) => bail!("give --data SOURCE, or --input FILE.npy --dump-logits FILE.npy"),
     };
     evaluate_data(&classifier, &spec, data_root.as_deref(), &args)
-}
-
-/// The data spec `--data` names; image folders get the evaluation crop and resize of the flags.
-fn data_spec(source: &str, args: &EvalArgs) -> Result<DataSpec> {
-    let folder = |root: &Path| {
-        DataSpec::Folder(FolderSpec {
-            root: root.to_path_buf(),
-            crop: args.crop,
-            eval_crop: args.crop,
-            eval_resize: args.resize,
-            skip_bad_images: false,
-        })
-    };
-    let cifar = |root: &Path| DataSpec::Cifar(CifarSpec { root: root.to_path_buf(), label: CifarLabel::Fine });
-    if source == "synthetic" {
-        return Ok(DataSpec::default());
-    }
-    if let Some(root) = source.strip_prefix("cifar:") {
-        return Ok(cifar(Path::new(root)));
-    }
-    if let Some(root) = source.strip_prefix("folder:") {
-        return Ok(folder(Path::new(root)));
-    }
-    let path = Path::new(source);
-    if path.is_file() && matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        return yaml_serde::from_str(&text).map_err(|e| anyhow!("{}: not a data section: {e}", path.display()));
-    }
-    if !path.is_dir() {
-        bail!("--data {source}: expected synthetic, cifar:ROOT, folder:ROOT, a data folder or a .yaml file");
-    }
-    Ok(if path.join("val").is_dir() { folder(path) } else { cifar(path) })
 }
 
 fn evaluate_data(classifier: &Classifier, spec: &DataSpec, data_root: Option<&Path>, args: &EvalArgs) -> Result<()> {

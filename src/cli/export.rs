@@ -1,6 +1,7 @@
 //! `sk-exp export`: a model with its weights, written for PyTorch as a safetensors state_dict and as
 //! TorchScript (`torch.jit.load` runs it without sk-exp).
-use super::eval::{run_spec, with_assignments};
+use super::common::with_assignments;
+use super::eval::run_spec;
 use anyhow::{bail, Result};
 use clap::Args;
 use sk_exp::interop::export;

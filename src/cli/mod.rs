@@ -7,3 +7,5 @@ pub mod plot;
 pub mod bench_train;
 pub mod train;
 pub mod run;
+pub mod attention;
+pub mod common;

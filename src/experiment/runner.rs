@@ -2,6 +2,7 @@
 //! folder (resuming from its checkpoint, skipping finished runs, locked against a second runner), recorded
 //! in results.csv (failures too, with their reason), and summarised beside the paper's figures.
 use super::schema::{ExperimentFile, PaperRef};
+use crate::analysis::AnalysisSpec;
 use super::store::ExperimentDir;
 use super::sweep::{plan, PlannedRun};
 use crate::models::complexity::{self, Complexity};
@@ -38,6 +39,8 @@ pub struct Experiment {
     pub name: String,
     pub description: Option<String>,
     pub runs: Vec<ResolvedRun>,
+    /// What to analyse after each run trains (the caller's `after_run` hook runs it).
+    pub analysis: AnalysisSpec,
 }
 
 pub struct ResolvedRun {
@@ -107,7 +110,8 @@ pub fn load(path: &Path, options: &RunnerOptions) -> Result<Experiment> {
             .map_err(|e| with_line(e.context(format!("run {}", p.run_id)), path, &text))?;
         runs.push(ResolvedRun { planned: p, config });
     }
-    Ok(Experiment { name, description: file.description, runs })
+    file.analysis.validate().with_context(|| path.display().to_string())?;
+    Ok(Experiment { name, description: file.description, runs, analysis: file.analysis })
 }
 
 fn fmt_diff(ours: f64, paper: Option<f64>) -> String {

@@ -1,4 +1,5 @@
 //! The experiment file: a base run, seeds, and a sweep (a grid over dotted keys or labelled variants).
+use crate::analysis::AnalysisSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use yaml_serde::Value;
@@ -18,6 +19,9 @@ pub struct ExperimentFile {
     pub seeds: Vec<u64>,
     #[serde(default)]
     pub sweep: Sweep,
+    /// Analyses of each run's final weights, run right after it trains (e.g. `attention: {scales: [1.0, 2.0]}`).
+    #[serde(default)]
+    pub analysis: AnalysisSpec,
 }
 
 fn default_seeds() -> Vec<u64> {

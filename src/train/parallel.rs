@@ -2,7 +2,8 @@
 //! optimizer (tch tensors are Send but not Sync). Every step the global batch is split into shards, each
 //! replica computes the gradient of its shard's loss, the flattened gradients are averaged on the first
 //! replica's device, and every replica applies the same averaged gradient with the same optimizer state,
-//! so the replicas stay bitwise identical. BN running statistics (each replica sees only its shards) are
+//! so the replicas stay bitwise identical (on devices of one kind; a CPU next to a GPU may round the same
+//! step differently in the last bit). BN running statistics (each replica sees only its shards) are
 //! averaged on request, before evaluation and checkpoints. One device is the same code with one replica.
 use super::checkpoint::NamedTensors;
 use super::loss::{count_errors, cross_entropy};
@@ -122,13 +123,13 @@ impl Replica {
         let labels = labels.to_device(self.device);
         let logits = self.net.forward_t(&images, true)?;
         let loss = cross_entropy(&logits, &labels, self.label_smoothing);
-        let stats = shard_stats(&loss, &logits, &labels);
         let grads = Tensor::f_run_backward(&[&loss], self.sgd.params(), false, false)?;
         let mut flat = self.sgd.flatten(&grads);
         if weight != 1.0 {
             let _ = flat.g_mul_scalar_(weight);
         }
-        Ok((flat, stats?))
+        // Read back after queueing the backward pass, so that a GPU is not left idle waiting for it.
+        Ok((flat, shard_stats(&loss, &logits, &labels)?))
     }
 
     fn evaluate(&self, images: &Tensor, labels: &Tensor) -> Result<BatchStats> {

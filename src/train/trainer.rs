@@ -52,7 +52,7 @@ pub struct EpochMetrics {
 
 pub const METRICS_FILE: &str = "metrics.csv";
 /// Keeps the seed of torch's generator apart from the data streams derived from the same (seed, epoch).
-const TORCH_STREAM: u64 = 0x746f_7263_68; // "torch"
+const TORCH_STREAM: u64 = 0x0074_6f72_6368; // "torch" in ASCII
 pub const METRICS_HEADER: &str = "epoch,lr,train_loss,train_top1_err,eval_loss,eval_top1_err,eval_top5_err,images_per_s,wall_s";
 const RUN_FILE: &str = "run.yaml";
 
@@ -160,22 +160,27 @@ fn prepare_run_dir(run: &TrainRun) -> Result<Option<Checkpoint>> {
     Ok(checkpoint)
 }
 
-/// Names the first top-level key whose value differs between the saved run and this one.
+/// Names the first (dotted) key whose value differs between the saved run and this one.
 fn describe_difference(saved: &yaml_serde::Value, now: &yaml_serde::Value) -> String {
-    if let (Some(a), Some(b)) = (saved.as_mapping(), now.as_mapping()) {
-        for (key, value) in b {
-            if a.get(key) != Some(value) {
-                let name = key.as_str().unwrap_or("?");
-                return format!("this run's '{name}' differs from the run being resumed; resume with the same settings");
-            }
-        }
-        for key in a.keys() {
-            if !b.contains_key(key) {
-                return format!("'{}' is missing from this run; resume with the same settings", key.as_str().unwrap_or("?"));
-            }
-        }
+    fn show(v: Option<&yaml_serde::Value>) -> String {
+        v.map_or("nothing".into(), |v| yaml_serde::to_string(v).unwrap_or_default().trim().replace('\n', " "))
     }
-    "this run differs from the run being resumed; resume with the same settings".into()
+    fn first_difference(path: &str, saved: &yaml_serde::Value, now: &yaml_serde::Value) -> Option<String> {
+        let (Some(a), Some(b)) = (saved.as_mapping(), now.as_mapping()) else {
+            return (saved != now).then(|| format!("'{path}' is {} in the run being resumed but {} now", show(Some(saved)), show(Some(now))));
+        };
+        let keys = b.keys().chain(a.keys().filter(|k| !b.contains_key(*k)));
+        keys.into_iter().find_map(|key| {
+            let name = key.as_str().unwrap_or("?");
+            let child = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+            match (a.get(key), b.get(key)) {
+                (Some(x), Some(y)) => first_difference(&child, x, y),
+                (x, y) => Some(format!("'{child}' is {} in the run being resumed but {} now", show(x), show(y))),
+            }
+        })
+    }
+    let what = first_difference("", saved, now).unwrap_or_else(|| "the settings differ".into());
+    format!("{what}; resume with the same settings or choose another output directory")
 }
 
 struct Loop<'a> {

@@ -11,7 +11,12 @@ pub fn python() -> String {
 
 /// Runs the reference script for `reference` into a fresh directory and returns it.
 pub fn reference_run(reference: &str, seed: u64) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("oracle").join(reference);
+    reference_run_with(reference, seed, "oracle", &[])
+}
+
+/// As [`reference_run`], into `<target tmp>/<folder>/<reference>`, with more arguments for the script.
+pub fn reference_run_with(reference: &str, seed: u64, folder: &str, extra: &[&str]) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(folder).join(reference);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference_models.py");
@@ -20,6 +25,7 @@ pub fn reference_run(reference: &str, seed: u64) -> PathBuf {
         .arg(reference)
         .arg(&dir)
         .args(["--seed", &seed.to_string(), "--size", "64", "--batch", "2"])
+        .args(extra)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", python()));
     assert!(out.status.success(), "{} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));

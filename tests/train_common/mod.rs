@@ -41,7 +41,7 @@ impl Dataset for Blobs {
             for y in 0..s {
                 for x in 0..s {
                     let noise = (hash(id * 7919 + (c * s * s + y * s + x) as u64) % 1000) as f32 / 1000.0 - 0.5;
-                    let stripe = if (x + label as usize) % 4 == 0 { 1.0 } else { 0.0 };
+                    let stripe = if (x + label as usize).is_multiple_of(4) { 1.0 } else { 0.0 };
                     let colour = if c as i64 == label % 3 { 0.8 } else { -0.2 };
                     let xx = if flip { s - 1 - x } else { x };
                     pixels[c * s * s + y * s + xx] = colour + stripe * 0.5 + noise;

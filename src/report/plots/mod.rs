@@ -1,5 +1,6 @@
 //! Figures drawn with plotters, each saved twice: `STEM.png` and `STEM.svg`.
 //! Text uses the embedded DejaVu Sans (plotters' ab_glyph path), so no system font is needed.
+pub mod attention;
 pub mod bars;
 pub mod curves;
 pub mod figure2;

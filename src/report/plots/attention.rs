@@ -1,0 +1,307 @@
+//! The attention analysis as the paper draws it: the attention difference per SK unit for each object
+//! scale with ± std bars (Figure 3a-b), the larger kernel's weight per channel group of one unit
+//! (Figure 3c), and one point per class, original vs enlarged object (Figure 4).
+use super::legend::{draw_legend, Entry, Stroke};
+use super::placement::{polyline_obstacles, Rect};
+use super::{finite_extent, padded, save, text, tick_label, Figure, AXIS_TITLE_SIZE, PALETTE, TICK_SIZE, TITLE_SIZE};
+use crate::analysis::attention::{ChannelRow, ClassRow, UnitRow};
+use anyhow::{bail, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::{Path, PathBuf};
+
+const DIFF_DESC: &str = "attention difference (larger − smaller kernel)";
+
+/// Items in order of first appearance.
+fn ordered<'a>(items: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = Vec::new();
+    for item in items {
+        if !seen.contains(&item) {
+            seen.push(item);
+        }
+    }
+    seen
+}
+
+/// Decimals that tell ticks apart over an axis spanning `span`.
+fn decimals(span: f64) -> usize {
+    let step = span / 6.0;
+    if step > 0.0 && step.is_finite() {
+        (-step.log10().floor()).max(0.0) as usize
+    } else {
+        2
+    }
+}
+
+/// The stage of a unit label SK_{stage}_{block}.
+fn stage_of(unit: &str) -> Option<&str> {
+    unit.split('_').nth(1)
+}
+
+fn plot_rect<DB: DrawingBackend, X: Ranged, Y: Ranged>(chart: &ChartContext<'_, DB, Cartesian2d<X, Y>>) -> Rect {
+    let (xs, ys) = chart.plotting_area().get_pixel_range();
+    Rect { x0: xs.start, y0: ys.start, x1: xs.end, y1: ys.end }
+}
+
+struct UnitBars<'a> {
+    rows: &'a [UnitRow],
+    title: &'a str,
+}
+
+impl Figure for UnitBars<'_> {
+    fn size(&self) -> (u32, u32) {
+        let units = ordered(self.rows.iter().map(|r| r.unit.as_str())).len() as u32;
+        let scales = ordered(self.rows.iter().map(|r| r.scale.as_str())).len() as u32;
+        (1000.max(200 + units * (24 * scales + 30)), 720)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let units = ordered(self.rows.iter().map(|r| r.unit.as_str()));
+        let scales = ordered(self.rows.iter().map(|r| r.scale.as_str()));
+        let ends = self.rows.iter().flat_map(|r| {
+            let std = r.std.unwrap_or(0.0);
+            [r.mean - std, r.mean + std]
+        });
+        let (lo, hi) = finite_extent(ends.chain([0.0])).unwrap_or((-1.0, 1.0));
+        let y_range = padded(lo, hi, 0.08, 0.01);
+        let places = decimals(y_range.end - y_range.start);
+        let n = units.len() as f64;
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("Attention difference per SK unit: {}", self.title), text(TITLE_SIZE))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(85)
+            .build_cartesian_2d(-0.5..(n - 0.5), y_range.clone())?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_desc(format!("{DIFF_DESC}, mean ± std"))
+            .y_label_formatter(&|v| format!("{v:.places$}"))
+            .label_style(text(TICK_SIZE))
+            .axis_desc_style(text(AXIS_TITLE_SIZE))
+            .light_line_style(BLACK.mix(0.04))
+            .bold_line_style(BLACK.mix(0.12))
+            .draw()?;
+        chart.draw_series([PathElement::new(vec![(-0.5, 0.0), (n - 0.5, 0.0)], BLACK.stroke_width(1))])?;
+
+        // Stages apart by a light vertical line.
+        for (i, pair) in units.windows(2).enumerate() {
+            if stage_of(pair[0]) != stage_of(pair[1]) {
+                let x = i as f64 + 0.5;
+                chart.draw_series([PathElement::new(vec![(x, y_range.start), (x, y_range.end)], BLACK.mix(0.25))])?;
+            }
+        }
+        let width = 0.8 / scales.len() as f64;
+        let mut obstacles = Vec::new();
+        for row in self.rows {
+            let (Some(u), Some(s)) = (units.iter().position(|&u| u == row.unit), scales.iter().position(|&s| s == row.scale))
+            else {
+                continue;
+            };
+            let color = PALETTE[s % PALETTE.len()];
+            let left = u as f64 - 0.4 + s as f64 * width;
+            let centre = left + width / 2.0;
+            chart.draw_series([Rectangle::new([(left + 0.01, 0.0), (left + width - 0.01, row.mean)], color.filled())])?;
+            let std = row.std.unwrap_or(0.0);
+            if row.std.is_some() {
+                let (cx, low) = chart.backend_coord(&(centre, row.mean - std));
+                let (_, high) = chart.backend_coord(&(centre, row.mean + std));
+                root.draw(&PathElement::new(vec![(cx, low), (cx, high)], BLACK.stroke_width(1)))?;
+                for y in [low, high] {
+                    root.draw(&PathElement::new(vec![(cx - 4, y), (cx + 4, y)], BLACK.stroke_width(1)))?;
+                }
+            }
+            let (top, bottom) = (chart.backend_coord(&(left, row.mean.max(0.0) + std)), chart.backend_coord(&(left + width, row.mean.min(0.0) - std)));
+            obstacles.push(Rect { x0: top.0, y0: top.1, x1: bottom.0, y1: bottom.1 });
+        }
+        let label_style = text(TICK_SIZE).pos(Pos::new(HPos::Center, VPos::Top));
+        for (i, unit) in units.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(i as f64, y_range.start));
+            root.draw_text(unit, &label_style, (x, y + 10))?;
+        }
+        let n_images = self.rows.first().map_or(0, |r| r.n);
+        let entries: Vec<Entry> = scales
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Entry {
+                label: format!("object {s} (n = {})", self.rows.iter().find(|r| r.scale == *s).map_or(n_images, |r| r.n)),
+                color: PALETTE[i % PALETTE.len()],
+                stroke: Some(Stroke::Solid),
+                marker: None,
+            })
+            .collect();
+        draw_legend(root, &entries, plot_rect(&chart), &obstacles)?;
+        Ok(())
+    }
+}
+
+struct ChannelLines<'a> {
+    rows: &'a [ChannelRow],
+    group: usize,
+    title: &'a str,
+}
+
+impl Figure for ChannelLines<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1100, 680)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let scales = ordered(self.rows.iter().map(|r| r.scale.as_str()));
+        let unit = self.rows.first().map_or("", |r| r.unit.as_str());
+        let groups = self.rows.iter().map(|r| r.group).max().unwrap_or(0) as f64;
+        let (lo, hi) = finite_extent(self.rows.iter().map(|r| r.mean_weight)).unwrap_or((0.0, 1.0));
+        let y_range = padded(lo, hi, 0.1, 0.01);
+        let places = decimals(y_range.end - y_range.start);
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("Larger-kernel weight per channel of {unit}: {}", self.title), text(TITLE_SIZE))
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(85)
+            .build_cartesian_2d(padded(0.0, groups, 0.02, 0.5), y_range)?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("channel group ({} channels each)", self.group))
+            .y_desc("larger-kernel attention weight, mean over images")
+            .x_label_formatter(&|v| tick_label(*v, true))
+            .y_label_formatter(&|v| format!("{v:.places$}"))
+            .label_style(text(TICK_SIZE))
+            .axis_desc_style(text(AXIS_TITLE_SIZE))
+            .light_line_style(BLACK.mix(0.04))
+            .bold_line_style(BLACK.mix(0.12))
+            .draw()?;
+        let mut obstacles = Vec::new();
+        let mut entries = Vec::new();
+        let markers = groups <= 40.0;
+        for (i, scale) in scales.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let points: Vec<(f64, f64)> =
+                self.rows.iter().filter(|r| r.scale == *scale).map(|r| (r.group as f64, r.mean_weight)).collect();
+            chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?;
+            if markers {
+                chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+            }
+            obstacles.extend(polyline_obstacles(&points.iter().map(|p| chart.backend_coord(p)).collect::<Vec<_>>()));
+            entries.push(Entry { label: format!("object {scale}"), color, stroke: Some(Stroke::Solid), marker: None });
+        }
+        draw_legend(root, &entries, plot_rect(&chart), &obstacles)?;
+        Ok(())
+    }
+}
+
+struct ClassScatter<'a> {
+    /// Per panel: the unit and one point per class (value at the first scale, value at the second).
+    panels: Vec<(String, Vec<(f64, f64)>)>,
+    scales: (&'a str, &'a str),
+    title: &'a str,
+}
+
+const PANEL_SIDE: u32 = 440;
+
+impl ClassScatter<'_> {
+    fn draw_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, unit: &str, points: &[(f64, f64)]) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let (lo, hi) = finite_extent(points.iter().flat_map(|&(a, b)| [a, b])).unwrap_or((-0.1, 0.1));
+        // The same range on both axes, so the diagonal is at 45 degrees.
+        let range = padded(lo, hi, 0.08, 0.0005);
+        let places = decimals(range.end - range.start);
+        let above = points.iter().filter(|(a, b)| b > a).count();
+        let caption = format!("{unit}: {above} of {} classes above", points.len());
+        let mut chart = ChartBuilder::on(area)
+            .caption(caption, text(AXIS_TITLE_SIZE))
+            .margin(12)
+            .x_label_area_size(55)
+            .y_label_area_size(75)
+            .build_cartesian_2d(range.clone(), range.clone())?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("object {}", self.scales.0))
+            .y_desc(format!("object {}", self.scales.1))
+            .x_labels(5)
+            .y_labels(5)
+            .x_label_formatter(&|v| format!("{v:.places$}"))
+            .y_label_formatter(&|v| format!("{v:.places$}"))
+            .label_style(text(TICK_SIZE))
+            .axis_desc_style(text(AXIS_TITLE_SIZE))
+            .light_line_style(BLACK.mix(0.04))
+            .bold_line_style(BLACK.mix(0.12))
+            .draw()?;
+        let diagonal = [(range.start, range.start), (range.end, range.end)];
+        chart.draw_series(DashedLineSeries::new(diagonal, 8, 5, BLACK.mix(0.6).stroke_width(2)))?;
+        let color = PALETTE[0];
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.mix(0.8).filled())))?;
+        Ok(())
+    }
+}
+
+impl Figure for ClassScatter<'_> {
+    fn size(&self) -> (u32, u32) {
+        (PANEL_SIDE * self.panels.len().max(1) as u32 + 40, PANEL_SIDE + 150)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let title = format!("Attention difference per class, object {} vs {}: {}", self.scales.0, self.scales.1, self.title);
+        let area = root.titled(&title, text(TITLE_SIZE))?;
+        let (body, foot) = area.split_vertically(PANEL_SIDE + 60);
+        let panels = body.margin(0, 0, 20, 20).split_evenly((1, self.panels.len().max(1)));
+        for ((unit, points), panel) in self.panels.iter().zip(&panels) {
+            self.draw_panel(panel, unit, points)?;
+        }
+        let note = "one point per class; above the dashed diagonal: more weight on the larger kernel when the object is enlarged";
+        let (w, _) = foot.dim_in_pixel();
+        foot.draw_text(note, &text(TICK_SIZE).pos(Pos::new(HPos::Center, VPos::Top)), (w as i32 / 2, 10))?;
+        Ok(())
+    }
+}
+
+/// Writes `STEM.png` and `STEM.svg`: grouped bars of the attention difference per unit (x, forward order)
+/// and scale (colour), with ± std error bars.
+pub fn plot_unit_differences(rows: &[UnitRow], title: &str, stem: &Path) -> Result<Vec<PathBuf>> {
+    if rows.is_empty() {
+        bail!("no attention rows to plot");
+    }
+    save(&UnitBars { rows, title }, stem)
+}
+
+/// Writes `STEM.png` and `STEM.svg`: the larger kernel's weight per channel group of one unit, one line
+/// per scale.
+pub fn plot_channel_weights(rows: &[ChannelRow], group: usize, title: &str, stem: &Path) -> Result<Vec<PathBuf>> {
+    if rows.is_empty() {
+        bail!("no per-channel attention rows to plot");
+    }
+    save(&ChannelLines { rows, group, title }, stem)
+}
+
+/// Writes `STEM.png` and `STEM.svg`: for each of `units` a panel with one point per class, its mean
+/// attention difference at `scales.0` (x) against `scales.1` (y), and the diagonal.
+pub fn plot_class_scatter(rows: &[ClassRow], units: &[String], scales: (&str, &str), title: &str, stem: &Path) -> Result<Vec<PathBuf>> {
+    let mut panels = Vec::new();
+    for unit in units {
+        let at = |scale: &str, class: i64| rows.iter().find(|r| r.unit == *unit && r.scale == scale && r.class == class);
+        let points: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|a| a.unit == *unit && a.scale == scales.0)
+            .filter_map(|a| at(scales.1, a.class).map(|b| (a.mean, b.mean)))
+            .collect();
+        if !points.is_empty() {
+            panels.push((unit.clone(), points));
+        }
+    }
+    if panels.is_empty() {
+        bail!("no class has attention rows at both {} and {} for units {}", scales.0, scales.1, units.join(", "));
+    }
+    save(&ClassScatter { panels, scales, title }, stem)
+}
