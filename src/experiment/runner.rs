@@ -246,7 +246,8 @@ pub fn run(exp: &Experiment, options: &RunnerOptions, after_run: &dyn Fn(&Resolv
             .and_then(|()| finished_row(run, &run_dir));
         match result {
             Ok(row) => {
-                append_log(&run_dir, &format!("finished in {:.0} s: top-1 error {:?}", started.elapsed().as_secs_f64(), row.top1_err))?;
+                let err = row.top1_err.map_or("-".into(), |e| format!("{e:.2}%"));
+                append_log(&run_dir, &format!("finished in {:.0} s: top-1 error {err}", started.elapsed().as_secs_f64()))?;
                 store.record(&row)?;
                 outcome.trained.push(id.clone());
             }
