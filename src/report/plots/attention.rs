@@ -34,6 +34,16 @@ fn decimals(span: f64) -> usize {
     }
 }
 
+/// A tick label with `places` decimals; "0.00", never "-0.00".
+fn tick(value: f64, places: usize) -> String {
+    let text = format!("{value:.places$}");
+    if text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
+        text.trim_start_matches('-').to_string()
+    } else {
+        text
+    }
+}
+
 /// The stage of a unit label SK_{stage}_{block}.
 fn stage_of(unit: &str) -> Option<&str> {
     unit.split('_').nth(1)
@@ -81,7 +91,7 @@ impl Figure for UnitBars<'_> {
             .disable_x_mesh()
             .x_labels(0)
             .y_desc(format!("{DIFF_DESC}, mean ± std"))
-            .y_label_formatter(&|v| format!("{v:.places$}"))
+            .y_label_formatter(&|v| tick(*v, places))
             .label_style(text(TICK_SIZE))
             .axis_desc_style(text(AXIS_TITLE_SIZE))
             .light_line_style(BLACK.mix(0.04))
@@ -172,7 +182,7 @@ impl Figure for ChannelLines<'_> {
             .x_desc(format!("channel group ({} channels each)", self.group))
             .y_desc("larger-kernel attention weight, mean over images")
             .x_label_formatter(&|v| tick_label(*v, true))
-            .y_label_formatter(&|v| format!("{v:.places$}"))
+            .y_label_formatter(&|v| tick(*v, places))
             .label_style(text(TICK_SIZE))
             .axis_desc_style(text(AXIS_TITLE_SIZE))
             .light_line_style(BLACK.mix(0.04))
@@ -229,8 +239,8 @@ impl ClassScatter<'_> {
             .y_desc(format!("object {}", self.scales.1))
             .x_labels(5)
             .y_labels(5)
-            .x_label_formatter(&|v| format!("{v:.places$}"))
-            .y_label_formatter(&|v| format!("{v:.places$}"))
+            .x_label_formatter(&|v| tick(*v, places))
+            .y_label_formatter(&|v| tick(*v, places))
             .label_style(text(TICK_SIZE))
             .axis_desc_style(text(AXIS_TITLE_SIZE))
             .light_line_style(BLACK.mix(0.04))
@@ -304,4 +314,17 @@ pub fn plot_class_scatter(rows: &[ClassRow], units: &[String], scales: (&str, &s
         bail!("no class has attention rows at both {} and {} for units {}", scales.0, scales.1, units.join(", "));
     }
     save(&ClassScatter { panels, scales, title }, stem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_have_enough_decimals_and_no_negative_zero() {
+        assert_eq!(decimals(0.04), 3);
+        assert_eq!(decimals(0.5), 2);
+        assert_eq!(tick(-0.0001, 2), "0.00");
+        assert_eq!(tick(-0.015, 3), "-0.015");
+    }
 }
