@@ -102,7 +102,8 @@ impl Metrics {
         }
         // One read-back for the three figures (a device sync each otherwise).
         let loss = logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(&labels, None, Reduction::Sum, -100, 0.0);
-        let packed = Tensor::cat(&[loss.to_kind(Kind::Double).view(1), count_errors(logits, &labels).to_kind(Kind::Double)], 0);
+        let packed =
+            Tensor::cat(&[loss.to_kind(Kind::Double).view(1), count_errors(logits, &labels).to_kind(Kind::Double)], 0);
         let v = Vec::<f64>::try_from(packed.to_device(Device::Cpu))?;
         self.samples += n as u64;
         self.loss_sum += v[0];
@@ -193,13 +194,16 @@ mod tests {
         assert!((m.loss() - expected).abs() < 1e-6);
         // Fewer than five classes: every label is in the "top 5".
         let mut small = Metrics::default();
-        small.add(&Tensor::from_slice(&[0.1f32, 0.9, 0.5, 0.2, 0.7, 0.1]).view([2, 3]), &Tensor::from_slice(&[1i64, 2])).unwrap();
+        small
+            .add(&Tensor::from_slice(&[0.1f32, 0.9, 0.5, 0.2, 0.7, 0.1]).view([2, 3]), &Tensor::from_slice(&[1i64, 2]))
+            .unwrap();
         assert_eq!((small.top1_errors, small.top5_errors), (1, 0));
     }
 
     #[test]
     fn labels_outside_the_classes_are_an_error() {
-        let err = Metrics::default().add(&Tensor::zeros([2, 3], (Kind::Float, Device::Cpu)), &Tensor::from_slice(&[0i64, 3]));
+        let err =
+            Metrics::default().add(&Tensor::zeros([2, 3], (Kind::Float, Device::Cpu)), &Tensor::from_slice(&[0i64, 3]));
         assert!(err.unwrap_err().to_string().contains("labels range over [0, 3] but the classifier has 3 classes"));
     }
 }

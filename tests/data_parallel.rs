@@ -4,10 +4,9 @@
 //! The replicas run on the CPU, or on SK_EXP_TEST_DEVICE (e.g. `cuda:0`) where a GPU is at hand.
 mod train_common;
 use anyhow::Result;
-use train_common::{batch_of, blobs, temp_dir, tiny_sknet};
 use sk_exp::data::{Batch, DataSplits};
-use sk_exp::train::checkpoint::{self, NamedTensors};
 use sk_exp::parse_device;
+use sk_exp::train::checkpoint::{self, NamedTensors};
 use sk_exp::train::parallel::{check_available, Network, NetworkBuilder, ReplicaSetup, Replicas, StartState};
 use sk_exp::train::recipe::Recipe;
 use sk_exp::train::sgd::SgdConfig;
@@ -15,6 +14,7 @@ use sk_exp::train::trainer::{train, TrainRun};
 use std::sync::Arc;
 use tch::nn;
 use tch::{Device, Tensor};
+use train_common::{batch_of, blobs, temp_dir, tiny_sknet};
 
 /// A network without batch norm: conv, ReLU, global pool, linear.
 #[derive(Debug)]
@@ -65,11 +65,13 @@ fn batch(step: usize, size: usize) -> Batch {
 }
 
 fn max_diff(a: &NamedTensors, b: &NamedTensors) -> f64 {
-    a.iter().zip(b).map(|((na, ta), (nb, tb))| {
-        assert_eq!(na, nb);
-        (ta - tb).abs().max().double_value(&[])
-    })
-    .fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|((na, ta), (nb, tb))| {
+            assert_eq!(na, nb);
+            (ta - tb).abs().max().double_value(&[])
+        })
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -100,7 +102,9 @@ fn with_batch_norm_the_averaged_gradient_is_the_mean_of_the_shard_gradients() {
     let averaged = averaged.to_device(Device::Cpu);
     let halves: Vec<Tensor> = [0, 8]
         .iter()
-        .map(|&s| one.reduced_gradient(&b.images.narrow(0, s, 8), &b.labels.narrow(0, s, 8)).unwrap().0.to_device(Device::Cpu))
+        .map(|&s| {
+            one.reduced_gradient(&b.images.narrow(0, s, 8), &b.labels.narrow(0, s, 8)).unwrap().0.to_device(Device::Cpu)
+        })
         .collect();
     let mean = (&halves[0] + &halves[1]) / 2.0;
     let diff = (&averaged - &mean).abs().max().double_value(&[]);

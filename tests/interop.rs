@@ -99,7 +99,15 @@ fn assert_torchscript_matches(model: &str, mode: &str) {
     let dir = temp_dir(&format!("{model}-{mode}"));
     reference(&["make-torchscript", model, mode, p(&dir), "--size", "64", "--batch", "2"]);
     let ours = dir.join("ours.npy");
-    sk_exp_ok(&["eval", "--torchscript", p(&dir.join("model.pt")), "--input", p(&dir.join("input.npy")), "--dump-logits", p(&ours)]);
+    sk_exp_ok(&[
+        "eval",
+        "--torchscript",
+        p(&dir.join("model.pt")),
+        "--input",
+        p(&dir.join("input.npy")),
+        "--dump-logits",
+        p(&ours),
+    ]);
     let diff = relative_difference(&ours, &dir.join("logits.npy"));
     eprintln!("{model} ({mode}d by PyTorch) through sk-exp: relative max difference {diff:.3e}");
     assert!(diff < TOLERANCE, "{model} ({mode}): relative max difference {diff:.3e}");
@@ -136,7 +144,8 @@ fn timm_skresnext50_torchscript_in_and_sknet50_export_out() {
 
     let out = dir.join("exported");
     let weights = dir.join("weights.safetensors");
-    let printed = sk_exp_ok(&["export", "--model", "sknet50", "--weights", p(&weights), "--out", p(&out), "--size", "64"]);
+    let printed =
+        sk_exp_ok(&["export", "--model", "sknet50", "--weights", p(&weights), "--out", p(&out), "--size", "64"]);
     assert!(printed.contains("model.pt"), "{printed}");
     let ours = dir.join("ours.npy");
     sk_exp_ok(&["eval", "--model", "sknet50", "--weights", p(&out), "--input", p(&input), "--dump-logits", p(&ours)]);
@@ -276,7 +285,11 @@ fn bad_files_give_one_line_errors_naming_the_problem() {
 fn weights_are_found_in_run_checkpoint_and_export_folders() {
     use sk_exp::models::weights::locate;
     let dir = temp_dir("locate");
-    let layouts = [("run/checkpoint/weights.safetensors", "run"), ("ckpt/weights.safetensors", "ckpt"), ("export/model.safetensors", "export")];
+    let layouts = [
+        ("run/checkpoint/weights.safetensors", "run"),
+        ("ckpt/weights.safetensors", "ckpt"),
+        ("export/model.safetensors", "export"),
+    ];
     for (file, folder) in layouts {
         let file = dir.join(file);
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
@@ -296,9 +309,10 @@ fn weights_are_found_in_run_checkpoint_and_export_folders() {
 fn a_training_run_evaluates_and_exports_with_its_own_figures() {
     let dir = temp_dir("run");
     let run = dir.join("run");
-    let mut train: Vec<String> = ["train", "--model", "sknet29", "--data", "synthetic", "--epochs", "1", "--batch-size", "32", "--quiet"]
-        .map(String::from)
-        .to_vec();
+    let mut train: Vec<String> =
+        ["train", "--model", "sknet29", "--data", "synthetic", "--epochs", "1", "--batch-size", "32", "--quiet"]
+            .map(String::from)
+            .to_vec();
     train.extend(["--out".into(), p(&run).into()]);
     for (key, value) in TINY.iter().filter(|(key, _)| *key != "num_classes") {
         train.extend(["--set".into(), format!("model.overrides.{key}={value}")]);

@@ -32,7 +32,8 @@ fn compare_with_torch(config: SgdConfig) {
     }
     let mut grads = Vec::new();
     for step in 0..lrs.len() {
-        let step_grads: Vec<Tensor> = shapes.iter().map(|(_, s)| Tensor::randn(*s, (Kind::Float, Device::Cpu))).collect();
+        let step_grads: Vec<Tensor> =
+            shapes.iter().map(|(_, s)| Tensor::randn(*s, (Kind::Float, Device::Cpu))).collect();
         for ((name, _), g) in shapes.iter().zip(&step_grads) {
             files.push((format!("grad.{step}.{name}"), g.copy()));
         }
@@ -101,7 +102,12 @@ fn saved_momentum_restores_into_a_fresh_optimizer() {
         ];
         Sgd::new(vars, config.clone()).unwrap()
     };
-    let grad = |sgd: &Sgd, k: f64| sgd.flatten(&[Tensor::ones([3, 2], (Kind::Float, Device::Cpu)) * k, Tensor::ones([2], (Kind::Float, Device::Cpu)) * -k]);
+    let grad = |sgd: &Sgd, k: f64| {
+        sgd.flatten(&[
+            Tensor::ones([3, 2], (Kind::Float, Device::Cpu)) * k,
+            Tensor::ones([2], (Kind::Float, Device::Cpu)) * -k,
+        ])
+    };
     let (mut straight, mut resumed) = (make(), make());
     for k in [1.0, 2.0] {
         let g = grad(&straight, k);

@@ -94,7 +94,8 @@ pub fn run(args: AttentionArgs) -> Result<()> {
             let config = run_config(run_dir)?;
             let data_root = args.data_root.as_deref().or(config.data_root.as_deref());
             // The run's data gives its model's class count; the analysis may use other images.
-            let run_data = AnalysisData::open(&config.data, data_root).context("the run's data (for its class count)")?;
+            let run_data =
+                AnalysisData::open(&config.data, data_root).context("the run's data (for its class count)")?;
             let model_spec = config.model_spec(run_data.dataset.num_classes())?;
             let data = match &given_data {
                 Some(d) => AnalysisData::open(d, None)?,
@@ -148,7 +149,13 @@ fn print_summary(stats: &AttentionStats) {
         for unit in stats.units() {
             print!("{unit:<10}");
             for r in shifts.iter().filter(|r| r.unit == *unit) {
-                print!("  {}: {:+.4} ± {:.4} ({:.0}%)", r.scale, r.mean_change, r.stderr.unwrap_or(0.0), 100.0 * r.frac_increased);
+                print!(
+                    "  {}: {:+.4} ± {:.4} ({:.0}%)",
+                    r.scale,
+                    r.mean_change,
+                    r.stderr.unwrap_or(0.0),
+                    100.0 * r.frac_increased
+                );
             }
             println!();
         }

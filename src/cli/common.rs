@@ -39,7 +39,13 @@ pub fn run_config(run_dir: &Path) -> Result<RunConfig> {
 /// else CIFAR). Image folders get the evaluation `crop` and `resize` (default crop / 0.875).
 pub fn data_spec(source: &str, crop: usize, resize: Option<usize>) -> Result<DataSpec> {
     let folder = |root: &Path| {
-        DataSpec::Folder(FolderSpec { root: root.to_path_buf(), crop, eval_crop: crop, eval_resize: resize, skip_bad_images: false })
+        DataSpec::Folder(FolderSpec {
+            root: root.to_path_buf(),
+            crop,
+            eval_crop: crop,
+            eval_resize: resize,
+            skip_bad_images: false,
+        })
     };
     let cifar = |root: &Path| DataSpec::Cifar(CifarSpec { root: root.to_path_buf(), label: CifarLabel::Fine });
     if source == "synthetic" {

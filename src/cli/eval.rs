@@ -1,9 +1,9 @@
 //! `sk-exp eval`: top-1/top-5 error, loss and images/s of a TorchScript file or of one of our models
 //! with its weights; or, with `--input`, the logits of a raw NCHW tensor for scripted comparisons.
+use super::common::{data_spec, run_config, with_assignments};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use sk_exp::data::{self, DataSpec, LoaderConfig};
-use super::common::{data_spec, run_config, with_assignments};
 use sk_exp::eval::{evaluate, Classifier};
 use sk_exp::interop::npy;
 use sk_exp::models::{registry, ModelSpec};
@@ -73,8 +73,12 @@ impl SourceArgs {
 /// `assignments` applied.
 pub fn run_spec(dir: &Path, assignments: &[String]) -> Result<ModelSpec> {
     let config = run_config(dir)?;
-    let data = data::open(&config.data, config.data_root.as_deref())
-        .with_context(|| format!("run {}: opening its data to count the classes (or use --model, --weights and --set num_classes=N)", dir.display()))?;
+    let data = data::open(&config.data, config.data_root.as_deref()).with_context(|| {
+        format!(
+            "run {}: opening its data to count the classes (or use --model, --weights and --set num_classes=N)",
+            dir.display()
+        )
+    })?;
     with_assignments(config.model_spec(data.train.num_classes())?, assignments)
 }
 
@@ -138,14 +142,15 @@ fn evaluate_data(classifier: &Classifier, spec: &DataSpec, data_root: Option<&Pa
     // With --dump, keep what was evaluated for scripted comparisons.
     let mut kept: [Vec<Tensor>; 3] = Default::default();
     let keep = args.dump.is_some();
-    let report = evaluate(classifier, dataset, LoaderConfig::eval(args.batch_size, args.workers), true, |batch, logits| {
-        if keep {
-            kept[0].push(batch.images.shallow_clone());
-            kept[1].push(batch.labels.shallow_clone());
-            kept[2].push(logits.to_device(tch::Device::Cpu));
-        }
-        Ok(())
-    })?;
+    let report =
+        evaluate(classifier, dataset, LoaderConfig::eval(args.batch_size, args.workers), true, |batch, logits| {
+            if keep {
+                kept[0].push(batch.images.shallow_clone());
+                kept[1].push(batch.labels.shallow_clone());
+                kept[2].push(logits.to_device(tch::Device::Cpu));
+            }
+            Ok(())
+        })?;
     if let Some(dir) = &args.dump {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for (name, parts) in ["images", "labels", "logits"].iter().zip(&kept) {

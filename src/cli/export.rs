@@ -43,6 +43,10 @@ pub fn run(args: ExportArgs) -> Result<()> {
     let size = args.size.unwrap_or(spec.input_size());
     let exported = export::export(&model, &mut vs, &args.out, size)?;
     println!("weights     {}", exported.weights.display());
-    println!("TorchScript {} (traced at {size}x{size}; reloaded logits differ by {:.1e} relative)", exported.torchscript.display(), exported.check_difference);
+    println!(
+        "TorchScript {} (traced at {size}x{size}; reloaded logits differ by {:.1e} relative)",
+        exported.torchscript.display(),
+        exported.check_difference
+    );
     Ok(())
 }

@@ -82,19 +82,25 @@ fn field<'a>(header: &'a str, key: &str) -> Result<&'a str> {
         .iter()
         .find_map(|q| header.find(q.as_str()).map(|i| i + q.len()))
         .ok_or_else(|| anyhow!("the header has no '{key}'"))?;
-    let rest = header[at..].trim_start().strip_prefix(':').ok_or_else(|| anyhow!("the header's '{key}' has no value"))?;
+    let rest =
+        header[at..].trim_start().strip_prefix(':').ok_or_else(|| anyhow!("the header's '{key}' has no value"))?;
     let rest = rest.trim_start();
     let end = if rest.starts_with('(') { rest.find(')').map(|i| i + 1) } else { rest.find([',', '}']) };
     Ok(rest[..end.unwrap_or(rest.len())].trim())
 }
 
 fn parse_shape(text: &str) -> Result<Vec<i64>> {
-    let inner = text.strip_prefix('(').and_then(|t| t.strip_suffix(')')).ok_or_else(|| anyhow!("shape '{text}' is not a tuple"))?;
+    let inner = text
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or_else(|| anyhow!("shape '{text}' is not a tuple"))?;
     inner
         .split(',')
         .map(str::trim)
         .filter(|d| !d.is_empty())
-        .map(|d| d.parse::<i64>().ok().filter(|&d| d >= 0).ok_or_else(|| anyhow!("shape '{text}': bad dimension '{d}'")))
+        .map(|d| {
+            d.parse::<i64>().ok().filter(|&d| d >= 0).ok_or_else(|| anyhow!("shape '{text}': bad dimension '{d}'"))
+        })
         .collect()
 }
 

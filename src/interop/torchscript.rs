@@ -49,10 +49,9 @@ impl TorchScript {
         if size.len() != 4 || !xs.is_floating_point() {
             bail!("TorchScript input: expected a float tensor of shape (N, C, H, W), got {:?} {size:?}", xs.kind());
         }
-        let logits = self
-            .module
-            .forward_ts(&[xs])
-            .map_err(|e| anyhow!("TorchScript file {} on input {size:?}: {}", self.path.display(), torch_message(&e)))?;
+        let logits = self.module.forward_ts(&[xs]).map_err(|e| {
+            anyhow!("TorchScript file {} on input {size:?}: {}", self.path.display(), torch_message(&e))
+        })?;
         let out = logits.size();
         if out.len() != 2 || out[0] != size[0] {
             bail!(

@@ -1,7 +1,7 @@
 //! ShuffleNetV2 (Ma et al., 2018) as the paper re-implements it for Table 4, with the "+SE" and "+SK"
 //! variants. Variable names are torchvision's `ShuffleNetV2` state_dict keys, so its weights load unchanged.
 use super::attention::AttentionProbe;
-use super::layers::{batch_norm, conv2d, conv_bn, linear, Conv2d, ConvBn, ConvOpts, Linear, stem_max_pool};
+use super::layers::{batch_norm, conv2d, conv_bn, linear, stem_max_pool, Conv2d, ConvBn, ConvOpts, Linear};
 use super::se::{se_unit, SeSpec, SeUnit};
 use super::sk::{sk_unit, SkSite, SkSpec, SkUnit};
 use anyhow::{bail, Result};

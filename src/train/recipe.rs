@@ -96,7 +96,11 @@ impl Recipe {
             bail!("recipe.weight_decay: expected >= 0, got {}", self.weight_decay);
         }
         if self.warmup_epochs >= self.epochs && self.warmup_epochs > 0 {
-            bail!("recipe.warmup_epochs: {} is not shorter than the {} epochs of training", self.warmup_epochs, self.epochs);
+            bail!(
+                "recipe.warmup_epochs: {} is not shorter than the {} epochs of training",
+                self.warmup_epochs,
+                self.epochs
+            );
         }
         check_smoothing(self.label_smoothing)?;
         self.schedule.validate()
