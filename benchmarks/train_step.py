@@ -62,6 +62,7 @@ def main():
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int)
+    p.add_argument("--device", default="cpu")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -69,18 +70,18 @@ def main():
     model, native = build(a.model)
     size = a.size or native
     params = sum(p.numel() for p in model.parameters())
-    model.train()
+    model.to(a.device).train()
     # The CIFAR recipe's optimizer (momentum 0.9, weight decay 5e-4), as sk-exp's bench uses it.
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    x = torch.randn(a.batch, 3, size, size)
-    y = torch.randint(0, model.fc.out_features, (a.batch,))
+    x = torch.randn(a.batch, 3, size, size, device=a.device)
+    y = torch.randint(0, model.fc.out_features, (a.batch,), device=a.device)
 
     def step():
         loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return loss.item()
+        return loss.item()  # waits for the device, as sk-exp reads its loss back every step
 
     for _ in range(a.warmup):
         step()
@@ -89,7 +90,7 @@ def main():
         step()
     seconds = time.perf_counter() - start
     print(f"impl=pytorch model={a.model} batch={a.batch} size={size} threads={torch.get_num_threads()} "
-          f"device=cpu params={params} images_per_s={a.batch * a.iters / seconds:.2f}")
+          f"device={a.device} params={params} images_per_s={a.batch * a.iters / seconds:.2f}")
 
 
 if __name__ == "__main__":

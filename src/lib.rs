@@ -1,7 +1,9 @@
 //! sk-exp: reproduce and extend Selective Kernel Networks on libtorch.
 pub mod analysis;
 pub mod data;
+pub mod eval;
 pub mod experiment;
+pub mod interop;
 pub mod models;
 pub mod overrides;
 pub mod paper;

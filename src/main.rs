@@ -14,6 +14,10 @@ struct Cli {
 enum Command {
     /// Every model of the paper with exact #params and multiply-adds beside the paper's figures.
     Models(cli::models::ModelsArgs),
+    /// Evaluate a TorchScript file or a model with its weights (top-1/top-5 error), or dump logits of a tensor.
+    Eval(cli::eval::EvalArgs),
+    /// Write a model with its weights for PyTorch: safetensors (PyTorch key names) and TorchScript.
+    Export(cli::export::ExportArgs),
     /// Train one model (a YAML run file and/or flags); resumable.
     Train(cli::train::TrainArgs),
     /// Run an experiment (experiments/*.yaml): a sweep of runs, resumable, summarised beside the paper.
@@ -31,6 +35,8 @@ enum Command {
 enum BenchCommand {
     /// Forward+backward images/s of a model on random data.
     FwdBwd(cli::bench::BenchArgs),
+    /// Eval-mode forward images/s of a TorchScript file or a model on random data.
+    Eval(cli::bench::EvalBenchArgs),
     /// Training-step images/s (forward, backward, optimizer step) of a model on random data.
     Train(cli::bench_train::BenchTrainArgs),
 }
@@ -45,6 +51,9 @@ fn main() {
         Command::Plot(args) => cli::plot::run(args),
         Command::Attention(args) => cli::attention::run(args),
         Command::Bench(BenchCommand::Train(args)) => cli::bench_train::run(args),
+        Command::Eval(args) => cli::eval::run(args),
+        Command::Export(args) => cli::export::run(args),
+        Command::Bench(BenchCommand::Eval(args)) => cli::bench::run_eval(args),
     };
     if let Err(err) = result {
         // One line per cause, no backtrace: the chain names the file or field that was wrong.

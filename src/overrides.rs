@@ -69,7 +69,8 @@ pub fn set_dotted(tree: &mut Value, key: &str, value: Value) -> Result<()> {
                 if node.is_null() {
                     *node = Value::Mapping(Mapping::new());
                 }
-                let map = node.as_mapping_mut().ok_or_else(|| anyhow!("key '{key}': '{name}' is not inside a mapping"))?;
+                let map =
+                    node.as_mapping_mut().ok_or_else(|| anyhow!("key '{key}': '{name}' is not inside a mapping"))?;
                 let k = Value::String(name.to_string());
                 if !map.contains_key(&k) {
                     map.insert(k.clone(), Value::Null);
@@ -77,9 +78,12 @@ pub fn set_dotted(tree: &mut Value, key: &str, value: Value) -> Result<()> {
                 map.get_mut(&k).unwrap()
             }
             Step::Index(i) => {
-                let seq = node.as_sequence_mut().ok_or_else(|| anyhow!("key '{key}': [{i}] indexes something that is not a list"))?;
+                let seq = node
+                    .as_sequence_mut()
+                    .ok_or_else(|| anyhow!("key '{key}': [{i}] indexes something that is not a list"))?;
                 let len = seq.len();
-                seq.get_mut(*i).ok_or_else(|| anyhow!("key '{key}': index {i} out of range (the list has {len} entries)"))?
+                seq.get_mut(*i)
+                    .ok_or_else(|| anyhow!("key '{key}': index {i} out of range (the list has {len} entries)"))?
             }
         };
     }
@@ -89,9 +93,7 @@ pub fn set_dotted(tree: &mut Value, key: &str, value: Value) -> Result<()> {
 
 /// Parses the right-hand side of `--set key=value` as YAML (numbers, booleans, lists), else a string.
 pub fn parse_assignment(assignment: &str) -> Result<(String, Value)> {
-    let (key, raw) = assignment
-        .split_once('=')
-        .ok_or_else(|| anyhow!("--set '{assignment}': expected key=value"))?;
+    let (key, raw) = assignment.split_once('=').ok_or_else(|| anyhow!("--set '{assignment}': expected key=value"))?;
     let value = yaml_serde::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
     Ok((key.trim().to_string(), value))
 }
@@ -107,7 +109,10 @@ mod tests {
         set_dotted(&mut tree, "a.new", Value::from(true)).unwrap();
         let expected: Value = yaml_serde::from_str("a: {paths: [{k: 3}, {k: 1}], new: true}").unwrap();
         assert_eq!(tree, expected);
-        assert!(set_dotted(&mut tree, "a.paths[7].k", Value::from(1)).unwrap_err().to_string().contains("out of range"));
+        assert!(set_dotted(&mut tree, "a.paths[7].k", Value::from(1))
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
     }
 
     #[test]

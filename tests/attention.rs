@@ -97,7 +97,8 @@ fn sknet50_units_are_named_sk_2_1_to_sk_5_3() {
     let vs = nn::VarStore::new(Device::Cpu);
     let model = Model::build(&vs.root(), &spec).unwrap();
     model.probe.start();
-    let _logits = tch::no_grad(|| model.forward_t(&Tensor::zeros([1, 3, 32, 32], (Kind::Float, Device::Cpu)), false)).unwrap();
+    let _logits =
+        tch::no_grad(|| model.forward_t(&Tensor::zeros([1, 3, 32, 32], (Kind::Float, Device::Cpu)), false)).unwrap();
     let labels: Vec<String> = model.probe.finish().into_iter().map(|r| r.label).collect();
     let expected: Vec<String> = [(2, 3), (3, 4), (4, 6), (5, 3)]
         .iter()
@@ -113,7 +114,8 @@ fn direct_difference(model: &Model, images: &Tensor, unit: &str, scale: f64) -> 
     let side = images.size()[2];
     let crop = (side as f64 / scale).round() as i64;
     let offset = (side - crop) / 2;
-    let zoomed = images.narrow(2, offset, crop).narrow(3, offset, crop).upsample_bilinear2d([side, side], false, None, None);
+    let zoomed =
+        images.narrow(2, offset, crop).narrow(3, offset, crop).upsample_bilinear2d([side, side], false, None, None);
     model.probe.start();
     let _logits = tch::no_grad(|| model.forward_t(&zoomed, false)).unwrap();
     let record = model.probe.finish().into_iter().find(|r| r.label == unit).unwrap();
@@ -133,7 +135,8 @@ fn the_command_writes_the_csvs_and_figures_of_a_model_and_its_weights() {
     for set in TINY {
         args.extend(["--set", set]);
     }
-    let (weights_arg, data_arg, out_arg) = (weights.display().to_string(), data.display().to_string(), out.display().to_string());
+    let (weights_arg, data_arg, out_arg) =
+        (weights.display().to_string(), data.display().to_string(), out.display().to_string());
     args.extend(["--weights", &weights_arg, "--data", &data_arg, "--out", &out_arg, "--quiet"]);
     // 18 of 20 images in batches of 8: the limit falls inside the third batch.
     args.extend(["--scales", "1.0,2.0", "--unit", "SK_3_1", "--group", "8", "--batch-size", "8", "--limit", "18"]);
@@ -162,7 +165,8 @@ fn the_command_writes_the_csvs_and_figures_of_a_model_and_its_weights() {
     }
     let classes = csv_rows(&out.join("attention_classes.csv"));
     assert_eq!(classes.len(), 3 * 2 * 10);
-    let counted: usize = classes.iter().filter(|r| r[0] == "SK_2_1" && r[1] == "1.0x").map(|r| r[3].parse::<usize>().unwrap()).sum();
+    let counted: usize =
+        classes.iter().filter(|r| r[0] == "SK_2_1" && r[1] == "1.0x").map(|r| r[3].parse::<usize>().unwrap()).sum();
     assert_eq!(counted, 18);
     // 32 channels of SK_3_1 in groups of 8, per scale; weights are softmax outputs.
     let channels = csv_rows(&out.join("attention_channels.csv"));
@@ -170,7 +174,9 @@ fn the_command_writes_the_csvs_and_figures_of_a_model_and_its_weights() {
     assert!(channels.iter().all(|r| r[0] == "SK_3_1" && (0.0..=1.0).contains(&r[3].parse::<f64>().unwrap())));
 
     // The numbers follow from the selection weights of the same 18 images.
-    let synthetic = Synthetic::new(&SyntheticSpec { train_size: 20, eval_size: 20, ..SyntheticSpec::default() }, Part::Eval).unwrap();
+    let synthetic =
+        Synthetic::new(&SyntheticSpec { train_size: 20, eval_size: 20, ..SyntheticSpec::default() }, Part::Eval)
+            .unwrap();
     let pixels: Vec<f32> = (0..18).flat_map(|i| synthetic.sample(i, Split::Eval, 0).unwrap().pixels).collect();
     let images = Tensor::from_slice(&pixels).view([18, 3, 32, 32]);
     for (unit, scale, key) in [("SK_2_1", 1.0, "1.0x"), ("SK_4_1", 2.0, "2.0x")] {
@@ -181,7 +187,11 @@ fn the_command_writes_the_csvs_and_figures_of_a_model_and_its_weights() {
     for stem in ["attention_units", "attention_channels", "attention_classes"] {
         for ext in ["png", "svg"] {
             let path = out.join(format!("{stem}.{ext}"));
-            assert!(fs::metadata(&path).map(|m| m.len() > 5_000).unwrap_or(false), "{} missing or blank", path.display());
+            assert!(
+                fs::metadata(&path).map(|m| m.len() > 5_000).unwrap_or(false),
+                "{} missing or blank",
+                path.display()
+            );
         }
     }
 }
@@ -211,7 +221,8 @@ fn mistakes_give_one_line_errors() {
         assert!(!result.status.success() && stderr.contains(expected), "{extra:?}: {stderr}");
     }
     // A model without SK units has nothing to analyse; the weights must match the model.
-    let cases: [(&str, &str); 2] = [("resnext29_16x32d", "needs a model with SK units"), ("sknet29", "does not match the model")];
+    let cases: [(&str, &str); 2] =
+        [("resnext29_16x32d", "needs a model with SK units"), ("sknet29", "does not match the model")];
     for (model, expected) in cases {
         let result = sk_exp(&["attention", "--model", model, "--weights", &w, "--data", "synthetic", "--out", &out]);
         let stderr = String::from_utf8_lossy(&result.stderr);
@@ -246,7 +257,16 @@ fn an_experiment_analysis_section_runs_after_training_and_the_run_can_be_analyse
 
     // Again through `sk-exp attention --run`: at 1.0x a rendered scene is the data set's own image.
     let out = dir.join("again");
-    let result = sk_exp(&["attention", "--run", &run_dir.display().to_string(), "--out", &out.display().to_string(), "--scales", "1.0", "--quiet"]);
+    let result = sk_exp(&[
+        "attention",
+        "--run",
+        &run_dir.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+        "--scales",
+        "1.0",
+        "--quiet",
+    ]);
     assert!(result.status.success());
     let again = csv_rows(&out.join("attention_units.csv"));
     for unit in ["SK_2_1", "SK_3_1", "SK_4_1"] {
@@ -278,7 +298,10 @@ fn timm_skresnext50_weights_give_timms_selection_weights_and_run_the_analysis() 
     assert_eq!(ours.len(), 16);
     assert_eq!(timm.len(), 16);
     for record in &ours {
-        let (_, expected) = timm.iter().find(|(name, _)| *name == record.label).unwrap_or_else(|| panic!("timm has no {}", record.label));
+        let (_, expected) = timm
+            .iter()
+            .find(|(name, _)| *name == record.label)
+            .unwrap_or_else(|| panic!("timm has no {}", record.label));
         assert_eq!(record.weights.size(), expected.size(), "{}", record.label);
         let diff = (&record.weights - expected).abs().max().double_value(&[]);
         assert!(diff < 1e-4, "{}: max |ours - timm| = {diff:.2e}", record.label);
@@ -289,8 +312,20 @@ fn timm_skresnext50_weights_give_timms_selection_weights_and_run_the_analysis() 
     fs::write(&data, "kind: synthetic\ntrain_size: 4\neval_size: 4\nimage_size: 64\n").unwrap();
     let out = dir.join("out");
     let args = [
-        "attention", "--model", "sknet50", "--weights", &weights.display().to_string(), "--data", &data.display().to_string(),
-        "--scales", "1.0,1.5,2.0", "--batch-size", "4", "--out", &out.display().to_string(), "--quiet",
+        "attention",
+        "--model",
+        "sknet50",
+        "--weights",
+        &weights.display().to_string(),
+        "--data",
+        &data.display().to_string(),
+        "--scales",
+        "1.0,1.5,2.0",
+        "--batch-size",
+        "4",
+        "--out",
+        &out.display().to_string(),
+        "--quiet",
     ];
     assert!(sk_exp(&args).status.success());
     let units = csv_rows(&out.join("attention_units.csv"));

@@ -54,7 +54,8 @@ fn cases() -> Vec<(String, usize, usize, String, Vec<usize>)> {
 fn source_path(key: &str) -> PathBuf {
     // key = split_class_file, the class names holding one underscore ("n01_zebra").
     let mut parts = key.splitn(4, '_');
-    let (split, a, b, file) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    let (split, a, b, file) =
+        (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
     files().join("tree").join(split).join(format!("{a}_{b}")).join(file)
 }
 
@@ -79,9 +80,10 @@ fn resized_crops_and_eval_transform_match_torchvision() {
         // Both sides start from PIL's pixels, so only the resampling is compared.
         let source = oracle(&format!("{key}.rgb"), w, h);
         let (ours, name) = match (kind.as_str(), &args[..]) {
-            ("crop", &[t, l, ch, cw, s]) => {
-                (resize(&source, CropBox { left: l, top: t, width: cw, height: ch }, s, s), format!("crop_{t}_{l}_{ch}_{cw}_{s}"))
-            }
+            ("crop", &[t, l, ch, cw, s]) => (
+                resize(&source, CropBox { left: l, top: t, width: cw, height: ch }, s, s),
+                format!("crop_{t}_{l}_{ch}_{cw}_{s}"),
+            ),
             ("eval", &[r, c]) => (resize_centre_crop(&source, r, c), format!("eval_{r}_{c}")),
             _ => continue,
         };
@@ -114,13 +116,24 @@ fn random_resized_box_follows_torchvision() {
         // Means of 20000 draws: within about 5 standard errors of torchvision's own means.
         let tolerance = 0.015 * w.max(h) as f64;
         for (i, what) in ["width", "height", "left", "top"].iter().enumerate() {
-            assert!((sum[i] - v[2 + i]).abs() < tolerance, "{w}x{h}: mean {what} {:.2}, torchvision {:.2}", sum[i], v[2 + i]);
+            assert!(
+                (sum[i] - v[2 + i]).abs() < tolerance,
+                "{w}x{h}: mean {what} {:.2}, torchvision {:.2}",
+                sum[i],
+                v[2 + i]
+            );
         }
     }
     // Too wide for any crop of ratio <= 4/3 and area >= 8%: torchvision's fallback, a centred 13x10 crop.
     let mut rng = seed::rng(0);
-    assert_eq!(random_resized_box(1000, 10, scale, ratio, &mut rng), CropBox { left: 493, top: 0, width: 13, height: 10 });
-    assert_eq!(random_resized_box(10, 1000, scale, ratio, &mut rng), CropBox { left: 0, top: 493, width: 10, height: 13 });
+    assert_eq!(
+        random_resized_box(1000, 10, scale, ratio, &mut rng),
+        CropBox { left: 493, top: 0, width: 13, height: 10 }
+    );
+    assert_eq!(
+        random_resized_box(10, 1000, scale, ratio, &mut rng),
+        CropBox { left: 0, top: 493, width: 10, height: 13 }
+    );
 }
 
 fn spec(root: &Path) -> FolderSpec {
@@ -218,5 +231,7 @@ fn undecodable_images_stop_the_loader_or_are_skipped_and_counted() {
     assert_eq!(sizes, [4 - 2, 2], "a.JPEG and b.jpg leave the first batch");
     let skipped = it.skipped();
     assert_eq!(skipped.count, 2);
-    assert!(skipped.examples.iter().any(|e| e.contains("a.JPEG")) && skipped.examples.iter().any(|e| e.contains("b.jpg")));
+    assert!(
+        skipped.examples.iter().any(|e| e.contains("a.JPEG")) && skipped.examples.iter().any(|e| e.contains("b.jpg"))
+    );
 }

@@ -73,7 +73,8 @@ fn every_sample_once_in_a_permutation_of_the_epoch() {
     assert_eq!(eval.len(), 7, "the last partial batch is kept in evaluation");
     assert_eq!(labels(&eval), (0..50).collect::<Vec<_>>());
 
-    let epoch = |e| labels(&collect(data.clone(), LoaderConfig { drop_last: false, ..LoaderConfig::train(8, 4, e, 3) }));
+    let epoch =
+        |e| labels(&collect(data.clone(), LoaderConfig { drop_last: false, ..LoaderConfig::train(8, 4, e, 3) }));
     let (first, second) = (epoch(0), epoch(1));
     let mut sorted = first.clone();
     sorted.sort();

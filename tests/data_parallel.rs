@@ -1,12 +1,12 @@
-//! Data parallelism on CPU replicas: without batch norm, two replicas take the same steps as one device
-//! with the same global batch; with batch norm, the averaged gradient is the mean of the shard gradients,
-//! replicas stay bitwise identical, and BN statistics are averaged before evaluation and checkpoints.
+//! Data parallelism: without batch norm, two replicas take the same steps as one device with the same
+//! global batch; with batch norm, the averaged gradient is the mean of the shard gradients, replicas stay
+//! bitwise identical, and BN statistics are averaged before evaluation and checkpoints.
+//! The replicas run on the CPU, or on SK_EXP_TEST_DEVICE (e.g. `cuda:0`) where a GPU is at hand.
 mod train_common;
 use anyhow::Result;
-use train_common::{batch_of, blobs, temp_dir, tiny_sknet};
 use sk_exp::data::{Batch, DataSplits};
-use sk_exp::train::checkpoint::{self, NamedTensors};
 use sk_exp::parse_device;
+use sk_exp::train::checkpoint::{self, NamedTensors};
 use sk_exp::train::parallel::{check_available, Network, NetworkBuilder, ReplicaSetup, Replicas, StartState};
 use sk_exp::train::recipe::Recipe;
 use sk_exp::train::sgd::SgdConfig;
@@ -14,6 +14,7 @@ use sk_exp::train::trainer::{train, TrainRun};
 use std::sync::Arc;
 use tch::nn;
 use tch::{Device, Tensor};
+use train_common::{batch_of, blobs, temp_dir, tiny_sknet};
 
 /// A network without batch norm: conv, ReLU, global pool, linear.
 #[derive(Debug)]
@@ -49,10 +50,14 @@ fn initial(build: &NetworkBuilder) -> NamedTensors {
     w
 }
 
+fn device() -> Device {
+    std::env::var("SK_EXP_TEST_DEVICE").map_or(Device::Cpu, |d| parse_device(&d).unwrap())
+}
+
 fn start(build: &NetworkBuilder, devices: usize) -> Replicas {
     let setup = ReplicaSetup { build: build.clone(), sgd: sgd(), label_smoothing: 0.0, threads: 1 };
     let weights = initial(build).into_iter().map(|(n, t)| (n, t.copy())).collect();
-    Replicas::start(&vec![Device::Cpu; devices], setup, StartState { weights, optimizer: None }).unwrap()
+    Replicas::start(&vec![device(); devices], setup, StartState { weights, optimizer: None }).unwrap()
 }
 
 fn batch(step: usize, size: usize) -> Batch {
@@ -60,11 +65,13 @@ fn batch(step: usize, size: usize) -> Batch {
 }
 
 fn max_diff(a: &NamedTensors, b: &NamedTensors) -> f64 {
-    a.iter().zip(b).map(|((na, ta), (nb, tb))| {
-        assert_eq!(na, nb);
-        (ta - tb).abs().max().double_value(&[])
-    })
-    .fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|((na, ta), (nb, tb))| {
+            assert_eq!(na, nb);
+            (ta - tb).abs().max().double_value(&[])
+        })
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -92,16 +99,19 @@ fn with_batch_norm_the_averaged_gradient_is_the_mean_of_the_shard_gradients() {
     let (one, two) = (start(&build, 1), start(&build, 2));
     let b = batch(0, 16);
     let (averaged, stats) = two.reduced_gradient(&b.images, &b.labels).unwrap();
+    let averaged = averaged.to_device(Device::Cpu);
     let halves: Vec<Tensor> = [0, 8]
         .iter()
-        .map(|&s| one.reduced_gradient(&b.images.narrow(0, s, 8), &b.labels.narrow(0, s, 8)).unwrap().0)
+        .map(|&s| {
+            one.reduced_gradient(&b.images.narrow(0, s, 8), &b.labels.narrow(0, s, 8)).unwrap().0.to_device(Device::Cpu)
+        })
         .collect();
     let mean = (&halves[0] + &halves[1]) / 2.0;
     let diff = (&averaged - &mean).abs().max().double_value(&[]);
     assert!(diff < 1e-6, "averaged gradient differs from the shard mean by {diff}");
     assert_eq!(stats.samples, 16);
     // Batch norm makes the shard mean differ from the full-batch gradient: the test compares the right thing.
-    let full = one.reduced_gradient(&b.images, &b.labels).unwrap().0;
+    let full = one.reduced_gradient(&b.images, &b.labels).unwrap().0.to_device(Device::Cpu);
     assert!((&full - &mean).abs().max().double_value(&[]) > 1e-4);
 }
 
@@ -142,7 +152,7 @@ fn the_loop_trains_on_a_device_list() {
     let run = TrainRun {
         identity: yaml_serde::to_value(&recipe).unwrap(),
         recipe,
-        devices: vec![parse_device("cpu").unwrap(); 2],
+        devices: vec![device(); 2],
         seed: 1,
         out_dir: dir.clone(),
         workers: 1,

@@ -65,7 +65,10 @@ fn zoom_equals_centre_crop_of_a_finer_render() {
         assert!(max_diff <= 1, "image {index}: zoom differs from the crop by {max_diff}");
         assert_ne!(zoomed, small.render(index, 1.0).unwrap());
         // The analysis input at scale 1 is exactly the evaluation sample.
-        assert_eq!(small.zoomed_sample(index, 1.0).unwrap().pixels, small.sample(index, Split::Eval, 9).unwrap().pixels);
+        assert_eq!(
+            small.zoomed_sample(index, 1.0).unwrap().pixels,
+            small.sample(index, Split::Eval, 9).unwrap().pixels
+        );
     }
 }
 
@@ -108,4 +111,3 @@ fn bad_synthetic_specs_are_errors() {
     assert!(err(SyntheticSpec { image_size: 4, ..spec(32) }).contains("data.image_size"));
     assert!(err(SyntheticSpec { train_size: 0, ..spec(32) }).contains("data.train_size"));
 }
-

@@ -33,7 +33,9 @@ fn relative_difference(ours: &str, reference: &str) -> f64 {
     let scale = expected.abs().max().double_value(&[]);
     assert!(scale > 0.0, "the reference logits are all zero");
     let diff = (&logits - &expected).abs().max().double_value(&[]) / scale;
-    eprintln!("{ours} vs {reference}: max |ours - reference| / max |reference| = {diff:.3e} (max |reference| {scale:.3})");
+    eprintln!(
+        "{ours} vs {reference}: max |ours - reference| / max |reference| = {diff:.3e} (max |reference| {scale:.3})"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     diff
 }

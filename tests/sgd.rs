@@ -5,7 +5,9 @@ use std::process::Command;
 use tch::{Device, Kind, Tensor};
 
 fn python() -> String {
-    std::env::var("SK_EXP_PYTHON").unwrap_or_else(|_| "python".into())
+    std::env::var("SK_EXP_PYTHON").unwrap_or_else(|_| {
+        panic!("SK_EXP_PYTHON is not set: run the tests through scripts/test.sh, which sets up the PyTorch venv")
+    })
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -16,7 +18,10 @@ fn compare_with_torch(config: SgdConfig) {
     tch::manual_seed(11);
     let shapes: [(&str, &[i64]); 3] = [("conv.weight", &[4, 3, 3, 3]), ("bn.bias", &[4]), ("fc.weight", &[5, 4])];
     let lrs = [0.1, 0.1, 0.05, 0.01];
-    let dir = std::env::temp_dir().join(format!("sk-exp-sgd-{}-{}", std::process::id(), config.nesterov));
+    // One folder per call: the tests run in parallel threads of one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("sk-exp-sgd-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut files: Vec<(String, Tensor)> = Vec::new();
     let mut vars = Vec::new();
@@ -27,7 +32,8 @@ fn compare_with_torch(config: SgdConfig) {
     }
     let mut grads = Vec::new();
     for step in 0..lrs.len() {
-        let step_grads: Vec<Tensor> = shapes.iter().map(|(_, s)| Tensor::randn(*s, (Kind::Float, Device::Cpu))).collect();
+        let step_grads: Vec<Tensor> =
+            shapes.iter().map(|(_, s)| Tensor::randn(*s, (Kind::Float, Device::Cpu))).collect();
         for ((name, _), g) in shapes.iter().zip(&step_grads) {
             files.push((format!("grad.{step}.{name}"), g.copy()));
         }
@@ -96,7 +102,12 @@ fn saved_momentum_restores_into_a_fresh_optimizer() {
         ];
         Sgd::new(vars, config.clone()).unwrap()
     };
-    let grad = |sgd: &Sgd, k: f64| sgd.flatten(&[Tensor::ones([3, 2], (Kind::Float, Device::Cpu)) * k, Tensor::ones([2], (Kind::Float, Device::Cpu)) * -k]);
+    let grad = |sgd: &Sgd, k: f64| {
+        sgd.flatten(&[
+            Tensor::ones([3, 2], (Kind::Float, Device::Cpu)) * k,
+            Tensor::ones([2], (Kind::Float, Device::Cpu)) * -k,
+        ])
+    };
     let (mut straight, mut resumed) = (make(), make());
     for k in [1.0, 2.0] {
         let g = grad(&straight, k);

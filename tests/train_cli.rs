@@ -68,7 +68,10 @@ fn a_run_killed_after_epoch_two_resumes_to_the_uninterrupted_result() {
         read_metrics(&out.join("metrics.csv"))
             .unwrap()
             .iter()
-            .map(|m| [m.epoch as f64, m.lr, m.train_loss, m.train_top1_err, m.eval_loss, m.eval_top1_err, m.eval_top5_err].map(f64::to_bits))
+            .map(|m| {
+                [m.epoch as f64, m.lr, m.train_loss, m.train_top1_err, m.eval_loss, m.eval_top1_err, m.eval_top5_err]
+                    .map(f64::to_bits)
+            })
             .collect()
     };
     assert_eq!(columns(&straight).len(), 3);

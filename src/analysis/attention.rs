@@ -155,7 +155,13 @@ impl AttentionStats {
             .iter()
             .map(|(&(unit, scale), values)| {
                 let (mean, std) = mean_std(values);
-                UnitRow { unit: self.units[unit].clone(), scale: self.scales[scale].clone(), n: values.len(), mean, std }
+                UnitRow {
+                    unit: self.units[unit].clone(),
+                    scale: self.scales[scale].clone(),
+                    n: values.len(),
+                    mean,
+                    std,
+                }
             })
             .collect()
     }
@@ -268,7 +274,10 @@ mod tests {
     fn scales_keep_the_order_they_were_given() {
         let mut stats = AttentionStats::default();
         for scale in ["2.0x", "1.0x", "10.0x"] {
-            let rec = UnitAttention { label: "SK_2_1".into(), weights: Tensor::full([1, 2, 4], 0.5, (Kind::Float, Device::Cpu)) };
+            let rec = UnitAttention {
+                label: "SK_2_1".into(),
+                weights: Tensor::full([1, 2, 4], 0.5, (Kind::Float, Device::Cpu)),
+            };
             stats.add(&[rec], &[0], scale, (0, 1)).unwrap();
         }
         let order: Vec<String> = stats.unit_rows().into_iter().map(|r| r.scale).collect();

@@ -142,11 +142,19 @@ pub fn load_model(spec: &ModelSpec, weights_path: &Path, device: Device) -> Resu
 
 /// The (smaller, larger) kernel's path indices of a model's SK units; an error for a model without them.
 pub fn kernel_paths(spec: &ModelSpec) -> Result<(usize, usize)> {
-    small_and_large_paths(spec.sk().context("the attention analysis needs a model with SK units (its spec has no `sk`)")?)
+    small_and_large_paths(
+        spec.sk().context("the attention analysis needs a model with SK units (its spec has no `sk`)")?,
+    )
 }
 
 /// Forward passes over the data at every scale, recording every SK unit's selection weights.
-pub fn analyse(model: &Model, data: &AnalysisData, spec: &AttentionSpec, device: Device, progress: bool) -> Result<AttentionStats> {
+pub fn analyse(
+    model: &Model,
+    data: &AnalysisData,
+    spec: &AttentionSpec,
+    device: Device,
+    progress: bool,
+) -> Result<AttentionStats> {
     spec.validate()?;
     let paths = kernel_paths(&model.spec)?;
     let renderer = match (spec.zoom, &data.synthetic) {
@@ -236,7 +244,11 @@ pub fn write_csvs(stats: &AttentionStats, out_dir: &Path, unit: &str, group: usi
     let mut shifts = String::from("unit,scale,baseline,n,mean_change,stderr_change,frac_increased\n");
     for r in stats.shift_rows() {
         let stderr = r.stderr.map_or(String::new(), |s| format!("{s:.6}"));
-        writeln!(shifts, "{},{},{},{},{:.6},{stderr},{:.4}", r.unit, r.scale, r.baseline, r.n, r.mean_change, r.frac_increased)?;
+        writeln!(
+            shifts,
+            "{},{},{},{},{:.6},{stderr},{:.4}",
+            r.unit, r.scale, r.baseline, r.n, r.mean_change, r.frac_increased
+        )?;
     }
     let mut classes = String::from("unit,scale,class,n,mean_diff\n");
     for r in stats.class_rows() {

@@ -29,7 +29,10 @@ impl AnalysisSpec {
         if let Some(spec) = &self.attention {
             let (_, written) = attention_report::report_run(config, spec, progress)?;
             if progress {
-                eprintln!("attention analysis written to {}", written[0].parent().unwrap_or(&config.out_dir()).display());
+                eprintln!(
+                    "attention analysis written to {}",
+                    written[0].parent().unwrap_or(&config.out_dir()).display()
+                );
             }
         }
         Ok(())

@@ -1,12 +1,11 @@
 //! `sk-exp attention`: the attention analysis of Figures 3 and 4 for a model with its weights (or a
 //! training run): how much weight the SK units give the larger kernel as the central object is enlarged.
-use super::common::{data_spec, resolve_spec};
-use anyhow::{bail, Context, Result};
+use super::common::{data_spec, resolve_spec, run_config};
+use anyhow::{Context, Result};
 use clap::Args;
 use sk_exp::analysis::attention::AttentionStats;
 use sk_exp::analysis::attention_report::{kernel_paths, load_model, report, AnalysisData, AttentionSpec, Zoom};
-use sk_exp::train::config::RunConfig;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct AttentionArgs {
@@ -75,15 +74,6 @@ fn parse_zoom(value: &str) -> Result<Zoom, String> {
     }
 }
 
-/// A run's config: the runner's config.yaml, else the run.yaml that `sk-exp train` writes.
-fn run_config(run_dir: &Path) -> Result<RunConfig> {
-    let path = ["config.yaml", "run.yaml"].iter().map(|f| run_dir.join(f)).find(|p| p.is_file());
-    let Some(path) = path else {
-        bail!("--run {}: holds neither config.yaml nor run.yaml (not a training run folder?)", run_dir.display());
-    };
-    RunConfig::from_file(&path)
-}
-
 pub fn run(args: AttentionArgs) -> Result<()> {
     if let Some(t) = args.threads {
         tch::set_num_threads(t);
@@ -104,7 +94,8 @@ pub fn run(args: AttentionArgs) -> Result<()> {
             let config = run_config(run_dir)?;
             let data_root = args.data_root.as_deref().or(config.data_root.as_deref());
             // The run's data gives its model's class count; the analysis may use other images.
-            let run_data = AnalysisData::open(&config.data, data_root).context("the run's data (for its class count)")?;
+            let run_data =
+                AnalysisData::open(&config.data, data_root).context("the run's data (for its class count)")?;
             let model_spec = config.model_spec(run_data.dataset.num_classes())?;
             let data = match &given_data {
                 Some(d) => AnalysisData::open(d, None)?,
@@ -158,7 +149,13 @@ fn print_summary(stats: &AttentionStats) {
         for unit in stats.units() {
             print!("{unit:<10}");
             for r in shifts.iter().filter(|r| r.unit == *unit) {
-                print!("  {}: {:+.4} ± {:.4} ({:.0}%)", r.scale, r.mean_change, r.stderr.unwrap_or(0.0), 100.0 * r.frac_increased);
+                print!(
+                    "  {}: {:+.4} ± {:.4} ({:.0}%)",
+                    r.scale,
+                    r.mean_change,
+                    r.stderr.unwrap_or(0.0),
+                    100.0 * r.frac_increased
+                );
             }
             println!();
         }

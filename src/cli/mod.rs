@@ -1,9 +1,11 @@
 //! The command line's subcommands: parse flags, call the library, print.
-pub mod models;
-pub mod bench;
-pub mod plot;
-pub mod bench_train;
-pub mod train;
-pub mod run;
 pub mod attention;
+pub mod bench;
+pub mod bench_train;
 pub mod common;
+pub mod eval;
+pub mod export;
+pub mod models;
+pub mod plot;
+pub mod run;
+pub mod train;

@@ -48,7 +48,14 @@ pub fn run(args: ModelsArgs) -> Result<()> {
         let (paper_p, paper_f) = (entry.paper_params_m(), entry.paper_gflops());
         match args.format {
             Format::Csv => {
-                csv_out.write_record([entry.name, &params.to_string(), &macs.to_string(), &input, &opt(paper_p), &opt(paper_f)])?;
+                csv_out.write_record([
+                    entry.name,
+                    &params.to_string(),
+                    &macs.to_string(),
+                    &input,
+                    &opt(paper_p),
+                    &opt(paper_f),
+                ])?;
                 csv_out.flush()?;
             }
             Format::Table => {

@@ -47,7 +47,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         print!("{}", runner::dry_run(&experiment)?);
         return Ok(());
     }
-    let outcome = runner::run(&experiment, &options, &|run| experiment.analysis.run_after(&run.config, options.progress))?;
+    let outcome =
+        runner::run(&experiment, &options, &|run| experiment.analysis.run_after(&run.config, options.progress))?;
     let summary = runner::summarise(&experiment, &options)?;
     println!("{summary}");
     println!(

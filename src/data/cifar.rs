@@ -91,7 +91,9 @@ pub fn open(root: &Path, label: CifarLabel) -> Result<(Cifar, Cifar)> {
         bail!("data.label: coarse labels exist only in CIFAR-100, but {} is CIFAR-10", dir.display());
     }
     let (train_files, test_file): (Vec<String>, &str) = match layout {
-        Layout::Cifar10Binary => ((1..=TRAIN_BATCHES).map(|i| format!("data_batch_{i}.bin")).collect(), "test_batch.bin"),
+        Layout::Cifar10Binary => {
+            ((1..=TRAIN_BATCHES).map(|i| format!("data_batch_{i}.bin")).collect(), "test_batch.bin")
+        }
         Layout::Cifar10Python => ((1..=TRAIN_BATCHES).map(|i| format!("data_batch_{i}")).collect(), "test_batch"),
         Layout::Cifar100Binary => (vec!["train.bin".into()], "test.bin"),
         Layout::Cifar100Python => (vec!["train".into()], "test"),
@@ -175,7 +177,10 @@ fn from_pickle(bytes: &[u8], label: CifarLabel) -> Result<(Vec<u8>, Vec<u8>)> {
     if labels.len() != n {
         bail!("'{key}' has {} entries for {n} images", labels.len());
     }
-    let labels = labels.iter().map(|&l| u8::try_from(l).map_err(|_| anyhow!("label {l} out of range"))).collect::<Result<_>>()?;
+    let labels = labels
+        .iter()
+        .map(|&l| u8::try_from(l).map_err(|_| anyhow!("label {l} out of range")))
+        .collect::<Result<_>>()?;
     Ok((array.data.to_vec(), labels))
 }
 

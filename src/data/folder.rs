@@ -65,7 +65,11 @@ fn class_names(dir: &Path) -> Result<Vec<String>> {
         let entry = entry.with_context(|| format!("cannot read image folder {}", dir.display()))?;
         if entry.path().is_dir() {
             let name = entry.file_name();
-            names.push(name.to_str().ok_or_else(|| anyhow!("class folder {} is not UTF-8", entry.path().display()))?.to_string());
+            names.push(
+                name.to_str()
+                    .ok_or_else(|| anyhow!("class folder {} is not UTF-8", entry.path().display()))?
+                    .to_string(),
+            );
         }
     }
     if names.is_empty() {
@@ -84,7 +88,8 @@ fn list_images(dir: &Path, classes: &[String], all_classes_required: bool) -> Re
         if !class_dir.is_dir() && !all_classes_required {
             continue;
         }
-        let entries = std::fs::read_dir(&class_dir).with_context(|| format!("cannot read class folder {}", class_dir.display()))?;
+        let entries = std::fs::read_dir(&class_dir)
+            .with_context(|| format!("cannot read class folder {}", class_dir.display()))?;
         let mut images = Vec::new();
         for entry in entries {
             let path = entry.with_context(|| format!("cannot read class folder {}", class_dir.display()))?.path();
@@ -152,7 +157,8 @@ impl Dataset for Folder {
     }
 
     fn sample(&self, index: usize, split: Split, seed: u64) -> Result<Sample> {
-        let (path, label) = self.files.get(index).ok_or_else(|| anyhow!("image {index} out of range ({} images)", self.len()))?;
+        let (path, label) =
+            self.files.get(index).ok_or_else(|| anyhow!("image {index} out of range ({} images)", self.len()))?;
         let image = decode(path)?;
         let image = match split {
             Split::Train => random_resized_crop_flip(&image, self.side, &mut seed::rng(seed)),

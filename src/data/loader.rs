@@ -47,7 +47,12 @@ impl LoaderConfig {
 
     /// Evaluation defaults: data set order, every sample kept.
     pub fn eval(batch_size: usize, workers: usize) -> LoaderConfig {
-        LoaderConfig { shuffle: false, drop_last: false, split: Split::Eval, ..LoaderConfig::train(batch_size, 0, 0, workers) }
+        LoaderConfig {
+            shuffle: false,
+            drop_last: false,
+            split: Split::Eval,
+            ..LoaderConfig::train(batch_size, 0, 0, workers)
+        }
     }
 }
 
@@ -86,7 +91,16 @@ pub fn batches(dataset: Arc<dyn Dataset>, config: LoaderConfig) -> Result<Batche
             std::thread::spawn(move || shared.work(sender))
         })
         .collect();
-    Ok(Batches { shared, receiver, workers, ready: BTreeMap::new(), next: 0, skipped: Vec::new(), failed: false, buffer: Vec::new() })
+    Ok(Batches {
+        shared,
+        receiver,
+        workers,
+        ready: BTreeMap::new(),
+        next: 0,
+        skipped: Vec::new(),
+        failed: false,
+        buffer: Vec::new(),
+    })
 }
 
 /// Samples left out of the epoch so far because their files could not be decoded (data sets that allow it).

@@ -248,7 +248,11 @@ impl<'a> Unpickler<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.input.len()).ok_or_else(|| {
-            anyhow!("the pickle ends early: needed {n} bytes at byte {} of {} (truncated file?)", self.pos, self.input.len())
+            anyhow!(
+                "the pickle ends early: needed {n} bytes at byte {} of {} (truncated file?)",
+                self.pos,
+                self.input.len()
+            )
         })?;
         let out = &self.input[self.pos..end];
         self.pos = end;

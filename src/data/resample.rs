@@ -10,7 +10,10 @@ const HALF: i32 = 1 << (PRECISION - 1);
 /// Resample `region` of `image` to `width` x `height`.
 pub fn resize(image: &Image, region: CropBox, width: usize, height: usize) -> Image {
     assert!(region.width > 0 && region.height > 0 && width > 0 && height > 0, "empty resize");
-    assert!(region.left + region.width <= image.width && region.top + region.height <= image.height, "region outside image");
+    assert!(
+        region.left + region.width <= image.width && region.top + region.height <= image.height,
+        "region outside image"
+    );
     let columns = Taps::new(region.left, region.width, width);
     let rows = Taps::new(region.top, region.height, height);
     let pixels = if region.height > height {
@@ -41,7 +44,12 @@ impl Taps {
         let scale = in_len as f64 / out_len as f64;
         let support = scale.max(1.0);
         let stride = support.ceil() as usize * 2 + 1;
-        let mut taps = Taps { starts: Vec::with_capacity(out_len), lens: Vec::with_capacity(out_len), weights: vec![0; out_len * stride], stride };
+        let mut taps = Taps {
+            starts: Vec::with_capacity(out_len),
+            lens: Vec::with_capacity(out_len),
+            weights: vec![0; out_len * stride],
+            stride,
+        };
         let mut raw = vec![0f64; stride];
         for i in 0..out_len {
             let centre = offset as f64 + (i as f64 + 0.5) * scale;
@@ -68,7 +76,12 @@ impl Taps {
     }
 
     fn shifted(&self, by: usize) -> Taps {
-        Taps { starts: self.starts.iter().map(|s| s - by).collect(), lens: self.lens.clone(), weights: self.weights.clone(), stride: self.stride }
+        Taps {
+            starts: self.starts.iter().map(|s| s - by).collect(),
+            lens: self.lens.clone(),
+            weights: self.weights.clone(),
+            stride: self.stride,
+        }
     }
 
     fn of(&self, i: usize) -> (usize, &[i32]) {

@@ -1,8 +1,8 @@
 //! The `data:` section of a run: which data set, where it lives, and its options; `open` turns it into
 //! the train and eval data sets.
-use super::{cifar, folder};
 use super::synthetic::{Part, Synthetic, SyntheticSpec};
 use super::Dataset;
+use super::{cifar, folder};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -208,11 +208,12 @@ impl Scene {
         let hue = class as f32 * 0.1 + rng.gen_range(-0.3..0.3);
         let background_value = rng.gen_range(0.15f32..0.85);
         let contrast = rng.gen_range(0.3f32..0.5);
-        let object_value = if background_value + contrast <= 1.0 && (background_value - contrast < 0.05 || rng.gen_bool(0.5)) {
-            background_value + contrast
-        } else {
-            background_value - contrast
-        };
+        let object_value =
+            if background_value + contrast <= 1.0 && (background_value - contrast < 0.05 || rng.gen_bool(0.5)) {
+                background_value + contrast
+            } else {
+                background_value - contrast
+            };
         let object = hsv(hue, rng.gen_range(0.4..1.0), object_value);
         let background_hue = rng.gen::<f32>();
         let background_saturation = rng.gen_range(0.0..0.6);
@@ -316,7 +317,8 @@ fn hsv(hue: f32, saturation: f32, value: f32) -> [f32; 3] {
     let h = hue.rem_euclid(1.0) * 6.0;
     let sector = h.floor() as usize % 6;
     let f = h - h.floor();
-    let (p, q, t) = (value * (1.0 - saturation), value * (1.0 - saturation * f), value * (1.0 - saturation * (1.0 - f)));
+    let (p, q, t) =
+        (value * (1.0 - saturation), value * (1.0 - saturation * f), value * (1.0 - saturation * (1.0 - f)));
     match sector {
         0 => [value, t, p],
         1 => [q, value, p],

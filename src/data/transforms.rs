@@ -38,12 +38,10 @@ pub struct Normalisation {
     pub std: [f32; 3],
 }
 
-pub const CIFAR10_NORM: Normalisation =
-    Normalisation { mean: [0.4914, 0.4822, 0.4465], std: [0.2470, 0.2435, 0.2616] };
+pub const CIFAR10_NORM: Normalisation = Normalisation { mean: [0.4914, 0.4822, 0.4465], std: [0.2470, 0.2435, 0.2616] };
 pub const CIFAR100_NORM: Normalisation =
     Normalisation { mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762] };
-pub const IMAGENET_NORM: Normalisation =
-    Normalisation { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+pub const IMAGENET_NORM: Normalisation = Normalisation { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
 /// CHW float32 pixels: (value / 255 - mean) / std per channel.
 pub fn normalise(image: &Image, norm: &Normalisation) -> Vec<f32> {
@@ -99,7 +97,13 @@ pub struct CropBox {
 
 /// torchvision's RandomResizedCrop box (Python's round-half-to-even included): area fraction in `scale`, aspect ratio log-uniform in `ratio`,
 /// ten tries, then the centred crop of the whole image clamped to the ratio range.
-pub fn random_resized_box(width: usize, height: usize, scale: (f64, f64), ratio: (f64, f64), rng: &mut impl Rng) -> CropBox {
+pub fn random_resized_box(
+    width: usize,
+    height: usize,
+    scale: (f64, f64),
+    ratio: (f64, f64),
+    rng: &mut impl Rng,
+) -> CropBox {
     let area = (width * height) as f64;
     let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
     for _ in 0..10 {

@@ -2,9 +2,9 @@
 //! folder (resuming from its checkpoint, skipping finished runs, locked against a second runner), recorded
 //! in results.csv (failures too, with their reason), and summarised beside the paper's figures.
 use super::schema::{ExperimentFile, PaperRef};
-use crate::analysis::AnalysisSpec;
 use super::store::ExperimentDir;
 use super::sweep::{plan, PlannedRun};
+use crate::analysis::AnalysisSpec;
 use crate::models::complexity::{self, Complexity};
 use crate::models::{registry, ModelSpec};
 use crate::paper::{self, PaperRow};
@@ -63,20 +63,20 @@ impl ResolvedRun {
 fn line_of_key(text: &str, key: &str) -> Option<usize> {
     let last = key.rsplit(['.', ']']).find(|part| !part.is_empty())?;
     let last = last.split('[').next().unwrap_or(last);
-    text.lines().position(|line| {
-        let t = line.trim_start().trim_start_matches("- ");
-        t.starts_with(&format!("{last}:")) || t.contains(&format!("{last}:")) && t.contains('{')
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|line| {
+            let t = line.trim_start().trim_start_matches("- ");
+            t.starts_with(&format!("{last}:")) || t.contains(&format!("{last}:")) && t.contains('{')
+        })
+        .map(|i| i + 1)
 }
 
 /// Names the line of an unknown or mistyped field when serde's message names the field.
 fn with_line(err: anyhow::Error, path: &Path, text: &str) -> anyhow::Error {
     let message = format!("{err:#}");
-    let field = message
-        .split('`')
-        .nth(1)
-        .filter(|_| message.contains("unknown field") || message.contains("invalid type") || message.contains("missing field"));
+    let field = message.split('`').nth(1).filter(|_| {
+        message.contains("unknown field") || message.contains("invalid type") || message.contains("missing field")
+    });
     match field.and_then(|f| line_of_key(text, f)) {
         Some(line) => anyhow!("{}: line {line}: {message}", path.display()),
         None => anyhow!("{}: {message}", path.display()),
@@ -84,7 +84,8 @@ fn with_line(err: anyhow::Error, path: &Path, text: &str) -> anyhow::Error {
 }
 
 pub fn load(path: &Path, options: &RunnerOptions) -> Result<Experiment> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read experiment file {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read experiment file {}", path.display()))?;
     // serde's own errors on the file's structure carry the line and column.
     let file: ExperimentFile = yaml_serde::from_str(&text).with_context(|| format!("{}", path.display()))?;
     let name = match &file.name {
@@ -106,8 +107,8 @@ pub fn load(path: &Path, options: &RunnerOptions) -> Result<Experiment> {
         if let Some(root) = &options.data_root {
             crate::overrides::set_dotted(&mut tree, "data_root", Value::String(root.display().to_string()))?;
         }
-        let config = RunConfig::from_value(tree)
-            .map_err(|e| with_line(e.context(format!("run {}", p.run_id)), path, &text))?;
+        let config =
+            RunConfig::from_value(tree).map_err(|e| with_line(e.context(format!("run {}", p.run_id)), path, &text))?;
         runs.push(ResolvedRun { planned: p, config });
     }
     file.analysis.validate().with_context(|| path.display().to_string())?;
@@ -129,7 +130,8 @@ pub fn dry_run(exp: &Experiment) -> Result<String> {
     )?;
     for run in &exp.runs {
         let spec = run.model_spec()?;
-        let Complexity { params, macs } = complexity::measure(&spec).with_context(|| format!("run {}", run.planned.run_id))?;
+        let Complexity { params, macs } =
+            complexity::measure(&spec).with_context(|| format!("run {}", run.planned.run_id))?;
         let row = run.paper_row();
         let (pp, pf) = (row.and_then(|r| r.params_m), row.and_then(|r| r.gflops));
         let gmacs = macs as f64 / 1e9;
@@ -171,7 +173,11 @@ pub struct Outcome {
 
 fn append_log(run_dir: &Path, line: &str) -> Result<()> {
     let path = run_dir.join("log.txt");
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
     writeln!(f, "{}", line).with_context(|| format!("writing {}", path.display()))
 }
 
@@ -215,7 +221,11 @@ fn failed_row(run: &ResolvedRun, reason: &str) -> RunResult {
 }
 
 /// Trains every run not yet finished, then writes the summary.
-pub fn run(exp: &Experiment, options: &RunnerOptions, after_run: &dyn Fn(&ResolvedRun) -> Result<()>) -> Result<Outcome> {
+pub fn run(
+    exp: &Experiment,
+    options: &RunnerOptions,
+    after_run: &dyn Fn(&ResolvedRun) -> Result<()>,
+) -> Result<Outcome> {
     let store = ExperimentDir::create(options.results_root.join(&exp.name))?;
     let mut outcome = Outcome::default();
     let total = exp.runs.len();
@@ -224,7 +234,10 @@ pub fn run(exp: &Experiment, options: &RunnerOptions, after_run: &dyn Fn(&Resolv
         let prefix = format!("[{}/{total}] {id}", i + 1);
         if let Some(done) = store.recorded(&run.planned.label, run.planned.seed)? {
             if done.is_ok() || !options.retry_failed {
-                eprintln!("{prefix}: already {} (skipped)", if done.is_ok() { "finished" } else { "failed; --retry-failed trains it again" });
+                eprintln!(
+                    "{prefix}: already {} (skipped)",
+                    if done.is_ok() { "finished" } else { "failed; --retry-failed trains it again" }
+                );
                 outcome.skipped.push(id.clone());
                 continue;
             }
@@ -246,7 +259,11 @@ pub fn run(exp: &Experiment, options: &RunnerOptions, after_run: &dyn Fn(&Resolv
             .and_then(|()| finished_row(run, &run_dir));
         match result {
             Ok(row) => {
-                append_log(&run_dir, &format!("finished in {:.0} s: top-1 error {:?}", started.elapsed().as_secs_f64(), row.top1_err))?;
+                let err = row.top1_err.map_or("-".into(), |e| format!("{e:.2}%"));
+                append_log(
+                    &run_dir,
+                    &format!("finished in {:.0} s: top-1 error {err}", started.elapsed().as_secs_f64()),
+                )?;
                 store.record(&row)?;
                 outcome.trained.push(id.clone());
             }
@@ -269,7 +286,8 @@ pub fn summarise(exp: &Experiment, options: &RunnerOptions) -> Result<String> {
     let results = store.results()?;
     let mut rows: Vec<SummaryRow> = summarize(&results);
     let paper_of = |label: &str| -> Option<&'static PaperRow> {
-        let refs: Option<&PaperRef> = exp.runs.iter().find(|r| r.planned.label == label).and_then(|r| r.planned.paper.as_ref());
+        let refs: Option<&PaperRef> =
+            exp.runs.iter().find(|r| r.planned.label == label).and_then(|r| r.planned.paper.as_ref());
         refs.and_then(|p| paper::find(&p.table, &p.model, &p.dataset))
     };
     for row in &mut rows {
@@ -280,7 +298,10 @@ pub fn summarise(exp: &Experiment, options: &RunnerOptions) -> Result<String> {
     if let Some(d) = &exp.description {
         writeln!(md, "{}\n", d.trim())?;
     }
-    writeln!(md, "| variant | model | #params | runs | top-1 error (%) mean ± std | paper top-1 error (%) | difference |")?;
+    writeln!(
+        md,
+        "| variant | model | #params | runs | top-1 error (%) mean ± std | paper top-1 error (%) | difference |"
+    )?;
     writeln!(md, "|---|---|---:|---:|---:|---:|---:|")?;
     for r in &rows {
         let std = r.std_top1_err.map_or("-".into(), |s| format!("{s:.2}"));
@@ -288,7 +309,18 @@ pub fn summarise(exp: &Experiment, options: &RunnerOptions) -> Result<String> {
             Some(p) => (format!("{p:.2}"), format!("{:+.2}", r.mean_top1_err - p)),
             None => ("-".into(), "-".into()),
         };
-        writeln!(md, "| {} | {} | {:.2}M | {} | {:.2} ± {} | {} | {} |", r.label, r.model, r.params as f64 / 1e6, r.n, r.mean_top1_err, std, paper, diff)?;
+        writeln!(
+            md,
+            "| {} | {} | {:.2}M | {} | {:.2} ± {} | {} | {} |",
+            r.label,
+            r.model,
+            r.params as f64 / 1e6,
+            r.n,
+            r.mean_top1_err,
+            std,
+            paper,
+            diff
+        )?;
     }
     let failed: Vec<&RunResult> = results.iter().filter(|r| !r.is_ok()).collect();
     if !failed.is_empty() {

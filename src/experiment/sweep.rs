@@ -34,10 +34,7 @@ fn value_label(v: &Value) -> String {
 
 /// Keeps labels usable as folder names.
 pub fn sanitize(label: &str) -> String {
-    label
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.=+".contains(c) { c } else { '_' })
-        .collect()
+    label.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.=+".contains(c) { c } else { '_' }).collect()
 }
 
 fn grid_points(exp: &ExperimentFile) -> Vec<Point> {
@@ -63,7 +60,12 @@ fn grid_points(exp: &ExperimentFile) -> Vec<Point> {
 /// `model.sk.x` is short for `model.overrides.sk.x`: every model key but `name` and `overrides` is a spec field.
 fn normalise_key(key: &str) -> String {
     match key.strip_prefix("model.") {
-        Some(rest) if !(rest == "name" || rest.starts_with("name.") || rest == "overrides" || rest.starts_with("overrides")) => {
+        Some(rest)
+            if !(rest == "name"
+                || rest.starts_with("name.")
+                || rest == "overrides"
+                || rest.starts_with("overrides")) =>
+        {
             format!("model.overrides.{rest}")
         }
         _ => key.to_string(),

@@ -1,6 +1,6 @@
 //! DenseNet-BC (Huang et al., 2017), the Figure 2 comparison models. Variable names are torchvision's
 //! `DenseNet` state_dict keys (everything under `features.`, then `classifier`).
-use super::layers::{batch_norm, conv2d, global_avg_pool, linear, Conv2d, ConvOpts, Linear, stem_max_pool};
+use super::layers::{batch_norm, conv2d, global_avg_pool, linear, stem_max_pool, Conv2d, ConvOpts, Linear};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};

@@ -1,6 +1,6 @@
 //! Dual Path Networks (Chen et al., 2017), the Figure 2 / Table 2 comparison models. Variable names are
 //! timm's `DPN` state_dict keys (`features.conv{stage}_{block}.c1x1_a.bn`, ..., `classifier`).
-use super::layers::{batch_norm_eps, classifier_conv, conv2d, Conv2d, ConvOpts, stem_max_pool};
+use super::layers::{batch_norm_eps, classifier_conv, conv2d, stem_max_pool, Conv2d, ConvOpts};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};

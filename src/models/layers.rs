@@ -117,22 +117,13 @@ pub fn batch_norm(vs: nn::Path, channels: i64) -> nn::BatchNorm {
 
 /// Batch norm with gamma 1, beta 0 and a given epsilon (DPN's weights were trained with 1e-3).
 pub fn batch_norm_eps(vs: nn::Path, channels: i64, eps: f64) -> nn::BatchNorm {
-    let config = nn::BatchNormConfig {
-        ws_init: Init::Const(1.),
-        bs_init: Init::Const(0.),
-        eps,
-        ..Default::default()
-    };
+    let config = nn::BatchNormConfig { ws_init: Init::Const(1.), bs_init: Init::Const(0.), eps, ..Default::default() };
     nn::batch_norm2d(vs, channels, config)
 }
 
 /// Batch norm whose gamma starts at zero: the "zero-init last BN" trick some recipes use.
 pub fn batch_norm_zero_gamma(vs: nn::Path, channels: i64) -> nn::BatchNorm {
-    let config = nn::BatchNormConfig {
-        ws_init: Init::Const(0.),
-        bs_init: Init::Const(0.),
-        ..Default::default()
-    };
+    let config = nn::BatchNormConfig { ws_init: Init::Const(0.), bs_init: Init::Const(0.), ..Default::default() };
     nn::batch_norm2d(vs, channels, config)
 }
 
@@ -191,11 +182,7 @@ pub fn conv_bn(
     opts: ConvOpts,
     relu: bool,
 ) -> ConvBn {
-    ConvBn {
-        conv: conv2d(vs / conv_name, c_in, c_out, kernel, opts),
-        bn: batch_norm(vs / bn_name, c_out),
-        relu,
-    }
+    ConvBn { conv: conv2d(vs / conv_name, c_in, c_out, kernel, opts), bn: batch_norm(vs / bn_name, c_out), relu }
 }
 
 /// The ImageNet stems' 3x3/2 max pool (padding 1).

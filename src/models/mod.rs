@@ -98,7 +98,11 @@ impl Model {
         }
         let min_side = 32.min(self.spec.input_size());
         if size[2] < min_side || size[3] < min_side {
-            bail!("model input: images of {}x{} are too small, expected at least {min_side}x{min_side}", size[2], size[3]);
+            bail!(
+                "model input: images of {}x{} are too small, expected at least {min_side}x{min_side}",
+                size[2],
+                size[3]
+            );
         }
         if train && size[0] < 2 && self.spec.has_pooled_batch_norm() {
             bail!(

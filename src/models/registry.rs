@@ -160,9 +160,24 @@ const IN: &str = "imagenet";
 const C10: &str = "cifar10";
 
 pub static ENTRIES: &[Entry] = &[
-    Entry { name: "resnet50", spec: || b(resnet(&[3, 4, 6, 3])), paper: &[(S2, "ResNet-50", IN)], exact: Some("ResNet-50") },
-    Entry { name: "resnet101", spec: || b(resnet(&[3, 4, 23, 3])), paper: &[(S2, "ResNet-101", IN)], exact: Some("ResNet-101") },
-    Entry { name: "resnet152", spec: || b(resnet(&[3, 8, 36, 3])), paper: &[(S2, "ResNet-152", IN)], exact: Some("ResNet-152") },
+    Entry {
+        name: "resnet50",
+        spec: || b(resnet(&[3, 4, 6, 3])),
+        paper: &[(S2, "ResNet-50", IN)],
+        exact: Some("ResNet-50"),
+    },
+    Entry {
+        name: "resnet101",
+        spec: || b(resnet(&[3, 4, 23, 3])),
+        paper: &[(S2, "ResNet-101", IN)],
+        exact: Some("ResNet-101"),
+    },
+    Entry {
+        name: "resnet152",
+        spec: || b(resnet(&[3, 8, 36, 3])),
+        paper: &[(S2, "ResNet-152", IN)],
+        exact: Some("ResNet-152"),
+    },
     Entry {
         name: "resnext50_32x4d",
         spec: || b(resnext_32x4d(&[3, 4, 6, 3])),
@@ -230,9 +245,24 @@ pub static ENTRIES: &[Entry] = &[
         paper: &[(S2, "SKNet-101", IN), ("2", "SKNet-101", IN)],
         exact: Some("SKNet-101"),
     },
-    Entry { name: "resnext29_16x32d", spec: || b(resnext29(16, 32)), paper: &[("5", "ResNeXt-29, 16x32d", C10)], exact: None },
-    Entry { name: "resnext29_8x64d", spec: || b(resnext29(8, 64)), paper: &[("5", "ResNeXt-29, 8x64d", C10)], exact: None },
-    Entry { name: "resnext29_16x64d", spec: || b(resnext29(16, 64)), paper: &[("5", "ResNeXt-29, 16x64d", C10)], exact: None },
+    Entry {
+        name: "resnext29_16x32d",
+        spec: || b(resnext29(16, 32)),
+        paper: &[("5", "ResNeXt-29, 16x32d", C10)],
+        exact: None,
+    },
+    Entry {
+        name: "resnext29_8x64d",
+        spec: || b(resnext29(8, 64)),
+        paper: &[("5", "ResNeXt-29, 8x64d", C10)],
+        exact: None,
+    },
+    Entry {
+        name: "resnext29_16x64d",
+        spec: || b(resnext29(16, 64)),
+        paper: &[("5", "ResNeXt-29, 16x64d", C10)],
+        exact: None,
+    },
     Entry {
         name: "senet29",
         // The paper says SENet-29 is built on 16x32d, but its 35.0M is 8x64d (34.4M) plus SE; this is 8x64d.
@@ -374,9 +404,10 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 }
 
 pub fn entry(name: &str) -> Result<&'static Entry> {
-    ENTRIES.iter().find(|e| e.name == name).ok_or_else(|| {
-        anyhow!("unknown model '{name}'; known models: {}", names().collect::<Vec<_>>().join(", "))
-    })
+    ENTRIES
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| anyhow!("unknown model '{name}'; known models: {}", names().collect::<Vec<_>>().join(", ")))
 }
 
 /// The named model's spec with `overrides` (a YAML mapping of spec fields) merged in.

@@ -1,7 +1,7 @@
 //! The bottleneck family: ResNet, ResNeXt (and the Table 3 variants), SENet and SKNet, on ImageNet
 //! (7x7 stem) and CIFAR (3x3 stem, ResNeXt-29). Variable names follow torchvision/timm.
 use super::attention::AttentionProbe;
-use super::layers::{batch_norm, conv2d, conv_bn, global_avg_pool, linear, ConvBn, ConvOpts, Linear, stem_max_pool};
+use super::layers::{batch_norm, conv2d, conv_bn, global_avg_pool, linear, stem_max_pool, ConvBn, ConvOpts, Linear};
 use super::se::{se_unit, SeSpec, SeUnit};
 use super::sk::{sk_unit, SkSite, SkSpec, SkUnit};
 use anyhow::{bail, Result};
@@ -161,7 +161,8 @@ pub fn build(vs: &nn::Path, spec: &BottleneckNetSpec, probe: &AttentionProbe) ->
         Stem::Imagenet => (7, 2),
         Stem::Cifar => (3, 1),
     };
-    let stem = conv_bn(vs, "conv1", "bn1", 3, spec.stem_width, stem_kernel, ConvOpts::default().stride(stem_stride), true);
+    let stem =
+        conv_bn(vs, "conv1", "bn1", 3, spec.stem_width, stem_kernel, ConvOpts::default().stride(stem_stride), true);
     let mut c_in = spec.stem_width;
     let mut stages = Vec::new();
     for (stage, &n_blocks) in spec.blocks.iter().enumerate() {

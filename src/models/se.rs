@@ -20,7 +20,10 @@ pub struct SeUnit {
 pub fn se_unit(vs: nn::Path, channels: i64, spec: &SeSpec) -> SeUnit {
     let reduced = (channels / spec.reduction).max(1);
     let opts = ConvOpts::default().bias(true);
-    SeUnit { fc1: conv2d(&vs / "fc1", channels, reduced, 1, opts), fc2: conv2d(&vs / "fc2", reduced, channels, 1, opts) }
+    SeUnit {
+        fc1: conv2d(&vs / "fc1", channels, reduced, 1, opts),
+        fc2: conv2d(&vs / "fc2", reduced, channels, 1, opts),
+    }
 }
 
 impl Module for SeUnit {

@@ -1,7 +1,7 @@
 //! ShuffleNetV2 (Ma et al., 2018) as the paper re-implements it for Table 4, with the "+SE" and "+SK"
 //! variants. Variable names are torchvision's `ShuffleNetV2` state_dict keys, so its weights load unchanged.
 use super::attention::AttentionProbe;
-use super::layers::{batch_norm, conv2d, conv_bn, linear, Conv2d, ConvBn, ConvOpts, Linear, stem_max_pool};
+use super::layers::{batch_norm, conv2d, conv_bn, linear, stem_max_pool, Conv2d, ConvBn, ConvOpts, Linear};
 use super::se::{se_unit, SeSpec, SeUnit};
 use super::sk::{sk_unit, SkSite, SkSpec, SkUnit};
 use anyhow::{bail, Result};
@@ -144,10 +144,11 @@ impl ModuleT for Block {
     }
 }
 
-/// Interleaves the channels of `groups` equal groups: (g, c/g) -> (c/g, g).
+/// Interleaves the channels of `groups` equal groups: (g, c/g) -> (c/g, g). The batch dimension is -1,
+/// not its size, so that a traced graph (TorchScript export) accepts any batch size.
 fn channel_shuffle(xs: &Tensor, groups: i64) -> Tensor {
-    let (n, c, h, w) = xs.size4().expect("channel shuffle input must be NCHW");
-    xs.view([n, groups, c / groups, h, w]).transpose(1, 2).contiguous().view([n, c, h, w])
+    let (_, c, h, w) = xs.size4().expect("channel shuffle input must be NCHW");
+    xs.view([-1, groups, c / groups, h, w]).transpose(1, 2).contiguous().view([-1, c, h, w])
 }
 
 struct BlockSite {

@@ -167,13 +167,14 @@ impl ModuleT for SkUnit {
         let Some(attn) = &self.attn else {
             return fused;
         };
-        let (n, c, _, _) = fused.size4().expect("SK unit input must be NCHW");
+        let c = fused.size()[1];
         let m = feats.len() as i64;
         // Fuse: global average pool, then the fc -> BN -> ReLU bottleneck to d channels.
         let s = fused.mean_dim(&[2i64, 3][..], true, None);
         let z = s.apply(&attn.fc_reduce).apply_t(&attn.bn, train).relu();
         // Select: one fc to M*C logits in path-major order (index m*C + c), softmax over the paths.
-        let weights = z.apply(&attn.fc_select).view([n, m, c, 1, 1]).softmax(1, None);
+        // -1, not the batch size: a traced graph (TorchScript export) then accepts any batch size.
+        let weights = z.apply(&attn.fc_select).view([-1, m, c, 1, 1]).softmax(1, None);
         self.probe.record(&self.label, &weights);
         (Tensor::stack(&feats, 1) * weights).sum_dim_intlist(1, false, None)
     }

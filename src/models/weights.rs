@@ -70,9 +70,9 @@ pub fn save_safetensors(vs: &nn::VarStore, path: &Path) -> Result<()> {
         tensors.push((name, var.detach().f_to_device(Device::Cpu).and_then(|t| t.f_contiguous()).map_err(fail)?));
     }
     let tmp = temp_path(path)?;
-    let written = Tensor::write_safetensors(&tensors, &tmp)
-        .map_err(fail)
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| anyhow!("writing weights file {}: {e}", path.display())));
+    let written = Tensor::write_safetensors(&tensors, &tmp).map_err(fail).and_then(|()| {
+        std::fs::rename(&tmp, path).map_err(|e| anyhow!("writing weights file {}: {e}", path.display()))
+    });
     if written.is_err() {
         // Best effort: the write already failed, and a stale temp file is harmless.
         let _ = std::fs::remove_file(&tmp);
@@ -113,7 +113,9 @@ pub fn locate(path: &Path) -> Result<PathBuf> {
     if !path.is_dir() {
         bail!("weights {}: no such file or folder", path.display());
     }
-    WEIGHTS_IN_FOLDER.iter().map(|name| path.join(name)).find(|p| p.is_file()).ok_or_else(|| {
-        anyhow!("weights folder {}: holds none of {}", path.display(), WEIGHTS_IN_FOLDER.join(", "))
-    })
+    WEIGHTS_IN_FOLDER
+        .iter()
+        .map(|name| path.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow!("weights folder {}: holds none of {}", path.display(), WEIGHTS_IN_FOLDER.join(", ")))
 }

@@ -82,7 +82,8 @@ pub fn load(run_dir: &Path) -> Result<Option<Checkpoint>> {
     let Some(dir) = dir else { return Ok(None) };
     let state_path = dir.join(STATE);
     let text = fs::read_to_string(&state_path).with_context(|| format!("reading {}", state_path.display()))?;
-    let state = yaml_serde::from_str(&text).with_context(|| format!("{}: not a checkpoint state", state_path.display()))?;
+    let state =
+        yaml_serde::from_str(&text).with_context(|| format!("{}: not a checkpoint state", state_path.display()))?;
     let read = |file: &str| -> Result<NamedTensors> {
         let path = dir.join(file);
         let mut tensors = Tensor::read_safetensors(&path).with_context(|| format!("reading {}", path.display()))?;

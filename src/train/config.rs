@@ -110,7 +110,9 @@ impl RunConfig {
     }
 
     pub fn out_dir(&self) -> PathBuf {
-        self.out_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{}_s{}", self.model.name, self.seed)))
+        self.out_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(format!("{}_s{}", self.model.name, self.seed)))
     }
 
     /// What makes the run's results (model, data, recipe, seed): a resumed run must match it. Devices,
@@ -191,7 +193,8 @@ mod tests {
 
     #[test]
     fn presets_fill_the_recipe_and_keys_change_it() {
-        let c = parse("model: {name: sknet29}\nrecipe: {preset: cifar100, epochs: 2}\ndevices: [cuda:0, cuda:1]").unwrap();
+        let c =
+            parse("model: {name: sknet29}\nrecipe: {preset: cifar100, epochs: 2}\ndevices: [cuda:0, cuda:1]").unwrap();
         assert_eq!((c.recipe.lr, c.recipe.epochs, c.recipe.batch_size), (0.05, 2, 128));
         assert_eq!(c.devices, vec!["cuda:0", "cuda:1"]);
         let imagenet = parse("model: {name: sknet50}").unwrap();

@@ -2,7 +2,8 @@
 //! optimizer (tch tensors are Send but not Sync). Every step the global batch is split into shards, each
 //! replica computes the gradient of its shard's loss, the flattened gradients are averaged on the first
 //! replica's device, and every replica applies the same averaged gradient with the same optimizer state,
-//! so the replicas stay bitwise identical. BN running statistics (each replica sees only its shards) are
+//! so the replicas stay bitwise identical (on devices of one kind; a CPU next to a GPU may round the same
+//! step differently in the last bit). BN running statistics (each replica sees only its shards) are
 //! averaged on request, before evaluation and checkpoints. One device is the same code with one replica.
 use super::checkpoint::NamedTensors;
 use super::loss::{count_errors, cross_entropy};
@@ -36,7 +37,11 @@ pub fn check_available(device: Device) -> Result<()> {
         ensure!(
             (i as i64) < count,
             "device cuda:{i}: {}",
-            if count == 0 { "CUDA is not available on this machine".to_string() } else { format!("this machine has {count} CUDA device(s)") }
+            if count == 0 {
+                "CUDA is not available on this machine".to_string()
+            } else {
+                format!("this machine has {count} CUDA device(s)")
+            }
         );
     }
     Ok(())
@@ -122,13 +127,13 @@ impl Replica {
         let labels = labels.to_device(self.device);
         let logits = self.net.forward_t(&images, true)?;
         let loss = cross_entropy(&logits, &labels, self.label_smoothing);
-        let stats = shard_stats(&loss, &logits, &labels);
         let grads = Tensor::f_run_backward(&[&loss], self.sgd.params(), false, false)?;
         let mut flat = self.sgd.flatten(&grads);
         if weight != 1.0 {
             let _ = flat.g_mul_scalar_(weight);
         }
-        Ok((flat, stats?))
+        // Read back after queueing the backward pass, so that a GPU is not left idle waiting for it.
+        Ok((flat, shard_stats(&loss, &logits, &labels)?))
     }
 
     fn evaluate(&self, images: &Tensor, labels: &Tensor) -> Result<BatchStats> {
@@ -142,7 +147,8 @@ impl Replica {
     }
 
     fn flat_buffers(&self) -> Option<Tensor> {
-        (!self.buffers.is_empty()).then(|| Tensor::cat(&self.buffers.iter().map(|(_, t)| t.view(-1)).collect::<Vec<_>>(), 0))
+        (!self.buffers.is_empty())
+            .then(|| Tensor::cat(&self.buffers.iter().map(|(_, t)| t.view(-1)).collect::<Vec<_>>(), 0))
     }
 
     fn set_flat_buffers(&mut self, flat: &Tensor) {
@@ -158,7 +164,8 @@ impl Replica {
 
     /// CPU copies of every variable (sorted by name) and of the momentum buffers.
     fn snapshot(&self) -> (NamedTensors, NamedTensors) {
-        let mut weights: NamedTensors = self.sgd.names().map(str::to_string).zip(self.sgd.params().iter().map(cpu_copy)).collect();
+        let mut weights: NamedTensors =
+            self.sgd.names().map(str::to_string).zip(self.sgd.params().iter().map(cpu_copy)).collect();
         weights.extend(self.buffers.iter().map(|(n, t)| (n.clone(), cpu_copy(t))));
         weights.sort_by(|a, b| a.0.cmp(&b.0));
         let optimizer = self.sgd.state().into_iter().map(|(n, t)| (n, cpu_copy(&t))).collect();
@@ -170,7 +177,10 @@ impl Replica {
 fn shard_stats(loss: &Tensor, logits: &Tensor, labels: &Tensor) -> Result<BatchStats> {
     let samples = labels.size()[0] as usize;
     let packed = tch::no_grad(|| {
-        Tensor::cat(&[loss.detach().to_kind(Kind::Double).view(1), count_errors(logits, labels).to_kind(Kind::Double)], 0)
+        Tensor::cat(
+            &[loss.detach().to_kind(Kind::Double).view(1), count_errors(logits, labels).to_kind(Kind::Double)],
+            0,
+        )
     });
     let v: Vec<f64> = Vec::try_from(packed.to_device(Device::Cpu))?;
     Ok(BatchStats { samples, loss_sum: v[0] * samples as f64, top1_errors: v[1], top5_errors: v[2] })
@@ -181,7 +191,12 @@ fn copy_named(vars: &NamedTensors, source: &NamedTensors, what: &str) -> Result<
     tch::no_grad(|| {
         for (name, var) in vars {
             let src = super::checkpoint::find(source, name, what)?;
-            ensure!(src.size() == var.size(), "{what}: {name} has shape {:?}, the model has {:?}", src.size(), var.size());
+            ensure!(
+                src.size() == var.size(),
+                "{what}: {name} has shape {:?}, the model has {:?}",
+                src.size(),
+                var.size()
+            );
             var.shallow_clone().f_copy_(&src.to_kind(var.kind()))?;
         }
         Ok(())
@@ -295,7 +310,11 @@ impl Replicas {
         }
         which
             .iter()
-            .map(|&i| results[i].take().ok_or_else(|| anyhow!("replica {i} on {:?} stopped without answering", self.workers[i].device)))
+            .map(|&i| {
+                results[i]
+                    .take()
+                    .ok_or_else(|| anyhow!("replica {i} on {:?} stopped without answering", self.workers[i].device))
+            })
             .collect()
     }
 

@@ -92,11 +92,15 @@ impl Recipe {
         if self.nesterov && self.momentum == 0.0 {
             bail!("recipe.nesterov: Nesterov momentum needs recipe.momentum > 0");
         }
-        if !(self.weight_decay >= 0.0) {
+        if self.weight_decay.is_nan() || self.weight_decay < 0.0 {
             bail!("recipe.weight_decay: expected >= 0, got {}", self.weight_decay);
         }
         if self.warmup_epochs >= self.epochs && self.warmup_epochs > 0 {
-            bail!("recipe.warmup_epochs: {} is not shorter than the {} epochs of training", self.warmup_epochs, self.epochs);
+            bail!(
+                "recipe.warmup_epochs: {} is not shorter than the {} epochs of training",
+                self.warmup_epochs,
+                self.epochs
+            );
         }
         check_smoothing(self.label_smoothing)?;
         self.schedule.validate()

@@ -52,7 +52,7 @@ impl Schedule {
 }
 
 fn positive_gamma(gamma: f64) -> Result<()> {
-    if !(gamma > 0.0) {
+    if gamma.is_nan() || gamma <= 0.0 {
         bail!("recipe.schedule.gamma: expected > 0, got {gamma}");
     }
     Ok(())

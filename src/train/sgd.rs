@@ -59,7 +59,11 @@ impl Sgd {
         let mut offset = 0;
         for (name, var) in &vars {
             ensure!(var.kind() == Kind::Float, "optimizer: variable {name} is {:?}, expected float32", var.kind());
-            ensure!(var.device() == device, "optimizer: variable {name} is on {:?}, the others on {device:?}", var.device());
+            ensure!(
+                var.device() == device,
+                "optimizer: variable {name} is on {:?}, the others on {device:?}",
+                var.device()
+            );
             let numel = var.numel() as i64;
             slots.push(Slot { name: name.clone(), shape: var.size(), offset, numel });
             offset += (numel + ALIGN - 1) / ALIGN * ALIGN;

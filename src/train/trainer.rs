@@ -52,8 +52,9 @@ pub struct EpochMetrics {
 
 pub const METRICS_FILE: &str = "metrics.csv";
 /// Keeps the seed of torch's generator apart from the data streams derived from the same (seed, epoch).
-const TORCH_STREAM: u64 = 0x746f_7263_68; // "torch"
-pub const METRICS_HEADER: &str = "epoch,lr,train_loss,train_top1_err,eval_loss,eval_top1_err,eval_top5_err,images_per_s,wall_s";
+const TORCH_STREAM: u64 = 0x0074_6f72_6368; // "torch" in ASCII
+pub const METRICS_HEADER: &str =
+    "epoch,lr,train_loss,train_top1_err,eval_loss,eval_top1_err,eval_top5_err,images_per_s,wall_s";
 const RUN_FILE: &str = "run.yaml";
 
 impl EpochMetrics {
@@ -62,7 +63,15 @@ impl EpochMetrics {
         let m = self;
         format!(
             "{},{},{},{},{},{},{},{},{}",
-            m.epoch, m.lr, m.train_loss, m.train_top1_err, m.eval_loss, m.eval_top1_err, m.eval_top5_err, m.images_per_s, m.wall_s
+            m.epoch,
+            m.lr,
+            m.train_loss,
+            m.train_top1_err,
+            m.eval_loss,
+            m.eval_top1_err,
+            m.eval_top5_err,
+            m.images_per_s,
+            m.wall_s
         )
     }
 }
@@ -99,7 +108,8 @@ pub fn train(run: &TrainRun, data: &DataSplits, build: NetworkBuilder) -> Result
         Some(c) => StartState { weights: c.weights, optimizer: Some(c.optimizer) },
         None => StartState { weights: initial_weights(run.seed, &build)?, optimizer: None },
     };
-    let setup = ReplicaSetup { build, sgd: recipe.sgd(), label_smoothing: recipe.label_smoothing, threads: run.threads };
+    let setup =
+        ReplicaSetup { build, sgd: recipe.sgd(), label_smoothing: recipe.label_smoothing, threads: run.threads };
     let replicas = Replicas::start(&run.devices, setup, start)?;
     Loop { run, data, replicas, state }.run()
 }
@@ -131,7 +141,8 @@ fn prepare_run_dir(run: &TrainRun) -> Result<Option<Checkpoint>> {
         }
     } else if run_file.exists() {
         let text = fs::read_to_string(&run_file).with_context(|| format!("reading {}", run_file.display()))?;
-        let saved: yaml_serde::Value = yaml_serde::from_str(&text).with_context(|| format!("{}: not YAML", run_file.display()))?;
+        let saved: yaml_serde::Value =
+            yaml_serde::from_str(&text).with_context(|| format!("{}: not YAML", run_file.display()))?;
         if saved != run.identity {
             bail!("{}: {}", run_file.display(), describe_difference(&saved, &run.identity));
         }
@@ -139,7 +150,12 @@ fn prepare_run_dir(run: &TrainRun) -> Result<Option<Checkpoint>> {
     checkpoint::write_atomic(&run_file, yaml_serde::to_string(&run.identity)?.as_bytes())?;
     if let Some(c) = &checkpoint {
         if c.state.seed != run.seed {
-            bail!("{}: the checkpoint was trained with seed {}, this run has seed {}", out.display(), c.state.seed, run.seed);
+            bail!(
+                "{}: the checkpoint was trained with seed {}, this run has seed {}",
+                out.display(),
+                c.state.seed,
+                run.seed
+            );
         }
     }
     let done = checkpoint.as_ref().map_or(0, |c| c.state.epoch);
@@ -160,22 +176,29 @@ fn prepare_run_dir(run: &TrainRun) -> Result<Option<Checkpoint>> {
     Ok(checkpoint)
 }
 
-/// Names the first top-level key whose value differs between the saved run and this one.
+/// Names the first (dotted) key whose value differs between the saved run and this one.
 fn describe_difference(saved: &yaml_serde::Value, now: &yaml_serde::Value) -> String {
-    if let (Some(a), Some(b)) = (saved.as_mapping(), now.as_mapping()) {
-        for (key, value) in b {
-            if a.get(key) != Some(value) {
-                let name = key.as_str().unwrap_or("?");
-                return format!("this run's '{name}' differs from the run being resumed; resume with the same settings");
-            }
-        }
-        for key in a.keys() {
-            if !b.contains_key(key) {
-                return format!("'{}' is missing from this run; resume with the same settings", key.as_str().unwrap_or("?"));
-            }
-        }
+    fn show(v: Option<&yaml_serde::Value>) -> String {
+        v.map_or("nothing".into(), |v| yaml_serde::to_string(v).unwrap_or_default().trim().replace('\n', " "))
     }
-    "this run differs from the run being resumed; resume with the same settings".into()
+    fn first_difference(path: &str, saved: &yaml_serde::Value, now: &yaml_serde::Value) -> Option<String> {
+        let (Some(a), Some(b)) = (saved.as_mapping(), now.as_mapping()) else {
+            return (saved != now).then(|| {
+                format!("'{path}' is {} in the run being resumed but {} now", show(Some(saved)), show(Some(now)))
+            });
+        };
+        let keys = b.keys().chain(a.keys().filter(|k| !b.contains_key(*k)));
+        keys.into_iter().find_map(|key| {
+            let name = key.as_str().unwrap_or("?");
+            let child = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+            match (a.get(key), b.get(key)) {
+                (Some(x), Some(y)) => first_difference(&child, x, y),
+                (x, y) => Some(format!("'{child}' is {} in the run being resumed but {} now", show(x), show(y))),
+            }
+        })
+    }
+    let what = first_difference("", saved, now).unwrap_or_else(|| "the settings differ".into());
+    format!("{what}; resume with the same settings or choose another output directory")
 }
 
 struct Loop<'a> {
@@ -249,7 +272,8 @@ impl Loop<'_> {
         // Anything that draws from torch's generator during the epoch gets a stream fixed by (seed, epoch).
         tch::manual_seed(seed::derive(&[self.run.seed, epoch as u64, TORCH_STREAM]) as i64);
         let (batch_size, workers) = (self.run.recipe.batch_size, self.run.workers);
-        let mut loader = batches(self.data.train.clone(), LoaderConfig::train(batch_size, self.run.seed, epoch as u64, workers))?;
+        let mut loader =
+            batches(self.data.train.clone(), LoaderConfig::train(batch_size, self.run.seed, epoch as u64, workers))?;
         let bar = self.progress_bar(epoch, loader.num_batches() as u64);
         let mut train = BatchStats::default();
         for (iter, batch) in loader.by_ref().enumerate() {
@@ -291,7 +315,11 @@ impl Loop<'_> {
         ensure!(eval.samples > 0, "the evaluation set is empty");
         let eval_loss = eval.loss_sum / eval.samples as f64;
         if !eval_loss.is_finite() {
-            bail!("epoch {}: the evaluation loss is {eval_loss} (not finite), so the run stopped; {}", epoch + 1, self.last_good());
+            bail!(
+                "epoch {}: the evaluation loss is {eval_loss} (not finite), so the run stopped; {}",
+                epoch + 1,
+                self.last_good()
+            );
         }
         let m = EpochMetrics {
             epoch: epoch + 1,
@@ -318,13 +346,17 @@ impl Loop<'_> {
     fn last_good(&self) -> String {
         match self.state.epoch {
             0 => "no checkpoint was written yet".into(),
-            k => format!("the last good checkpoint (after epoch {k}) is in {}", checkpoint::dir(&self.run.out_dir).display()),
+            k => format!(
+                "the last good checkpoint (after epoch {k}) is in {}",
+                checkpoint::dir(&self.run.out_dir).display()
+            ),
         }
     }
 
     fn append_metrics(&self, m: &EpochMetrics) -> Result<()> {
         let path = self.run.out_dir.join(METRICS_FILE);
-        let mut file = fs::OpenOptions::new().append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut file =
+            fs::OpenOptions::new().append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
         writeln!(file, "{}", m.csv_row()).with_context(|| format!("writing {}", path.display()))?;
         file.sync_all().with_context(|| format!("syncing {}", path.display()))
     }
@@ -346,7 +378,12 @@ impl Loop<'_> {
 /// Says how many undecodable images the loader left out (data sets that allow skipping them).
 fn report_skipped(split: &str, epoch: usize, skipped: &Skipped) {
     if skipped.count > 0 {
-        eprintln!("epoch {}: skipped {} unreadable {split} image(s), e.g. {}", epoch + 1, skipped.count, skipped.examples.join("; "));
+        eprintln!(
+            "epoch {}: skipped {} unreadable {split} image(s), e.g. {}",
+            epoch + 1,
+            skipped.count,
+            skipped.examples.join("; ")
+        );
     }
 }
 
@@ -358,7 +395,11 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
     lines
         .enumerate()
         .map(|(i, line)| {
-            let v: Vec<f64> = line.split(',').map(str::parse).collect::<Result<_, _>>().with_context(|| format!("{}: row {}", path.display(), i + 1))?;
+            let v: Vec<f64> = line
+                .split(',')
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .with_context(|| format!("{}: row {}", path.display(), i + 1))?;
             ensure!(v.len() == 9, "{}: row {} has {} fields, expected 9", path.display(), i + 1, v.len());
             Ok(EpochMetrics {
                 epoch: v[0] as usize,

@@ -32,7 +32,6 @@ pub fn reference_run_with(reference: &str, seed: u64, folder: &str, extra: &[&st
     dir
 }
 
-
 /// The reference's state_dict keys and shapes (num_batches_tracked left out).
 pub fn reference_shapes(reference: &str) -> std::collections::BTreeMap<String, Vec<i64>> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("shapes").join(reference);

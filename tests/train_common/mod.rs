@@ -41,7 +41,7 @@ impl Dataset for Blobs {
             for y in 0..s {
                 for x in 0..s {
                     let noise = (hash(id * 7919 + (c * s * s + y * s + x) as u64) % 1000) as f32 / 1000.0 - 0.5;
-                    let stripe = if (x + label as usize) % 4 == 0 { 1.0 } else { 0.0 };
+                    let stripe = if (x + label as usize).is_multiple_of(4) { 1.0 } else { 0.0 };
                     let colour = if c as i64 == label % 3 { 0.8 } else { -0.2 };
                     let xx = if flip { s - 1 - x } else { x };
                     pixels[c * s * s + y * s + xx] = colour + stripe * 0.5 + noise;
@@ -79,8 +79,12 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 /// The training-split batch of samples `indices`, each augmented with seed `seed + index`.
 pub fn batch_of(dataset: &dyn Dataset, indices: std::ops::Range<usize>, seed: u64) -> Batch {
     let (h, w) = dataset.image_size();
-    let samples: Vec<Sample> = indices.clone().map(|i| dataset.sample(i, Split::Train, seed + i as u64).unwrap()).collect();
+    let samples: Vec<Sample> =
+        indices.clone().map(|i| dataset.sample(i, Split::Train, seed + i as u64).unwrap()).collect();
     let pixels: Vec<f32> = samples.iter().flat_map(|s| s.pixels.iter().copied()).collect();
     let labels: Vec<i64> = samples.iter().map(|s| s.label).collect();
-    Batch { images: tch::Tensor::from_slice(&pixels).view([indices.len() as i64, 3, h, w]), labels: tch::Tensor::from_slice(&labels) }
+    Batch {
+        images: tch::Tensor::from_slice(&pixels).view([indices.len() as i64, 3, h, w]),
+        labels: tch::Tensor::from_slice(&labels),
+    }
 }

@@ -109,14 +109,16 @@ impl Figure for UnitBars<'_> {
         let width = 0.8 / scales.len() as f64;
         let mut obstacles = Vec::new();
         for row in self.rows {
-            let (Some(u), Some(s)) = (units.iter().position(|&u| u == row.unit), scales.iter().position(|&s| s == row.scale))
+            let (Some(u), Some(s)) =
+                (units.iter().position(|&u| u == row.unit), scales.iter().position(|&s| s == row.scale))
             else {
                 continue;
             };
             let color = PALETTE[s % PALETTE.len()];
             let left = u as f64 - 0.4 + s as f64 * width;
             let centre = left + width / 2.0;
-            chart.draw_series([Rectangle::new([(left + 0.01, 0.0), (left + width - 0.01, row.mean)], color.filled())])?;
+            chart
+                .draw_series([Rectangle::new([(left + 0.01, 0.0), (left + width - 0.01, row.mean)], color.filled())])?;
             let std = row.std.unwrap_or(0.0);
             if row.std.is_some() {
                 let (cx, low) = chart.backend_coord(&(centre, row.mean - std));
@@ -126,7 +128,10 @@ impl Figure for UnitBars<'_> {
                     root.draw(&PathElement::new(vec![(cx - 4, y), (cx + 4, y)], BLACK.stroke_width(1)))?;
                 }
             }
-            let (top, bottom) = (chart.backend_coord(&(left, row.mean.max(0.0) + std)), chart.backend_coord(&(left + width, row.mean.min(0.0) - std)));
+            let (top, bottom) = (
+                chart.backend_coord(&(left, row.mean.max(0.0) + std)),
+                chart.backend_coord(&(left + width, row.mean.min(0.0) - std)),
+            );
             obstacles.push(Rect { x0: top.0, y0: top.1, x1: bottom.0, y1: bottom.1 });
         }
         let label_style = text(TICK_SIZE).pos(Pos::new(HPos::Center, VPos::Top));
@@ -139,7 +144,10 @@ impl Figure for UnitBars<'_> {
             .iter()
             .enumerate()
             .map(|(i, s)| Entry {
-                label: format!("object {s} (n = {})", self.rows.iter().find(|r| r.scale == *s).map_or(n_images, |r| r.n)),
+                label: format!(
+                    "object {s} (n = {})",
+                    self.rows.iter().find(|r| r.scale == *s).map_or(n_images, |r| r.n)
+                ),
                 color: PALETTE[i % PALETTE.len()],
                 stroke: Some(Stroke::Solid),
                 marker: None,
@@ -217,7 +225,12 @@ struct ClassScatter<'a> {
 const PANEL_SIDE: u32 = 440;
 
 impl ClassScatter<'_> {
-    fn draw_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, unit: &str, points: &[(f64, f64)]) -> Result<()>
+    fn draw_panel<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        unit: &str,
+        points: &[(f64, f64)],
+    ) -> Result<()>
     where
         DB::ErrorType: 'static,
     {
@@ -263,7 +276,8 @@ impl Figure for ClassScatter<'_> {
     where
         DB::ErrorType: 'static,
     {
-        let title = format!("Attention difference per class, object {} vs {}: {}", self.scales.0, self.scales.1, self.title);
+        let title =
+            format!("Attention difference per class, object {} vs {}: {}", self.scales.0, self.scales.1, self.title);
         let area = root.titled(&title, text(TITLE_SIZE))?;
         let (body, foot) = area.split_vertically(PANEL_SIDE + 60);
         let panels = body.margin(0, 0, 20, 20).split_evenly((1, self.panels.len().max(1)));
@@ -297,10 +311,17 @@ pub fn plot_channel_weights(rows: &[ChannelRow], group: usize, title: &str, stem
 
 /// Writes `STEM.png` and `STEM.svg`: for each of `units` a panel with one point per class, its mean
 /// attention difference at `scales.0` (x) against `scales.1` (y), and the diagonal.
-pub fn plot_class_scatter(rows: &[ClassRow], units: &[String], scales: (&str, &str), title: &str, stem: &Path) -> Result<Vec<PathBuf>> {
+pub fn plot_class_scatter(
+    rows: &[ClassRow],
+    units: &[String],
+    scales: (&str, &str),
+    title: &str,
+    stem: &Path,
+) -> Result<Vec<PathBuf>> {
     let mut panels = Vec::new();
     for unit in units {
-        let at = |scale: &str, class: i64| rows.iter().find(|r| r.unit == *unit && r.scale == scale && r.class == class);
+        let at =
+            |scale: &str, class: i64| rows.iter().find(|r| r.unit == *unit && r.scale == scale && r.class == class);
         let points: Vec<(f64, f64)> = rows
             .iter()
             .filter(|a| a.unit == *unit && a.scale == scales.0)

@@ -1,0 +1,52 @@
+//! `sk-exp export`: a model with its weights, written for PyTorch as a safetensors state_dict and as
+//! TorchScript (`torch.jit.load` runs it without sk-exp).
+use super::common::with_assignments;
+use super::eval::run_spec;
+use anyhow::{bail, Result};
+use clap::Args;
+use sk_exp::interop::export;
+use sk_exp::models::{registry, weights, Model};
+use std::path::PathBuf;
+use tch::{nn, Device};
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// A training run's folder: its model (run.yaml) with its checkpoint's weights.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "weights"], required_unless_present = "model")]
+    run: Option<PathBuf>,
+    /// A registered model name (see `sk-exp models`).
+    #[arg(long, requires = "weights")]
+    model: Option<String>,
+    /// The weights: a safetensors file with PyTorch key names, or a run or checkpoint folder holding one.
+    #[arg(long, value_name = "PATH")]
+    weights: Option<PathBuf>,
+    /// Change a field of the model's spec, e.g. `--set num_classes=10` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Output folder; receives model.safetensors and model.pt.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Input side the TorchScript is traced at; default the model's native size.
+    #[arg(long)]
+    size: Option<i64>,
+}
+
+pub fn run(args: ExportArgs) -> Result<()> {
+    let (spec, weights_path) = match (&args.run, &args.model, &args.weights) {
+        (Some(run), _, _) => (run_spec(run, &args.set)?, run.clone()),
+        (None, Some(name), Some(path)) => (with_assignments(registry::resolve(name, None)?, &args.set)?, path.clone()),
+        _ => bail!("give --run DIR, or --model NAME --weights PATH"),
+    };
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let model = Model::build(&vs.root(), &spec)?;
+    weights::load_safetensors(&vs, &weights::locate(&weights_path)?)?;
+    let size = args.size.unwrap_or(spec.input_size());
+    let exported = export::export(&model, &mut vs, &args.out, size)?;
+    println!("weights     {}", exported.weights.display());
+    println!(
+        "TorchScript {} (traced at {size}x{size}; reloaded logits differ by {:.1e} relative)",
+        exported.torchscript.display(),
+        exported.check_difference
+    );
+    Ok(())
+}
