@@ -1,27 +1,20 @@
 //! CIFAR-10/100 in the binary and pickled Python versions, from small files written in the real formats
 //! by tests/support/write_cifar.py; the expected pixels and labels are what Python's unpickler reads back.
+mod common;
+
 use sk_exp::data::cifar::{self, Cifar};
 use sk_exp::data::spec::{CifarLabel, CifarSpec};
 use sk_exp::data::transforms::{Image, CIFAR100_NORM, CIFAR10_NORM};
 use sk_exp::data::{open, DataSpec, Dataset, Split};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 /// The files, written once per test binary.
 fn files() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("data_cifar");
-        let _ = std::fs::remove_dir_all(&dir);
-        let python = std::env::var("SK_EXP_PYTHON").unwrap_or_else(|_| "python".into());
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/write_cifar.py");
-        let status = Command::new(&python).arg(&script).arg(&dir).status();
-        assert!(
-            status.as_ref().is_ok_and(|s| s.success()),
-            "{python} {} failed ({status:?}); source scripts/setup.sh for the venv",
-            script.display()
-        );
+        let dir = common::fresh_dir("data_cifar");
+        common::run_python("tests/support/write_cifar.py", [&dir]);
         dir
     })
 }

@@ -1,5 +1,7 @@
 //! ImageNet-style folders and their transforms, against PIL/torchvision outputs written by
 //! tests/support/write_folder.py on the same files.
+mod common;
+
 use anyhow::Result;
 use sk_exp::data::folder::{self, decode};
 use sk_exp::data::spec::FolderSpec;
@@ -8,22 +10,13 @@ use sk_exp::data::transforms::{
 };
 use sk_exp::data::{batches, open, seed, DataSpec, Dataset, LoaderConfig, Split};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 fn files() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("data_folder");
-        let _ = std::fs::remove_dir_all(&dir);
-        let python = std::env::var("SK_EXP_PYTHON").unwrap_or_else(|_| "python".into());
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/write_folder.py");
-        let status = Command::new(&python).arg(&script).arg(&dir).status();
-        assert!(
-            status.as_ref().is_ok_and(|s| s.success()),
-            "{python} {} failed ({status:?}); source scripts/setup.sh for the venv",
-            script.display()
-        );
+        let dir = common::fresh_dir("data_folder");
+        common::run_python("tests/support/write_folder.py", [&dir]);
         dir
     })
 }
@@ -210,6 +203,35 @@ fn bad_folders_are_errors_that_name_the_path() {
 
     let err = open_err(&files().join("missing"));
     assert!(err.contains("missing") && err.contains("does not exist"), "{err}");
+
+    let root = copy_tree("no_splits");
+    std::fs::remove_dir_all(root.join("train")).unwrap();
+    std::fs::remove_dir_all(root.join("val")).unwrap();
+    let err = open_err(&root);
+    assert!(err.contains("no_splits") && err.contains("neither train/ nor val/"), "{err}");
+}
+
+#[test]
+fn a_folder_with_only_val_serves_evaluation_but_not_training() {
+    let root = copy_tree("val_only");
+    std::fs::remove_dir_all(root.join("train")).unwrap();
+    let (train, val) = folder::open(&root, &spec(&root)).unwrap();
+    // Without train/ the classes are val/'s own (this val/ lacks n01_zebra, so dog is class 1 here).
+    assert_eq!(val.class_names(), ["n00_cat", "n02_dog"]);
+    assert_eq!((train.len(), val.len()), (0, 2));
+    let labels: Vec<i64> = (0..2).map(|i| val.sample(i, Split::Eval, 0).unwrap().label).collect();
+    assert_eq!(labels, [0, 1]);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sk-exp"))
+        .args(["train", "--model", "resnet50", "--epochs", "1", "--quiet", "--data"])
+        .arg(format!("folder:{}", root.display()))
+        .arg("--out")
+        .arg(root.join("run"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("training set is empty"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
 #[test]

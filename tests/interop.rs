@@ -1,5 +1,7 @@
 //! TorchScript and PyTorch weights in and out, through the `sk-exp` binary, against PyTorch itself
 //! (tests/python/interop_reference.py run by the venv's Python, $SK_EXP_PYTHON).
+mod common;
+
 use sk_exp::interop::npy;
 use sk_exp::models::weights::{read_tensors, save_safetensors};
 use std::path::{Path, PathBuf};
@@ -9,25 +11,13 @@ use tch::{Kind, Tensor};
 /// Largest |sk-exp - PyTorch| allowed, relative to the largest |PyTorch| logit.
 const TOLERANCE: f64 = 1e-4;
 
-fn python() -> String {
-    std::env::var("SK_EXP_PYTHON").unwrap_or_else(|_| {
-        panic!("SK_EXP_PYTHON is not set: run the tests through scripts/test.sh, which sets up the PyTorch venv")
-    })
-}
-
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interop").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir(&format!("interop/{name}"))
 }
 
 /// Runs the PyTorch side and returns what it printed.
 fn reference(args: &[&str]) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/interop_reference.py");
-    let out = Command::new(python()).arg(&script).args(args).output().unwrap();
-    assert!(out.status.success(), "{} {args:?} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::run_python("tests/python/interop_reference.py", args)
 }
 
 fn sk_exp(args: &[&str]) -> Output {

@@ -1,14 +1,10 @@
 //! Our SGD against torch.optim.SGD (the venv's PyTorch): same parameters, same gradient sequence,
 //! same learning rates; the parameters and momentum buffers must agree.
+mod common;
+
 use sk_exp::train::sgd::{Sgd, SgdConfig};
 use std::process::Command;
 use tch::{Device, Kind, Tensor};
-
-fn python() -> String {
-    std::env::var("SK_EXP_PYTHON").unwrap_or_else(|_| {
-        panic!("SK_EXP_PYTHON is not set: run the tests through scripts/test.sh, which sets up the PyTorch venv")
-    })
-}
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
@@ -50,7 +46,7 @@ fn compare_with_torch(config: SgdConfig) {
     }
 
     let lr_list = lrs.map(|l| l.to_string()).join(",");
-    let status = Command::new(python())
+    let status = Command::new(common::python())
         .args([concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/sgd_reference.py")])
         .arg(&input)
         .arg(&output)

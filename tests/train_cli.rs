@@ -1,7 +1,8 @@
 //! `sk-exp train` end to end: a run killed with SIGKILL after its epoch-2 checkpoint and resumed ends with
 //! the same metrics (bitwise, timings aside) and the same weights as an uninterrupted run.
+use sk_exp::report::results::read_metrics;
 use sk_exp::train::checkpoint;
-use sk_exp::train::trainer::read_metrics;
+use sk_exp::train::metrics::EpochMetrics;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,14 +66,7 @@ fn a_run_killed_after_epoch_two_resumes_to_the_uninterrupted_result() {
     assert!(status.success());
 
     let columns = |out: &Path| -> Vec<[u64; 7]> {
-        read_metrics(&out.join("metrics.csv"))
-            .unwrap()
-            .iter()
-            .map(|m| {
-                [m.epoch as f64, m.lr, m.train_loss, m.train_top1_err, m.eval_loss, m.eval_top1_err, m.eval_top5_err]
-                    .map(f64::to_bits)
-            })
-            .collect()
+        read_metrics(&out.join("metrics.csv")).unwrap().iter().map(EpochMetrics::deterministic_bits).collect()
     };
     assert_eq!(columns(&straight).len(), 3);
     assert_eq!(columns(&straight), columns(&killed));

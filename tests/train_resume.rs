@@ -2,10 +2,12 @@
 //! run; a non-finite loss stops the run and keeps the last good checkpoint; run directories are guarded.
 mod train_common;
 use sk_exp::data::DataSplits;
+use sk_exp::report::results::read_metrics;
 use sk_exp::train::checkpoint;
+use sk_exp::train::metrics::{header_line, EpochMetrics};
 use sk_exp::train::recipe::Recipe;
 use sk_exp::train::schedule::Schedule;
-use sk_exp::train::trainer::{read_metrics, train, EpochMetrics, TrainRun, METRICS_HEADER};
+use sk_exp::train::trainer::{train, TrainRun};
 use std::path::PathBuf;
 use tch::Device;
 use train_common::{blobs, temp_dir, tiny_sknet};
@@ -47,12 +49,7 @@ fn run(out_dir: PathBuf, recipe: Recipe) -> TrainRun {
 
 /// The columns that must reproduce exactly (images/s and wall time are timings).
 fn deterministic(rows: &[EpochMetrics]) -> Vec<[u64; 7]> {
-    rows.iter()
-        .map(|m| {
-            [m.epoch as f64, m.lr, m.train_loss, m.train_top1_err, m.eval_loss, m.eval_top1_err, m.eval_top5_err]
-                .map(f64::to_bits)
-        })
-        .collect()
+    rows.iter().map(EpochMetrics::deterministic_bits).collect()
 }
 
 fn assert_same_tensors(a: &checkpoint::NamedTensors, b: &checkpoint::NamedTensors, what: &str) {
@@ -127,7 +124,7 @@ fn run_directories_are_guarded() {
     let r = Recipe { epochs: 1, warmup_epochs: 0, ..recipe() };
     train(&run(dir.clone(), r.clone()), &data(), tiny_sknet()).unwrap();
     let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
-    assert_eq!(text.lines().next(), Some(METRICS_HEADER));
+    assert_eq!(text.lines().next(), Some(header_line().as_str()));
 
     let again = train(&run(dir.clone(), r.clone()), &data(), tiny_sknet()).unwrap_err().to_string();
     assert!(again.contains("already holds a run") && again.contains("--resume"), "{again}");

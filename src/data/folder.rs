@@ -1,5 +1,6 @@
 //! ImageNet-style folders: `root/train/<class>/<image>` and `root/val/<class>/<image>`, JPEG or PNG. Class
-//! indices follow the sorted class folder names of `train/` (as torchvision's ImageFolder numbers them).
+//! indices follow the sorted class folder names of `train/` (as torchvision's ImageFolder numbers them), or
+//! of `val/` when there is no `train/` (a folder for evaluation only, whose training set is then empty).
 use super::spec::FolderSpec;
 use super::transforms::{normalise, random_resized_crop_flip, resize_centre_crop, Image, IMAGENET_NORM};
 use super::{seed, BadSample, Dataset, Sample, Split};
@@ -30,10 +31,17 @@ pub fn open(root: &Path, spec: &FolderSpec) -> Result<(Folder, Folder)> {
     if !root.is_dir() {
         bail!("image folder root {} does not exist", root.display());
     }
-    let train_dir = root.join("train");
-    let classes = class_names(&train_dir)?;
-    let train_files = list_images(&train_dir, &classes, true)?;
-    let val_dir = root.join("val");
+    let (train_dir, val_dir) = (root.join("train"), root.join("val"));
+    let (classes, train_files) = if train_dir.is_dir() {
+        let classes = class_names(&train_dir)?;
+        let files = list_images(&train_dir, &classes, true)?;
+        (classes, files)
+    } else if val_dir.is_dir() {
+        // Evaluation only (e.g. ImageNet's val/ alone): the classes are val/'s, and there is nothing to train on.
+        (class_names(&val_dir)?, Vec::new())
+    } else {
+        bail!("image folder root {} holds neither train/ nor val/ (expected <split>/<class>/<image>)", root.display());
+    };
     let val_classes = class_names(&val_dir)?;
     if let Some(unknown) = val_classes.iter().find(|c| classes.binary_search(c).is_err()) {
         bail!("class folder {} has no counterpart in {}", val_dir.join(unknown).display(), train_dir.display());

@@ -9,7 +9,7 @@ use crate::models::complexity::{self, Complexity};
 use crate::models::{registry, ModelSpec};
 use crate::paper::{self, PaperRow};
 use crate::report::plots::bars::plot_summary;
-use crate::report::results::{read_metrics, RunResult};
+use crate::report::results::{read_metrics, RunResult, METRICS_FILE};
 use crate::report::summary::{summarize, write_summary, SummaryRow};
 use crate::train::checkpoint::write_atomic;
 use crate::train::config::{RunConfig, RunOptions};
@@ -186,7 +186,7 @@ fn finished_row(run: &ResolvedRun, run_dir: &Path) -> Result<RunResult> {
     let splits = crate::data::open(&run.config.data, run.config.data_root.as_deref())?;
     let spec = run.config.model_spec(splits.train.num_classes())?;
     let Complexity { params, macs } = complexity::measure(&spec)?;
-    let metrics = read_metrics(&run_dir.join("metrics.csv"))?;
+    let metrics = read_metrics(&run_dir.join(METRICS_FILE))?;
     let last = metrics.last().with_context(|| format!("{}: no epoch was recorded", run_dir.display()))?;
     let images_per_s = metrics.iter().map(|m| m.images_per_s).sum::<f64>() / metrics.len() as f64;
     Ok(RunResult {

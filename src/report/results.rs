@@ -5,33 +5,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub const METRICS_HEADER: [&str; 9] = [
-    "epoch",
-    "lr",
-    "train_loss",
-    "train_top1_err",
-    "eval_loss",
-    "eval_top1_err",
-    "eval_top5_err",
-    "images_per_s",
-    "wall_s",
-];
+pub use crate::train::metrics::{EpochMetrics, METRICS_FILE, METRICS_HEADER};
+
 pub const RESULTS_HEADER: [&str; 11] =
     ["label", "seed", "model", "params", "macs", "top1_err", "top5_err", "epochs", "images_per_s", "wall_s", "status"];
-
-/// One row of metrics.csv; errors in %. Eval columns may be empty on epochs without evaluation.
-#[derive(Clone, Debug, Deserialize)]
-pub struct EpochMetrics {
-    pub epoch: u32,
-    pub lr: f64,
-    pub train_loss: f64,
-    pub train_top1_err: f64,
-    pub eval_loss: Option<f64>,
-    pub eval_top1_err: Option<f64>,
-    pub eval_top5_err: Option<f64>,
-    pub images_per_s: f64,
-    pub wall_s: f64,
-}
 
 /// A run directory: its label is the directory name.
 #[derive(Clone, Debug)]
@@ -131,7 +108,7 @@ pub fn read_run_dir(dir: &Path) -> Result<RunHistory> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .with_context(|| format!("{}: a run folder needs a name (it is the run's label)", dir.display()))?;
-    let epochs = read_metrics(&dir.join("metrics.csv"))?;
+    let epochs = read_metrics(&dir.join(METRICS_FILE))?;
     let config = dir.join("config.yaml");
     let model = if config.exists() { model_name(&config)? } else { None };
     Ok(RunHistory { label, model, epochs })

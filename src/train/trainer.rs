@@ -3,6 +3,7 @@
 //! uninterrupted run exactly (on CPU): weights, BN statistics, momentum and the epoch are saved, and every
 //! random choice is seeded from (seed, epoch, index).
 use super::checkpoint::{self, Checkpoint, NamedTensors, TrainState};
+use super::metrics::{header_line, EpochMetrics, METRICS_FILE};
 use super::parallel::{BatchStats, NetworkBuilder, ReplicaSetup, Replicas, StartState};
 use super::recipe::Recipe;
 use super::schedule::LrSchedule;
@@ -12,7 +13,7 @@ use anyhow::{bail, ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 use tch::{nn, Device};
 
@@ -36,45 +37,9 @@ pub struct TrainRun {
     pub progress: bool,
 }
 
-/// One row of metrics.csv. Errors are percentages; `wall_s` is the epoch's time (training and evaluation).
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpochMetrics {
-    pub epoch: usize,
-    pub lr: f64,
-    pub train_loss: f64,
-    pub train_top1_err: f64,
-    pub eval_loss: f64,
-    pub eval_top1_err: f64,
-    pub eval_top5_err: f64,
-    pub images_per_s: f64,
-    pub wall_s: f64,
-}
-
-pub const METRICS_FILE: &str = "metrics.csv";
 /// Keeps the seed of torch's generator apart from the data streams derived from the same (seed, epoch).
 const TORCH_STREAM: u64 = 0x0074_6f72_6368; // "torch" in ASCII
-pub const METRICS_HEADER: &str =
-    "epoch,lr,train_loss,train_top1_err,eval_loss,eval_top1_err,eval_top5_err,images_per_s,wall_s";
 const RUN_FILE: &str = "run.yaml";
-
-impl EpochMetrics {
-    /// A CSV row; floats in Rust's shortest round-trip form, so equal rows mean equal numbers.
-    fn csv_row(&self) -> String {
-        let m = self;
-        format!(
-            "{},{},{},{},{},{},{},{},{}",
-            m.epoch,
-            m.lr,
-            m.train_loss,
-            m.train_top1_err,
-            m.eval_loss,
-            m.eval_top1_err,
-            m.eval_top5_err,
-            m.images_per_s,
-            m.wall_s
-        )
-    }
-}
 
 #[derive(Debug)]
 pub struct Summary {
@@ -96,6 +61,10 @@ pub fn train(run: &TrainRun, data: &DataSplits, build: NetworkBuilder) -> Result
     let recipe = &run.recipe;
     recipe.validate()?;
     ensure!(!run.devices.is_empty(), "devices: expected at least one device");
+    ensure!(
+        data.train.len() > 0,
+        "the training set is empty (an image folder needs train/<class>/ folders to train on; val/ alone serves evaluation)"
+    );
     let out = run.out_dir.as_path();
     fs::create_dir_all(out).with_context(|| format!("creating the run directory {}", out.display()))?;
     let checkpoint = prepare_run_dir(run)?;
@@ -160,7 +129,7 @@ fn prepare_run_dir(run: &TrainRun) -> Result<Option<Checkpoint>> {
     }
     let done = checkpoint.as_ref().map_or(0, |c| c.state.epoch);
     let metrics = out.join(METRICS_FILE);
-    let mut text = format!("{METRICS_HEADER}\n");
+    let mut text = format!("{}\n", header_line());
     if metrics.exists() && done > 0 {
         let old = fs::read_to_string(&metrics).with_context(|| format!("reading {}", metrics.display()))?;
         // Rows of epochs after the checkpoint were written by a session that died before checkpointing.
@@ -241,19 +210,13 @@ impl Loop<'_> {
             let m = self.epoch(epoch, &schedule)?;
             if self.run.progress {
                 let per_epoch = run_start.elapsed().as_secs_f64() / (epoch + 1 - first) as f64;
+                let eta = per_epoch * (recipe.epochs - epoch - 1) as f64;
                 eprintln!(
-                    "epoch {}/{}: lr {:.4}  train loss {:.4} err {:.2}%  eval loss {:.4} top-1 {:.2}% top-5 {:.2}%  {:.0} img/s  {:.1}s  (run ETA {})",
+                    "epoch {}/{}: {}  (run ETA {})",
                     m.epoch,
                     recipe.epochs,
-                    m.lr,
-                    m.train_loss,
-                    m.train_top1_err,
-                    m.eval_loss,
-                    m.eval_top1_err,
-                    m.eval_top5_err,
-                    m.images_per_s,
-                    m.wall_s,
-                    indicatif::HumanDuration(std::time::Duration::from_secs_f64(per_epoch * (recipe.epochs - epoch - 1) as f64))
+                    progress_line(&m),
+                    indicatif::HumanDuration(std::time::Duration::from_secs_f64(eta))
                 );
             }
             metrics.push(m);
@@ -321,22 +284,23 @@ impl Loop<'_> {
                 self.last_good()
             );
         }
+        let eval_top1_err = percent(eval.top1_errors, eval.samples);
         let m = EpochMetrics {
-            epoch: epoch + 1,
+            epoch: epoch as u32 + 1,
             lr: schedule.lr(epoch, 0),
             train_loss: train.loss_sum / train.samples as f64,
             train_top1_err: percent(train.top1_errors, train.samples),
-            eval_loss,
-            eval_top1_err: percent(eval.top1_errors, eval.samples),
-            eval_top5_err: percent(eval.top5_errors, eval.samples),
+            eval_loss: Some(eval_loss),
+            eval_top1_err: Some(eval_top1_err),
+            eval_top5_err: Some(percent(eval.top5_errors, eval.samples)),
             images_per_s: train.samples as f64 / train_s,
             wall_s: started.elapsed().as_secs_f64(),
         };
         self.append_metrics(&m)?;
         self.state.epoch = epoch + 1;
-        if self.state.best_eval_top1_err.is_none_or(|best| m.eval_top1_err < best) {
-            self.state.best_eval_top1_err = Some(m.eval_top1_err);
-            self.state.best_epoch = Some(m.epoch);
+        if self.state.best_eval_top1_err.is_none_or(|best| eval_top1_err < best) {
+            self.state.best_eval_top1_err = Some(eval_top1_err);
+            self.state.best_epoch = Some(epoch + 1);
         }
         let (weights, optimizer) = self.replicas.snapshot(0)?;
         checkpoint::save(&self.run.out_dir, &Checkpoint { weights, optimizer, state: self.state.clone() })?;
@@ -375,6 +339,18 @@ impl Loop<'_> {
     }
 }
 
+/// The epoch's numbers for the log line printed after it.
+fn progress_line(m: &EpochMetrics) -> String {
+    let eval = match (m.eval_loss, m.eval_top1_err, m.eval_top5_err) {
+        (Some(loss), Some(top1), Some(top5)) => format!("eval loss {loss:.4} top-1 {top1:.2}% top-5 {top5:.2}%"),
+        _ => "no evaluation".to_string(),
+    };
+    format!(
+        "lr {:.4}  train loss {:.4} err {:.2}%  {eval}  {:.0} img/s  {:.1}s",
+        m.lr, m.train_loss, m.train_top1_err, m.images_per_s, m.wall_s
+    )
+}
+
 /// Says how many undecodable images the loader left out (data sets that allow skipping them).
 fn report_skipped(split: &str, epoch: usize, skipped: &Skipped) {
     if skipped.count > 0 {
@@ -385,33 +361,4 @@ fn report_skipped(split: &str, epoch: usize, skipped: &Skipped) {
             skipped.examples.join("; ")
         );
     }
-}
-
-/// Reads metrics.csv rows (header checked) back into numbers.
-pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
-    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut lines = text.lines();
-    ensure!(lines.next() == Some(METRICS_HEADER), "{}: expected the header '{METRICS_HEADER}'", path.display());
-    lines
-        .enumerate()
-        .map(|(i, line)| {
-            let v: Vec<f64> = line
-                .split(',')
-                .map(str::parse)
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("{}: row {}", path.display(), i + 1))?;
-            ensure!(v.len() == 9, "{}: row {} has {} fields, expected 9", path.display(), i + 1, v.len());
-            Ok(EpochMetrics {
-                epoch: v[0] as usize,
-                lr: v[1],
-                train_loss: v[2],
-                train_top1_err: v[3],
-                eval_loss: v[4],
-                eval_top1_err: v[5],
-                eval_top5_err: v[6],
-                images_per_s: v[7],
-                wall_s: v[8],
-            })
-        })
-        .collect()
 }
