@@ -22,7 +22,7 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// Run an experiment (experiments/*.yaml): a sweep of runs, resumable, summarised beside the paper.
     Run(cli::run::RunArgs),
-    /// Benchmarks (forward+backward images/s); benchmarks/*.sh sets them beside PyTorch.
+    /// Benchmarks on random data (images/s); benchmarks/*.sh sets them beside PyTorch doing the same work.
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Figures: Figure 2 (paper + your runs), training curves, an experiment's summary bars.
@@ -34,11 +34,11 @@ enum Command {
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Forward+backward images/s of a model on random data.
-    FwdBwd(cli::bench::BenchArgs),
+    FwdBwd(cli::bench::FwdBwdArgs),
     /// Eval-mode forward images/s of a TorchScript file or a model on random data.
     Eval(cli::bench::EvalBenchArgs),
     /// Training-step images/s (forward, backward, optimizer step) of a model on random data.
-    Train(cli::bench_train::BenchTrainArgs),
+    Train(cli::bench::TrainBenchArgs),
 }
 
 fn main() {
@@ -47,10 +47,10 @@ fn main() {
         Command::Models(args) => cli::models::run(args),
         Command::Train(args) => cli::train::run(args),
         Command::Run(args) => cli::run::run(args),
-        Command::Bench(BenchCommand::FwdBwd(args)) => cli::bench::run(args),
+        Command::Bench(BenchCommand::FwdBwd(args)) => cli::bench::run_fwd_bwd(args),
         Command::Plot(args) => cli::plot::run(args),
         Command::Attention(args) => cli::attention::run(args),
-        Command::Bench(BenchCommand::Train(args)) => cli::bench_train::run(args),
+        Command::Bench(BenchCommand::Train(args)) => cli::bench::run_train(args),
         Command::Eval(args) => cli::eval::run(args),
         Command::Export(args) => cli::export::run(args),
         Command::Bench(BenchCommand::Eval(args)) => cli::bench::run_eval(args),

@@ -1,83 +1,62 @@
-//! `sk-exp bench fwd-bwd` (forward+backward images/s of a registered model) and `sk-exp bench eval`
-//! (eval-mode forward images/s of a TorchScript file or a model) on random data, one line of key=value
-//! output per measurement so that benchmarks/*.sh can set it beside PyTorch's figure.
+//! `sk-exp bench fwd-bwd | train | eval`: images/s on random data of forward+backward, whole training steps
+//! (through the same replica code `sk-exp train` runs) and eval-mode forward passes. Each prints one
+//! key=value line, so that benchmarks/*.sh can set it beside PyTorch's figure for the same work.
 use super::eval::SourceArgs;
 use anyhow::{bail, Result};
 use clap::Args;
-use sk_exp::models::{registry, Model};
+use sk_exp::models::{complexity, registry, Model, ModelSpec};
+use sk_exp::train::checkpoint::NamedTensors;
+use sk_exp::train::parallel::{Network, NetworkBuilder, ReplicaSetup, Replicas, StartState};
+use sk_exp::train::recipe::Recipe;
+use std::sync::Arc;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
+/// The timing loop's settings, common to every benchmark.
 #[derive(Args)]
-pub struct BenchArgs {
-    /// Registered model name.
-    #[arg(long)]
-    model: String,
-    #[arg(long, default_value_t = 8)]
-    batch: i64,
-    /// Input side; default the model's native size.
+pub struct LoopArgs {
+    /// Input side; default the model's native size (224 for a TorchScript file).
     #[arg(long)]
     size: Option<i64>,
     /// Timed iterations (after warm-up).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     iters: usize,
+    /// Untimed iterations first (allocator warm-up; TorchScript's executor also optimises during them).
     #[arg(long, default_value_t = 2)]
     warmup: usize,
     /// Intra-op threads (libtorch's pool); default: libtorch's own choice.
     #[arg(long)]
     threads: Option<i32>,
+}
+
+/// A registered model to benchmark.
+#[derive(Args)]
+pub struct ModelArgs {
+    /// Registered model name.
+    #[arg(long)]
+    model: String,
     #[arg(long, default_value = "cpu")]
     device: String,
 }
 
-pub fn run(args: BenchArgs) -> Result<()> {
-    if args.iters == 0 {
-        bail!("--iters: expected at least 1");
-    }
-    if let Some(t) = args.threads {
-        tch::set_num_threads(t);
-    }
-    let device = sk_exp::parse_device(&args.device)?;
-    let spec = registry::resolve(&args.model, None)?;
-    let size = args.size.unwrap_or(spec.input_size());
-    tch::manual_seed(0);
-    let vs = nn::VarStore::new(device);
-    let model = Model::build(&vs.root(), &spec)?;
-    let images = Tensor::randn([args.batch, 3, size, size], (Kind::Float, device));
-    let labels = Tensor::randint(spec.num_classes(), [args.batch], (Kind::Int64, device));
-    let step = || -> Result<()> {
-        let loss = model.forward_t(&images, true)?.cross_entropy_for_logits(&labels);
-        loss.backward();
-        for mut v in vs.trainable_variables() {
-            v.zero_grad();
-        }
-        Ok(())
-    };
-    for _ in 0..args.warmup {
-        step()?;
-    }
-    sync(device);
-    let start = Instant::now();
-    for _ in 0..args.iters {
-        step()?;
-    }
-    sync(device);
-    let seconds = start.elapsed().as_secs_f64();
-    let images_per_s = (args.batch as usize * args.iters) as f64 / seconds;
-    println!(
-        "impl=sk-exp model={} batch={} size={size} threads={} device={} images_per_s={images_per_s:.2}",
-        args.model,
-        args.batch,
-        tch::get_num_threads(),
-        args.device
-    );
-    Ok(())
+#[derive(Args)]
+pub struct FwdBwdArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[arg(long, default_value_t = 8)]
+    batch: i64,
+    #[command(flatten)]
+    timing: LoopArgs,
 }
 
-fn sync(device: Device) {
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
-    }
+#[derive(Args)]
+pub struct TrainBenchArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[arg(long, default_value_t = 64)]
+    batch: i64,
+    #[command(flatten)]
+    timing: LoopArgs,
 }
 
 #[derive(Args)]
@@ -86,51 +65,133 @@ pub struct EvalBenchArgs {
     source: SourceArgs,
     #[arg(long, default_value_t = 8)]
     batch: i64,
-    /// Input side; default the model's native size (224 for a TorchScript file).
-    #[arg(long)]
-    size: Option<i64>,
-    /// Timed iterations (after warm-up).
-    #[arg(long, default_value_t = 10)]
-    iters: usize,
-    /// Untimed iterations first (TorchScript's executor profiles and optimises during its first runs).
-    #[arg(long, default_value_t = 3)]
-    warmup: usize,
-    /// Intra-op threads (libtorch's pool); default: libtorch's own choice.
-    #[arg(long)]
-    threads: Option<i32>,
+    #[command(flatten)]
+    timing: LoopArgs,
+}
+
+/// What a timing loop measured.
+struct Timing {
+    images_per_s: f64,
+    /// From the fastest iteration: on a shared machine it is the least disturbed one.
+    best_images_per_s: f64,
+}
+
+impl LoopArgs {
+    /// Checks the settings and applies the thread count (before any tensor work).
+    fn apply(&self) -> Result<()> {
+        if self.iters == 0 {
+            bail!("--iters: expected at least 1");
+        }
+        if let Some(t) = self.threads {
+            tch::set_num_threads(t);
+        }
+        Ok(())
+    }
+
+    /// Runs `step` warm-up + timed times; each timed iteration waits for `device` before its clock stops.
+    fn time(&self, batch: i64, device: Device, mut step: impl FnMut() -> Result<()>) -> Result<Timing> {
+        for _ in 0..self.warmup {
+            step()?;
+        }
+        sync(device);
+        let (start, mut fastest) = (Instant::now(), f64::INFINITY);
+        for _ in 0..self.iters {
+            let iteration = Instant::now();
+            step()?;
+            sync(device);
+            fastest = fastest.min(iteration.elapsed().as_secs_f64());
+        }
+        let images_per_s = (batch as usize * self.iters) as f64 / start.elapsed().as_secs_f64();
+        Ok(Timing { images_per_s, best_images_per_s: batch as f64 / fastest })
+    }
+}
+
+impl ModelArgs {
+    fn resolve(&self) -> Result<(ModelSpec, Device)> {
+        Ok((registry::resolve(&self.model, None)?, sk_exp::parse_device(&self.device)?))
+    }
+
+    /// The result line; `extra` is more ` key=value` pairs.
+    fn print(&self, batch: i64, size: i64, extra: &str, timing: &Timing) {
+        println!(
+            "impl=sk-exp model={} batch={batch} size={size} threads={} device={}{extra} images_per_s={:.2}",
+            self.model,
+            tch::get_num_threads(),
+            self.device,
+            timing.images_per_s
+        );
+    }
+}
+
+/// A random batch of images and labels, the same for every run (seed 0).
+fn random_batch(batch: i64, size: i64, classes: i64, device: Device) -> (Tensor, Tensor) {
+    tch::manual_seed(0);
+    let images = Tensor::randn([batch, 3, size, size], (Kind::Float, device));
+    let labels = Tensor::randint(classes, [batch], (Kind::Int64, device));
+    (images, labels)
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+pub fn run_fwd_bwd(args: FwdBwdArgs) -> Result<()> {
+    args.timing.apply()?;
+    let (spec, device) = args.model.resolve()?;
+    let size = args.timing.size.unwrap_or(spec.input_size());
+    let (images, labels) = random_batch(args.batch, size, spec.num_classes(), device);
+    let vs = nn::VarStore::new(device);
+    let model = Model::build(&vs.root(), &spec)?;
+    let timing = args.timing.time(args.batch, device, || {
+        let loss = model.forward_t(&images, true)?.cross_entropy_for_logits(&labels);
+        loss.backward();
+        for mut v in vs.trainable_variables() {
+            v.zero_grad();
+        }
+        Ok(())
+    })?;
+    args.model.print(args.batch, size, "", &timing);
+    Ok(())
+}
+
+pub fn run_train(args: TrainBenchArgs) -> Result<()> {
+    args.timing.apply()?;
+    let (spec, device) = args.model.resolve()?;
+    let params = complexity::measure(&spec)?.params;
+    let size = args.timing.size.unwrap_or(spec.input_size());
+    // The batch starts on the CPU, as the loader's batches do: the replica moves it to its device.
+    let (images, labels) = random_batch(args.batch, size, spec.num_classes(), Device::Cpu);
+    let build_spec = spec.clone();
+    let build: NetworkBuilder =
+        Arc::new(move |vs: &nn::Path| -> Result<Box<dyn Network>> { Ok(Box::new(Model::build(vs, &build_spec)?)) });
+    let vs = nn::VarStore::new(Device::Cpu);
+    build(&vs.root())?;
+    let weights: NamedTensors = vs.variables().into_iter().collect();
+    let recipe = Recipe::preset("cifar10")?;
+    let setup = ReplicaSetup { build, sgd: recipe.sgd(), label_smoothing: 0.0, threads: tch::get_num_threads() };
+    let replicas = Replicas::start(&[device], setup, StartState { weights, optimizer: None })?;
+    // Each step reads its loss back, which waits for the device: the clock sees finished steps.
+    let timing = args.timing.time(args.batch, Device::Cpu, || replicas.train_step(&images, &labels, 0.01).map(drop))?;
+    args.model.print(args.batch, size, &format!(" params={params}"), &timing);
+    Ok(())
 }
 
 pub fn run_eval(args: EvalBenchArgs) -> Result<()> {
-    if args.iters == 0 {
-        bail!("--iters: expected at least 1");
-    }
-    if let Some(t) = args.threads {
-        tch::set_num_threads(t);
-    }
+    args.timing.apply()?;
     let classifier = args.source.load()?;
-    let size = args.size.or(args.source.spec()?.map(|s| s.input_size())).unwrap_or(224);
+    let size = args.timing.size.or(args.source.spec()?.map(|s| s.input_size())).unwrap_or(224);
     let device = classifier.device();
-    tch::manual_seed(0);
-    let images = Tensor::randn([args.batch, 3, size, size], (Kind::Float, device));
-    for _ in 0..args.warmup {
-        let _logits = classifier.logits(&images)?;
-    }
-    sync(device);
-    // Each iteration timed on its own too: on a shared machine the fastest is the least disturbed.
-    let (start, mut fastest) = (Instant::now(), f64::INFINITY);
-    for _ in 0..args.iters {
-        let iteration = Instant::now();
-        let _logits = classifier.logits(&images)?;
-        sync(device);
-        fastest = fastest.min(iteration.elapsed().as_secs_f64());
-    }
-    let images_per_s = (args.batch as usize * args.iters) as f64 / start.elapsed().as_secs_f64();
+    let (images, _) = random_batch(args.batch, size, 1, device);
+    let timing = args.timing.time(args.batch, device, || classifier.logits(&images).map(drop))?;
     println!(
-        "impl=sk-exp source={} batch={} size={size} threads={} device={device:?} best_images_per_s={:.2} images_per_s={images_per_s:.2}",
+        "impl=sk-exp source={} batch={} size={size} threads={} device={device:?} best_images_per_s={:.2} images_per_s={:.2}",
         args.source.describe(),
         args.batch,
         tch::get_num_threads(),
-        args.batch as f64 / fastest
+        timing.best_images_per_s,
+        timing.images_per_s
     );
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! The command line's subcommands: parse flags, call the library, print.
 pub mod attention;
 pub mod bench;
-pub mod bench_train;
 pub mod common;
 pub mod eval;
 pub mod export;
