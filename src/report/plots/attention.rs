@@ -3,7 +3,9 @@
 //! (Figure 3c), and one point per class, original vs enlarged object (Figure 4).
 use super::legend::{draw_legend, Entry, Stroke};
 use super::placement::{polyline_obstacles, Rect};
-use super::{finite_extent, padded, save, text, tick_label, Figure, AXIS_TITLE_SIZE, PALETTE, TICK_SIZE, TITLE_SIZE};
+use super::{
+    finite_extent, house_mesh, padded, save, text, tick_label, Figure, AXIS_TITLE_SIZE, PALETTE, TICK_SIZE, TITLE_SIZE,
+};
 use crate::analysis::attention::{ChannelRow, ClassRow, UnitRow};
 use anyhow::{bail, Result};
 use plotters::coord::Shift;
@@ -86,16 +88,11 @@ impl Figure for UnitBars<'_> {
             .x_label_area_size(50)
             .y_label_area_size(85)
             .build_cartesian_2d(-0.5..(n - 0.5), y_range.clone())?;
-        chart
-            .configure_mesh()
+        house_mesh(&mut chart)
             .disable_x_mesh()
             .x_labels(0)
             .y_desc(format!("{DIFF_DESC}, mean ± std"))
             .y_label_formatter(&|v| tick(*v, places))
-            .label_style(text(TICK_SIZE))
-            .axis_desc_style(text(AXIS_TITLE_SIZE))
-            .light_line_style(BLACK.mix(0.04))
-            .bold_line_style(BLACK.mix(0.12))
             .draw()?;
         chart.draw_series([PathElement::new(vec![(-0.5, 0.0), (n - 0.5, 0.0)], BLACK.stroke_width(1))])?;
 
@@ -185,16 +182,11 @@ impl Figure for ChannelLines<'_> {
             .x_label_area_size(60)
             .y_label_area_size(85)
             .build_cartesian_2d(padded(0.0, groups, 0.02, 0.5), y_range)?;
-        chart
-            .configure_mesh()
+        house_mesh(&mut chart)
             .x_desc(format!("channel group ({} channels each)", self.group))
             .y_desc("larger-kernel attention weight, mean over images")
             .x_label_formatter(&|v| tick_label(*v, true))
             .y_label_formatter(&|v| tick(*v, places))
-            .label_style(text(TICK_SIZE))
-            .axis_desc_style(text(AXIS_TITLE_SIZE))
-            .light_line_style(BLACK.mix(0.04))
-            .bold_line_style(BLACK.mix(0.12))
             .draw()?;
         let mut obstacles = Vec::new();
         let mut entries = Vec::new();
@@ -246,18 +238,13 @@ impl ClassScatter<'_> {
             .x_label_area_size(55)
             .y_label_area_size(75)
             .build_cartesian_2d(range.clone(), range.clone())?;
-        chart
-            .configure_mesh()
+        house_mesh(&mut chart)
             .x_desc(format!("object {}", self.scales.0))
             .y_desc(format!("object {}", self.scales.1))
             .x_labels(5)
             .y_labels(5)
             .x_label_formatter(&|v| tick(*v, places))
             .y_label_formatter(&|v| tick(*v, places))
-            .label_style(text(TICK_SIZE))
-            .axis_desc_style(text(AXIS_TITLE_SIZE))
-            .light_line_style(BLACK.mix(0.04))
-            .bold_line_style(BLACK.mix(0.12))
             .draw()?;
         let diagonal = [(range.start, range.start), (range.end, range.end)];
         chart.draw_series(DashedLineSeries::new(diagonal, 8, 5, BLACK.mix(0.6).stroke_width(2)))?;

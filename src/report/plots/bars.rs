@@ -2,7 +2,7 @@
 //! above each bar, and the paper's figure as a dashed line across the bar where there is one.
 use super::legend::{draw_legend, Entry, Stroke};
 use super::placement::Rect;
-use super::{finite_extent, save, text, Figure, AXIS_TITLE_SIZE, LABEL_SIZE, TICK_SIZE, TITLE_SIZE};
+use super::{finite_extent, house_mesh, save, text, Figure, LABEL_SIZE, TITLE_SIZE};
 use crate::report::summary::SummaryRow;
 use anyhow::{bail, Result};
 use plotters::coord::Shift;
@@ -87,16 +87,7 @@ impl Figure for Bars<'_> {
             .y_label_area_size(75)
             .build_cartesian_2d(-0.5..(n as f64 - 0.5), y_range)?;
         let y_desc = if cut { "top-1 error (%), axis cut below" } else { "top-1 error (%)" };
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(0)
-            .y_desc(y_desc)
-            .label_style(text(TICK_SIZE))
-            .axis_desc_style(text(AXIS_TITLE_SIZE))
-            .light_line_style(BLACK.mix(0.04))
-            .bold_line_style(BLACK.mix(0.12))
-            .draw()?;
+        house_mesh(&mut chart).disable_x_mesh().x_labels(0).y_desc(y_desc).draw()?;
 
         let mut obstacles = Vec::new();
         let value_style = text(LABEL_SIZE).pos(Pos::new(HPos::Center, VPos::Bottom));

@@ -2,7 +2,7 @@
 //! eval solid, one colour per run.
 use super::legend::{draw_legend, Entry, Stroke};
 use super::placement::{polyline_obstacles, Rect};
-use super::{finite_extent, padded, save, text, tick_label, Figure, AXIS_TITLE_SIZE, PALETTE, TICK_SIZE, TITLE_SIZE};
+use super::{finite_extent, house_mesh, padded, save, text, tick_label, Figure, PALETTE, TITLE_SIZE};
 use crate::report::results::{EpochMetrics, RunHistory};
 use anyhow::{bail, Result};
 use plotters::coord::Shift;
@@ -69,15 +69,10 @@ impl Curves<'_> {
             .x_label_area_size(55)
             .y_label_area_size(70)
             .build_cartesian_2d(padded(x_lo, x_hi, 0.02, 0.5), y_range.start.max(0.0)..y_range.end)?;
-        chart
-            .configure_mesh()
+        house_mesh(&mut chart)
             .x_desc("epoch")
             .x_label_formatter(&|v| tick_label(*v, true))
             .y_desc(panel.y_desc)
-            .label_style(text(TICK_SIZE))
-            .axis_desc_style(text(AXIS_TITLE_SIZE))
-            .light_line_style(BLACK.mix(0.04))
-            .bold_line_style(BLACK.mix(0.12))
             .draw()?;
 
         let mut obstacles = Vec::new();

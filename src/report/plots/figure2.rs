@@ -2,9 +2,7 @@
 //! family, plus the user's measured runs as crosses.
 use super::legend::{draw_legend, draw_marker, Entry, Marker, Stroke};
 use super::placement::{place_labels, polyline_obstacles, Rect};
-use super::{
-    finite_extent, padded, save, text, tick_label, Figure, AXIS_TITLE_SIZE, LABEL_SIZE, PALETTE, TICK_SIZE, TITLE_SIZE,
-};
+use super::{finite_extent, house_mesh, padded, save, text, tick_label, Figure, LABEL_SIZE, PALETTE, TITLE_SIZE};
 use crate::paper;
 use crate::report::results::{find_results_files, read_results};
 use crate::report::summary::summarize;
@@ -111,15 +109,10 @@ impl Figure for Figure2<'_> {
             .x_label_area_size(60)
             .y_label_area_size(75)
             .build_cartesian_2d(x_range, y_range)?;
-        chart
-            .configure_mesh()
+        house_mesh(&mut chart)
             .x_desc("#params (millions)")
             .y_desc("top-1 error (%)")
             .x_label_formatter(&|v| tick_label(*v, false))
-            .label_style(text(TICK_SIZE))
-            .axis_desc_style(text(AXIS_TITLE_SIZE))
-            .light_line_style(BLACK.mix(0.04))
-            .bold_line_style(BLACK.mix(0.12))
             .draw()?;
 
         let mut entries = Vec::new();

@@ -9,6 +9,9 @@ mod placement;
 mod typeset;
 
 use anyhow::{anyhow, ensure, Context, Result};
+use plotters::chart::{ChartContext, MeshStyle};
+use plotters::coord::cartesian::Cartesian2d;
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -46,6 +49,24 @@ pub(crate) const PLOTTERS_SIZE_PER_EM: f64 = 1.24;
 /// A text style whose em is `em` pixels.
 pub(crate) fn text(em: f64) -> TextStyle<'static> {
     TextStyle::from((FONT_FAMILY, em * PLOTTERS_SIZE_PER_EM).into_font())
+}
+
+/// A chart's mesh in the style every figure shares (tick and axis-title fonts, faint grid lines); the caller
+/// adds axis titles, label formatters and draws it.
+pub(crate) fn house_mesh<'a, 'b, DB, XT, YT, X, Y>(
+    chart: &'b mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+) -> MeshStyle<'a, 'b, X, Y, DB>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = XT> + ValueFormatter<XT>,
+    Y: Ranged<ValueType = YT> + ValueFormatter<YT>,
+{
+    let mut mesh = chart.configure_mesh();
+    mesh.label_style(text(TICK_SIZE))
+        .axis_desc_style(text(AXIS_TITLE_SIZE))
+        .light_line_style(BLACK.mix(0.04))
+        .bold_line_style(BLACK.mix(0.12));
+    mesh
 }
 
 /// `Typeset` measures and draws our text; the font is also registered with plotters for the elements that
