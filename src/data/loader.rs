@@ -117,7 +117,8 @@ pub struct Batches {
     shared: Arc<Shared>,
     receiver: Receiver<Prepared>,
     workers: Vec<JoinHandle<()>>,
-    ready: BTreeMap<usize, Result<Option<Batch>>>,
+    /// Chunks prepared ahead of their turn, with the samples skipped in them.
+    ready: BTreeMap<usize, (Result<Option<Batch>>, Vec<String>)>,
     next: usize,
     skipped: Vec<String>,
     failed: bool,
@@ -143,13 +144,15 @@ impl Batches {
             return batch;
         }
         loop {
-            if let Some(batch) = self.ready.remove(&chunk) {
+            // Skipped samples are counted as their chunk is delivered: in chunk order, whichever worker
+            // finished first, so the count and the examples are the same for any number of workers.
+            if let Some((batch, skipped)) = self.ready.remove(&chunk) {
+                self.skipped.extend(skipped);
                 return batch;
             }
             let (index, batch, skipped) =
                 self.receiver.recv().map_err(|_| anyhow!("loader: a worker thread stopped unexpectedly"))?;
-            self.skipped.extend(skipped);
-            self.ready.insert(index, batch);
+            self.ready.insert(index, (batch, skipped));
         }
     }
 }
