@@ -4,12 +4,16 @@
 //! replica's device, and every replica applies the same averaged gradient with the same optimizer state,
 //! so the replicas stay bitwise identical (on devices of one kind; a CPU next to a GPU may round the same
 //! step differently in the last bit). BN running statistics (each replica sees only its shards) are
-//! averaged on request, before evaluation and checkpoints. One device is the same code with one replica.
+//! averaged on request, before evaluation and checkpoints. One device is the same code with one replica,
+//! run in the calling thread: a second thread doing tensor work gives the process a second OpenMP team, and
+//! libgomp then throttles its spin-waiting (more busy threads than cores), which measured up to 2x slower
+//! training steps at small batches on 2 cores (benchmarks/train_step.sh).
 use super::checkpoint::NamedTensors;
 use super::loss::{count_errors, cross_entropy};
 use super::sgd::{Sgd, SgdConfig};
 use crate::models::Model;
 use anyhow::{anyhow, ensure, Context, Result};
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
@@ -207,6 +211,7 @@ type Job = Box<dyn FnOnce(&mut Replica) + Send>;
 
 struct Worker {
     device: Device,
+    /// The replica's own thread (None for a replica run inline, or once stopped).
     jobs: Option<Sender<Job>>,
     handle: Option<JoinHandle<()>>,
 }
@@ -214,6 +219,8 @@ struct Worker {
 /// The replicas of one run, one per device, driven from the calling thread.
 pub struct Replicas {
     workers: Vec<Worker>,
+    /// A lone replica, run in the calling thread instead of a thread of its own (see the module's notes).
+    inline: Option<RefCell<Replica>>,
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -230,6 +237,12 @@ impl Replicas {
         ensure!(!devices.is_empty(), "devices: expected at least one device");
         for &device in devices {
             check_available(device)?;
+        }
+        if let [device] = devices {
+            tch::set_num_threads(setup.threads);
+            let replica = Replica::new(*device, &setup, &start).with_context(|| format!("replica 0 on {device:?}"))?;
+            let worker = Worker { device: *device, jobs: None, handle: None };
+            return Ok(Replicas { workers: vec![worker], inline: Some(RefCell::new(replica)) });
         }
         let initial = Arc::new(std::sync::Mutex::new(start));
         let mut workers = Vec::new();
@@ -266,7 +279,7 @@ impl Replicas {
             workers.push(Worker { device, jobs: Some(jobs_tx), handle: Some(handle) });
         }
         drop(ready_tx);
-        let replicas = Replicas { workers };
+        let replicas = Replicas { workers, inline: None };
         for (index, result) in ready_rx.iter() {
             result.with_context(|| format!("replica {index} on {:?}", replicas.workers[index].device))?;
         }
@@ -291,6 +304,17 @@ impl Replicas {
         which: &[usize],
         mut make: impl FnMut(usize) -> Box<dyn FnOnce(&mut Replica) -> Result<R> + Send>,
     ) -> Result<Vec<R>> {
+        if let Some(replica) = &self.inline {
+            return which
+                .iter()
+                .map(|&i| {
+                    let f = make(i);
+                    catch_unwind(AssertUnwindSafe(|| f(&mut replica.borrow_mut())))
+                        .unwrap_or_else(|p| Err(anyhow!("libtorch error: {}", panic_message(p))))
+                        .with_context(|| format!("replica {i} on {:?}", self.workers[i].device))
+                })
+                .collect();
+        }
         let (tx, rx) = channel::<(usize, Result<R>)>();
         for &i in which {
             let f = make(i);
