@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Forward+backward images/s on random data: sk-exp vs PyTorch eager (timm's skresnext50_32x4d for sknet50,
 # scripts/torch_cifar_models.py for sknet29), same libtorch, same thread count, alternating in one run.
-# Usage: benchmarks/fwd_bwd.sh [THREADS] [ROUNDS]   (see train_step.sh on OMP_WAIT_POLICY=PASSIVE)
+# Usage: benchmarks/fwd_bwd.sh [THREADS] [ROUNDS]   (on an idle machine: see train_step.sh)
 . "$(dirname "$0")/lib.sh"
 threads="${1:-$(nproc)}"
 rounds="${2:-3}"

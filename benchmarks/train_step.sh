@@ -4,10 +4,9 @@
 # have the same parameter count, prints each measurement and the ratio of the medians.
 # Usage: benchmarks/train_step.sh [THREADS] [ROUNDS] [CASE...]   (a case is "model batch iters")
 # Cases: "sknet29 64 3" (default) and "shufflenetv2_1.0x_sk 16 4".
-# On a machine whose cores are busy with other work, libgomp's default spin-waiting costs a process
-# whose OpenMP team is the only one (PyTorch's main thread) far more than one with two teams (sk-exp's
-# main thread and its replica thread, which libgomp then throttles): run with OMP_WAIT_POLICY=PASSIVE
-# (inherited by both sides) to compare the frameworks rather than the wait policy.
+# Both sides run one OpenMP team (sk-exp runs a lone replica in the calling thread); measure on an otherwise
+# idle machine with the default wait policy. OMP_WAIT_POLICY=PASSIVE (inherited by both) makes every
+# parallel region sleep and wake: both sides lose up to half their speed, so it is no fair setting either.
 # DEVICE=cuda:0 runs both sides on that GPU instead.
 . "$(dirname "$0")/lib.sh"
 threads="${1:-$(nproc)}"
