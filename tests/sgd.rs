@@ -78,6 +78,11 @@ fn momentum_with_weight_decay_on_everything_matches_torch() {
 }
 
 #[test]
+fn momentum_with_1d_parameters_exempt_from_decay_matches_torch() {
+    compare_with_torch(SgdConfig { momentum: 0.9, nesterov: false, weight_decay: 1e-2, wd_on_bn_bias: false });
+}
+
+#[test]
 fn nesterov_with_1d_parameters_exempt_from_decay_matches_torch() {
     compare_with_torch(SgdConfig { momentum: 0.9, nesterov: true, weight_decay: 1e-2, wd_on_bn_bias: false });
 }

@@ -134,7 +134,21 @@ impl Sgd {
     /// d = g + wd p; buf = m buf + d; d = d + m buf (Nesterov) or buf; p = p - lr d.
     pub fn step(&mut self, grad: &Tensor, lr: f64) {
         let SgdConfig { momentum, nesterov, weight_decay, .. } = self.config;
+        let device = self.flat.device();
+        let scalar = |v: f64| Tensor::from(v as f32).to_device(device);
         tch::no_grad(|| {
+            if momentum > 0.0 && !nesterov {
+                // The common case in place, without full-size temporaries (fresh buffers of the model's size
+                // cost page faults every step): buf = m buf + g + wd p; p = p + (-lr) buf.
+                let _ = self.momentum.g_mul_scalar_(momentum).g_add_(grad);
+                let _ = match (&self.decay_mask, weight_decay > 0.0) {
+                    (Some(mask), _) => self.momentum.addcmul_(&self.flat, mask),
+                    (None, true) => self.momentum.addcmul_(&self.flat, &scalar(weight_decay)),
+                    (None, false) => self.momentum.shallow_clone(),
+                };
+                let _ = self.flat.addcmul_(&self.momentum, &scalar(-lr));
+                return;
+            }
             let mut d = match (&self.decay_mask, weight_decay > 0.0) {
                 (Some(mask), _) => grad + &self.flat * mask,
                 (None, true) => grad + &self.flat * weight_decay,
@@ -143,7 +157,7 @@ impl Sgd {
             if momentum > 0.0 {
                 // torch starts the buffer at d on the first step; m * 0 + d is the same number.
                 let _ = self.momentum.g_mul_scalar_(momentum).g_add_(&d);
-                d = if nesterov { d + &self.momentum * momentum } else { self.momentum.shallow_clone() };
+                d = d + &self.momentum * momentum;
             }
             let _ = self.flat.g_sub_(&(d * lr));
         });
