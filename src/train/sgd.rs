@@ -39,8 +39,11 @@ pub struct Sgd {
     params: Vec<Tensor>,
     flat: Tensor,
     momentum: Tensor,
-    /// Per-element weight decay (the decay or 0) when 1-D parameters are exempt.
-    decay_mask: Option<Tensor>,
+    /// The weight-decay factor multiplying `flat`: per element (the decay or 0) when 1-D parameters are
+    /// exempt, else a 0-dim tensor; None without weight decay. Kept on the buffers' device.
+    decay: Option<Tensor>,
+    /// -lr as a 0-dim tensor on the buffers' device, refilled each step (a kernel, no host-to-device copy).
+    neg_lr: Tensor,
     /// Zero fillers between slices, so that a concatenated gradient lines up with `flat`.
     padding: Vec<Option<Tensor>>,
 }
@@ -85,7 +88,10 @@ impl Sgd {
             let gap = end - slot.offset - slot.numel;
             padding.push((gap > 0).then(|| Tensor::zeros([gap], (Kind::Float, device))));
         }
-        let decay_mask = (!config.wd_on_bn_bias && config.weight_decay > 0.0).then(|| {
+        let decay = (config.weight_decay > 0.0).then(|| {
+            if config.wd_on_bn_bias {
+                return Tensor::from(config.weight_decay as f32).to_device(device);
+            }
             let mask = Tensor::zeros([total], (Kind::Float, device));
             for slot in slots.iter().filter(|s| s.shape.len() > 1) {
                 let _ = mask.narrow(0, slot.offset, slot.numel).fill_(config.weight_decay);
@@ -93,7 +99,8 @@ impl Sgd {
             mask
         });
         let momentum = flat.zeros_like();
-        Ok(Sgd { config, slots, params, flat, momentum, decay_mask, padding })
+        let neg_lr = Tensor::zeros([], (Kind::Float, device));
+        Ok(Sgd { config, slots, params, flat, momentum, decay, neg_lr, padding })
     }
 
     pub fn config(&self) -> &SgdConfig {
@@ -133,26 +140,22 @@ impl Sgd {
     /// One step with the flat gradient `grad` (read only: replicas may share it) at learning rate `lr`:
     /// d = g + wd p; buf = m buf + d; d = d + m buf (Nesterov) or buf; p = p - lr d.
     pub fn step(&mut self, grad: &Tensor, lr: f64) {
-        let SgdConfig { momentum, nesterov, weight_decay, .. } = self.config;
-        let device = self.flat.device();
-        let scalar = |v: f64| Tensor::from(v as f32).to_device(device);
+        let SgdConfig { momentum, nesterov, .. } = self.config;
         tch::no_grad(|| {
             if momentum > 0.0 && !nesterov {
                 // The common case in place, without full-size temporaries (fresh buffers of the model's size
                 // cost page faults every step): buf = m buf + g + wd p; p = p + (-lr) buf.
                 let _ = self.momentum.g_mul_scalar_(momentum).g_add_(grad);
-                let _ = match (&self.decay_mask, weight_decay > 0.0) {
-                    (Some(mask), _) => self.momentum.addcmul_(&self.flat, mask),
-                    (None, true) => self.momentum.addcmul_(&self.flat, &scalar(weight_decay)),
-                    (None, false) => self.momentum.shallow_clone(),
-                };
-                let _ = self.flat.addcmul_(&self.momentum, &scalar(-lr));
+                if let Some(decay) = &self.decay {
+                    let _ = self.momentum.addcmul_(&self.flat, decay);
+                }
+                let _ = self.neg_lr.fill_(-lr);
+                let _ = self.flat.addcmul_(&self.momentum, &self.neg_lr);
                 return;
             }
-            let mut d = match (&self.decay_mask, weight_decay > 0.0) {
-                (Some(mask), _) => grad + &self.flat * mask,
-                (None, true) => grad + &self.flat * weight_decay,
-                (None, false) => grad.shallow_clone(),
+            let mut d = match &self.decay {
+                Some(decay) => grad + &self.flat * decay,
+                None => grad.shallow_clone(),
             };
             if momentum > 0.0 {
                 // torch starts the buffer at d on the first step; m * 0 + d is the same number.
