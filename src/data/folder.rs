@@ -32,17 +32,18 @@ pub fn open(root: &Path, spec: &FolderSpec) -> Result<(Folder, Folder)> {
         bail!("image folder root {} does not exist", root.display());
     }
     let (train_dir, val_dir) = (root.join("train"), root.join("val"));
-    let (classes, train_files) = if train_dir.is_dir() {
+    let train = if train_dir.is_dir() {
         let classes = class_names(&train_dir)?;
         let files = list_images(&train_dir, &classes, true)?;
-        (classes, files)
+        Some((classes, files))
     } else if val_dir.is_dir() {
-        // Evaluation only (e.g. ImageNet's val/ alone): the classes are val/'s, and there is nothing to train on.
-        (class_names(&val_dir)?, Vec::new())
+        None
     } else {
         bail!("image folder root {} holds neither train/ nor val/ (expected <split>/<class>/<image>)", root.display());
     };
     let val_classes = class_names(&val_dir)?;
+    // Evaluation only (e.g. ImageNet's val/ alone): the classes are val/'s, and there is nothing to train on.
+    let (classes, train_files) = train.unwrap_or_else(|| (val_classes.clone(), Vec::new()));
     if let Some(unknown) = val_classes.iter().find(|c| classes.binary_search(c).is_err()) {
         bail!("class folder {} has no counterpart in {}", val_dir.join(unknown).display(), train_dir.display());
     }
