@@ -159,7 +159,6 @@ pub fn run_fwd_bwd(args: FwdBwdArgs) -> Result<()> {
 pub fn run_train(args: TrainBenchArgs) -> Result<()> {
     args.timing.apply()?;
     let (spec, device) = args.model.resolve()?;
-    let params = complexity::measure(&spec)?.params;
     let size = args.timing.size.unwrap_or(spec.input_size());
     // The batch starts on the CPU, as the loader's batches do: the replica moves it to its device.
     let (images, labels) = random_batch(args.batch, size, spec.num_classes(), Device::Cpu);
@@ -168,6 +167,7 @@ pub fn run_train(args: TrainBenchArgs) -> Result<()> {
         Arc::new(move |vs: &nn::Path| -> Result<Box<dyn Network>> { Ok(Box::new(Model::build(vs, &build_spec)?)) });
     let vs = nn::VarStore::new(Device::Cpu);
     build(&vs.root())?;
+    let params = complexity::count_params(&vs);
     let weights: NamedTensors = vs.variables().into_iter().collect();
     let recipe = Recipe::preset("cifar10")?;
     let setup = ReplicaSetup { build, sgd: recipe.sgd(), label_smoothing: 0.0, threads: tch::get_num_threads() };
