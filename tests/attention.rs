@@ -27,10 +27,7 @@ const TINY: &[&str] = &[
 ];
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("attention").join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir(&format!("attention/{name}"))
 }
 
 fn tiny_model() -> (nn::VarStore, Model) {

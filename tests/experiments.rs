@@ -1,5 +1,7 @@
 //! The experiment runner end to end on a tiny model and the synthetic data, and the shipped experiment
 //! files: they parse, every run type-checks, and the runs with a paper row match its complexity.
+mod common;
+
 use sk_exp::experiment::runner::{self, RunnerOptions};
 use sk_exp::experiment::store::ExperimentDir;
 use sk_exp::models::complexity;
@@ -19,10 +21,7 @@ fn options(results: &Path) -> RunnerOptions {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("experiments").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir(&format!("experiments/{name}"))
 }
 
 /// Two variants of a tiny SKNet-29 (and one whose data is missing), 2 seeds, 2 epochs on 64 images.

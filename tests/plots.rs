@@ -1,4 +1,6 @@
 //! Plots and the CSV readers behind them, on files written here in the formats training writes.
+mod common;
+
 use sk_exp::report::plots::{bars, curves, figure2};
 use sk_exp::report::results::{find_results_files, read_metrics, read_results, read_run_dir};
 use sk_exp::report::summary::{mean_std, read_summary, summarize, write_summary};
@@ -12,10 +14,7 @@ const RESULTS_HEADER: &str = "label,seed,model,params,macs,top1_err,top5_err,epo
 
 /// A fresh folder for one test.
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plots").join(name);
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir(&format!("plots/{name}"))
 }
 
 /// Width and height from a PNG's IHDR chunk.

@@ -1,15 +1,14 @@
 //! The safetensors weight loader/saver on a small conv-BN-linear store: round trips, PyTorch quirks
 //! (num_batches_tracked, float64 files) and the errors for files that do not fit.
+mod common;
+
 use sk_exp::models::layers::{conv_bn, linear, ConvOpts};
 use sk_exp::models::weights::{load_safetensors, read_tensors, save_safetensors};
 use std::path::PathBuf;
 use tch::{nn, Device, Kind, Tensor};
 
 fn scratch_dir(test: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("weights").join(test);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir(&format!("weights/{test}"))
 }
 
 /// conv1/bn1 (weight, bias, running stats), layer1.0.conv1/bn1 and fc: 12 variables.
