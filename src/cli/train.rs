@@ -141,7 +141,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             out.display()
         );
     }
-    let summary = config.run(&options)?;
+    let summary = config.run(&options)?.summary;
     let best = match (summary.best_eval_top1_err, summary.best_epoch) {
         (Some(err), Some(epoch)) => format!("best eval top-1 error {err:.2}% (epoch {epoch})"),
         _ => "no epoch evaluated".into(),

@@ -181,11 +181,9 @@ fn append_log(run_dir: &Path, line: &str) -> Result<()> {
     writeln!(f, "{}", line).with_context(|| format!("writing {}", path.display()))
 }
 
-/// The result row of a run that trained to its end: final-epoch errors, mean throughput, total time.
-fn finished_row(run: &ResolvedRun, run_dir: &Path) -> Result<RunResult> {
-    let splits = crate::data::open(&run.config.data, run.config.data_root.as_deref())?;
-    let spec = run.config.model_spec(splits.train.num_classes())?;
-    let Complexity { params, macs } = complexity::measure(&spec)?;
+/// The result row of a run that trained `spec` to its end: final-epoch errors, mean throughput, total time.
+fn finished_row(run: &ResolvedRun, spec: &ModelSpec, run_dir: &Path) -> Result<RunResult> {
+    let Complexity { params, macs } = complexity::measure(spec)?;
     let metrics = read_metrics(&run_dir.join(METRICS_FILE))?;
     let last = metrics.last().with_context(|| format!("{}: no epoch was recorded", run_dir.display()))?;
     let images_per_s = metrics.iter().map(|m| m.images_per_s).sum::<f64>() / metrics.len() as f64;
@@ -255,8 +253,10 @@ pub fn run(
         let result = run
             .config
             .run(&RunOptions { resume: true, stop_after: None, progress: options.progress })
-            .and_then(|_| after_run(run))
-            .and_then(|()| finished_row(run, &run_dir));
+            .and_then(|trained| {
+                after_run(run)?;
+                finished_row(run, &trained.spec, &run_dir)
+            });
         match result {
             Ok(row) => {
                 let err = row.top1_err.map_or("-".into(), |e| format!("{e:.2}%"));

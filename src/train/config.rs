@@ -64,6 +64,14 @@ pub struct RunOptions {
     pub progress: bool,
 }
 
+/// What [`RunConfig::run`] trained: the loop's summary and the model's spec, class count included (the
+/// experiment runner counts its #params and MACs without opening the data again).
+#[derive(Debug)]
+pub struct Trained {
+    pub summary: Summary,
+    pub spec: ModelSpec,
+}
+
 impl RunConfig {
     /// A run config from a YAML tree. The recipe starts from a paper recipe, `recipe.preset: NAME`
     /// (cifar10, cifar100, imagenet, imagenet_light) or by default the one for the model's input size
@@ -127,8 +135,8 @@ impl RunConfig {
     }
 
     /// Opens the data, builds the model spec (its class count set from the data unless overridden) and
-    /// trains.
-    pub fn run(&self, options: &RunOptions) -> Result<Summary> {
+    /// trains; returns the loop's summary with the spec it trained.
+    pub fn run(&self, options: &RunOptions) -> Result<Trained> {
         let splits = data::open(&self.data, self.data_root.as_deref())?;
         let spec = self.model_spec(splits.train.num_classes())?;
         let devices = self.devices.iter().map(|d| crate::parse_device(d)).collect::<Result<Vec<_>>>()?;
@@ -148,9 +156,11 @@ impl RunConfig {
             stop_after: options.stop_after,
             progress: options.progress,
         };
-        let build: NetworkBuilder =
-            Arc::new(move |vs: &tch::nn::Path| -> Result<Box<dyn Network>> { Ok(Box::new(Model::build(vs, &spec)?)) });
-        trainer::train(&run, &splits, build)
+        let build_spec = spec.clone();
+        let build: NetworkBuilder = Arc::new(move |vs: &tch::nn::Path| -> Result<Box<dyn Network>> {
+            Ok(Box::new(Model::build(vs, &build_spec)?))
+        });
+        Ok(Trained { summary: trainer::train(&run, &splits, build)?, spec })
     }
 
     /// The model's spec for a data set of `classes` classes.
