@@ -212,6 +212,24 @@ fn bad_folders_are_errors_that_name_the_path() {
 }
 
 #[test]
+fn the_evaluation_set_opens_alone_with_the_training_numbering() {
+    let root = copy_tree("eval_alone");
+    let (_, val) = folder::open(&root, &spec(&root)).unwrap();
+    // Training images are not listed: an empty training class folder does not stop evaluation.
+    std::fs::create_dir(root.join("train/n03_empty")).unwrap();
+    assert!(folder::open(&root, &spec(&root)).is_err());
+    let alone = folder::open_eval(&root, &spec(&root)).unwrap();
+    assert_eq!(alone.class_names(), ["n00_cat", "n01_zebra", "n02_dog", "n03_empty"]);
+    assert_eq!(alone.len(), val.len());
+    for i in 0..val.len() {
+        assert_eq!(alone.path(i), val.path(i));
+        assert_eq!(alone.sample(i, Split::Eval, 0).unwrap().label, val.sample(i, Split::Eval, 0).unwrap().label);
+    }
+    let spec = DataSpec::Folder(FolderSpec { root: "data_folder_eval_alone".into(), ..spec(&root) });
+    assert_eq!(sk_exp::data::open_eval(&spec, root.parent()).unwrap().len(), 2);
+}
+
+#[test]
 fn a_folder_with_only_val_serves_evaluation_but_not_training() {
     let root = copy_tree("val_only");
     std::fs::remove_dir_all(root.join("train")).unwrap();

@@ -113,7 +113,7 @@ impl AnalysisData {
             DataSpec::Synthetic(s) => Some(Synthetic::new(s, Part::Eval)?),
             _ => None,
         };
-        let dataset = data::open(spec, data_root)?.eval;
+        let dataset = data::open_eval(spec, data_root)?;
         Ok(AnalysisData { dataset, synthetic })
     }
 }

@@ -73,13 +73,13 @@ impl SourceArgs {
 /// `assignments` applied.
 pub fn run_spec(dir: &Path, assignments: &[String]) -> Result<ModelSpec> {
     let config = run_config(dir)?;
-    let data = data::open(&config.data, config.data_root.as_deref()).with_context(|| {
+    let data = data::open_eval(&config.data, config.data_root.as_deref()).with_context(|| {
         format!(
             "run {}: opening its data to count the classes (or use --model, --weights and --set num_classes=N)",
             dir.display()
         )
     })?;
-    with_assignments(config.model_spec(data.train.num_classes())?, assignments)
+    with_assignments(config.model_spec(data.num_classes())?, assignments)
 }
 
 #[derive(Args)]
@@ -134,7 +134,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 }
 
 fn evaluate_data(classifier: &Classifier, spec: &DataSpec, data_root: Option<&Path>, args: &EvalArgs) -> Result<()> {
-    let dataset = data::open(spec, data_root)?.eval;
+    let dataset = data::open_eval(spec, data_root)?;
     let classes = dataset.num_classes();
     if let Some(model_classes) = classifier.num_classes().filter(|&c| c != classes) {
         bail!("the model has {model_classes} classes, the data set {classes}: set the model's with --set num_classes={classes}");

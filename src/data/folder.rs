@@ -22,15 +22,7 @@ pub struct Folder {
 
 /// The training set (`train/`) and the evaluation set (`val/`).
 pub fn open(root: &Path, spec: &FolderSpec) -> Result<(Folder, Folder)> {
-    if spec.crop == 0 || spec.eval_crop == 0 {
-        bail!("data.crop and data.eval_crop must be at least 1 pixel");
-    }
-    if spec.eval_resize() < spec.eval_crop {
-        bail!("data.eval_resize ({}) is smaller than data.eval_crop ({})", spec.eval_resize(), spec.eval_crop);
-    }
-    if !root.is_dir() {
-        bail!("image folder root {} does not exist", root.display());
-    }
+    check(root, spec)?;
     let (train_dir, val_dir) = (root.join("train"), root.join("val"));
     let train = if train_dir.is_dir() {
         let classes = class_names(&train_dir)?;
@@ -44,27 +36,59 @@ pub fn open(root: &Path, spec: &FolderSpec) -> Result<(Folder, Folder)> {
     let val_classes = class_names(&val_dir)?;
     // Evaluation only (e.g. ImageNet's val/ alone): the classes are val/'s, and there is nothing to train on.
     let (classes, train_files) = train.unwrap_or_else(|| (val_classes.clone(), Vec::new()));
-    if let Some(unknown) = val_classes.iter().find(|c| classes.binary_search(c).is_err()) {
-        bail!("class folder {} has no counterpart in {}", val_dir.join(unknown).display(), train_dir.display());
-    }
-    let val_files = list_images(&val_dir, &classes, false)?;
+    let val = eval_set(root, spec, classes.clone(), &val_classes)?;
     // The train set's eval transform uses the same resize ratio as the val set's.
     let train_eval_resize = (spec.crop as f64 * spec.eval_resize() as f64 / spec.eval_crop as f64).round() as usize;
     let train = Folder {
         files: train_files,
-        classes: classes.clone(),
+        classes,
         side: spec.crop,
         eval_resize: train_eval_resize,
         skip_bad_images: spec.skip_bad_images,
     };
-    let val = Folder {
-        files: val_files,
+    Ok((train, val))
+}
+
+/// The evaluation set (`val/`) alone, numbered as [`open`] numbers it: the class names are `train/`'s folder
+/// names, read without listing the (possibly million) training images.
+pub fn open_eval(root: &Path, spec: &FolderSpec) -> Result<Folder> {
+    check(root, spec)?;
+    let (train_dir, val_dir) = (root.join("train"), root.join("val"));
+    let val_classes = class_names(&val_dir)?;
+    let classes = if train_dir.is_dir() { class_names(&train_dir)? } else { val_classes.clone() };
+    eval_set(root, spec, classes, &val_classes)
+}
+
+fn check(root: &Path, spec: &FolderSpec) -> Result<()> {
+    if spec.crop == 0 || spec.eval_crop == 0 {
+        bail!("data.crop and data.eval_crop must be at least 1 pixel");
+    }
+    if spec.eval_resize() < spec.eval_crop {
+        bail!("data.eval_resize ({}) is smaller than data.eval_crop ({})", spec.eval_resize(), spec.eval_crop);
+    }
+    if !root.is_dir() {
+        bail!("image folder root {} does not exist", root.display());
+    }
+    Ok(())
+}
+
+/// `val/`'s images, labelled by their folder's index in `classes` (every val/ class must be one of them).
+fn eval_set(root: &Path, spec: &FolderSpec, classes: Vec<String>, val_classes: &[String]) -> Result<Folder> {
+    let val_dir = root.join("val");
+    if let Some(unknown) = val_classes.iter().find(|c| classes.binary_search(c).is_err()) {
+        bail!(
+            "class folder {} has no counterpart in {}",
+            val_dir.join(unknown).display(),
+            root.join("train").display()
+        );
+    }
+    Ok(Folder {
+        files: list_images(&val_dir, &classes, false)?,
         classes,
         side: spec.eval_crop,
         eval_resize: spec.eval_resize(),
         skip_bad_images: spec.skip_bad_images,
-    };
-    Ok((train, val))
+    })
 }
 
 fn class_names(dir: &Path) -> Result<Vec<String>> {

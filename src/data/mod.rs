@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use tch::Tensor;
 
 pub use loader::{batches, Batches, LoaderConfig};
-pub use spec::{open, DataSpec, DataSplits};
+pub use spec::{open, open_eval, DataSpec, DataSplits};
 
 /// A batch on the CPU: images (N, 3, H, W) float32, normalised; labels (N) int64.
 #[derive(Debug)]

@@ -88,6 +88,15 @@ pub fn resolve(path: &Path, data_root: Option<&Path>) -> PathBuf {
     }
 }
 
+/// The evaluation set alone, labelled as in [`open`], without preparing the training set (an image
+/// folder's training images are not listed).
+pub fn open_eval(spec: &DataSpec, data_root: Option<&Path>) -> Result<Arc<dyn Dataset>> {
+    match spec {
+        DataSpec::Folder(s) => Ok(Arc::new(folder::open_eval(&resolve(&s.root, data_root), s)?)),
+        _ => Ok(open(spec, data_root)?.eval),
+    }
+}
+
 pub fn open(spec: &DataSpec, data_root: Option<&Path>) -> Result<DataSplits> {
     match spec {
         DataSpec::Synthetic(s) => Ok(DataSplits {
