@@ -3,7 +3,7 @@
 use crate::data::loader::Skipped;
 use crate::data::{self, Batch, Dataset, LoaderConfig, Split};
 use crate::interop::torchscript::TorchScript;
-use crate::models::{weights, Model, ModelSpec};
+use crate::models::{self, LoadedModel, Model, ModelSpec};
 use crate::train::loss::count_errors;
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,17 +22,12 @@ impl Classifier {
     /// Our model built from `spec` on `device`, with its weights from `weights` (a safetensors file of a
     /// PyTorch state_dict, or a run/checkpoint/export folder holding one); None keeps the random init.
     pub fn ours(spec: &ModelSpec, weights: Option<&Path>, device: Device) -> Result<Classifier> {
-        check_device(device)?;
-        let vs = nn::VarStore::new(device);
-        let model = Model::build(&vs.root(), spec)?;
-        if let Some(path) = weights {
-            weights::load_safetensors(&vs, &weights::locate(path)?)?;
-        }
+        let LoadedModel { model, vs } = models::load(spec, weights, device)?;
         Ok(Classifier::Ours { model: Box::new(model), vs })
     }
 
     pub fn torchscript(path: &Path, device: Device) -> Result<Classifier> {
-        check_device(device)?;
+        crate::device::check(device)?;
         Ok(Classifier::TorchScript(TorchScript::load(path, device)?))
     }
 
@@ -59,17 +54,6 @@ impl Classifier {
             Classifier::TorchScript(ts) => ts.forward(&images),
         })
     }
-}
-
-/// libtorch aborts on a CUDA device it does not have; say so first.
-fn check_device(device: Device) -> Result<()> {
-    if let Device::Cuda(index) = device {
-        let count = tch::Cuda::device_count();
-        if index as i64 >= count {
-            bail!("device cuda:{index}: this machine has {count} CUDA device(s) usable by libtorch");
-        }
-    }
-    Ok(())
 }
 
 /// Running sums over evaluated samples; the figures are per sample, errors in percent.

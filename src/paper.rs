@@ -1,6 +1,7 @@
 //! The paper's published figures and the exact reference counts, carried as data (data/paper/*.csv).
 use anyhow::{Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 const PUBLISHED_CSV: &str = include_str!("../data/paper/published.csv");
@@ -17,6 +18,31 @@ pub struct PaperRow {
     pub top1_err: Option<f64>,
     pub top1_err_320: Option<f64>,
     pub note: String,
+}
+
+/// Names one row of published.csv: written in the registry (static) and in experiment files (`paper:`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PaperRef {
+    pub table: Cow<'static, str>,
+    pub model: Cow<'static, str>,
+    #[serde(default = "default_dataset")]
+    pub dataset: Cow<'static, str>,
+}
+
+fn default_dataset() -> Cow<'static, str> {
+    Cow::Borrowed("imagenet")
+}
+
+impl PaperRef {
+    pub const fn new(table: &'static str, model: &'static str, dataset: &'static str) -> PaperRef {
+        PaperRef { table: Cow::Borrowed(table), model: Cow::Borrowed(model), dataset: Cow::Borrowed(dataset) }
+    }
+
+    /// The published row this names, if published.csv has it.
+    pub fn row(&self) -> Option<&'static PaperRow> {
+        find(&self.table, &self.model, &self.dataset)
+    }
 }
 
 /// One row of exact-counts.csv: the exact parameter count of a public reference definition.

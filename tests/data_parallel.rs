@@ -5,9 +5,9 @@
 mod train_common;
 use anyhow::Result;
 use sk_exp::data::{Batch, DataSplits};
-use sk_exp::parse_device;
+use sk_exp::device::{check, parse as parse_device};
 use sk_exp::train::checkpoint::{self, NamedTensors};
-use sk_exp::train::parallel::{check_available, Network, NetworkBuilder, ReplicaSetup, Replicas, StartState};
+use sk_exp::train::parallel::{Network, NetworkBuilder, ReplicaSetup, Replicas, StartState};
 use sk_exp::train::recipe::Recipe;
 use sk_exp::train::sgd::SgdConfig;
 use sk_exp::train::trainer::{train, TrainRun};
@@ -171,8 +171,8 @@ fn the_loop_trains_on_a_device_list() {
 #[test]
 fn missing_cuda_devices_are_reported() {
     let count = tch::Cuda::device_count() as usize;
-    let missing = check_available(Device::Cuda(count)).unwrap_err().to_string();
-    assert!(missing.contains(if count == 0 { "CUDA is not available" } else { "CUDA device(s)" }), "{missing}");
-    assert!(check_available(Device::Cpu).is_ok());
+    let missing = check(Device::Cuda(count)).unwrap_err().to_string();
+    assert!(missing.contains(&format!("this machine has {count} CUDA device(s)")), "{missing}");
+    assert!(check(Device::Cpu).is_ok());
     assert_eq!(parse_device("cuda:1").unwrap(), Device::Cuda(1));
 }

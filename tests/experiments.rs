@@ -5,7 +5,6 @@ mod common;
 use sk_exp::experiment::runner::{self, RunnerOptions};
 use sk_exp::experiment::store::ExperimentDir;
 use sk_exp::models::complexity;
-use sk_exp::paper;
 use std::path::{Path, PathBuf};
 
 fn options(results: &Path) -> RunnerOptions {
@@ -138,14 +137,13 @@ fn shipped_experiments_type_check_and_match_the_papers_complexity() {
             if !seen_labels.insert(run.planned.label.clone()) {
                 continue;
             }
-            let row = paper::find(&p.table, &p.model, &p.dataset)
-                .unwrap_or_else(|| panic!("{}: no paper row {:?}", path.display(), p));
+            let row = p.row().unwrap_or_else(|| panic!("{}: no paper row {:?}", path.display(), p));
             let c = complexity::measure(&run.model_spec().unwrap()).unwrap();
-            if let (Some(pp), false) = (row.params_m, KNOWN_PARAM_GAPS.contains(&p.model.as_str())) {
+            if let (Some(pp), false) = (row.params_m, KNOWN_PARAM_GAPS.contains(&p.model.as_ref())) {
                 let d = (c.params as f64 / 1e6 - pp).abs() / pp;
                 assert!(d < 0.01, "{} {}: {} params vs paper {pp}M", path.display(), run.planned.label, c.params);
             }
-            if let (Some(pf), false) = (row.gflops, KNOWN_FLOP_GAPS.contains(&p.model.as_str())) {
+            if let (Some(pf), false) = (row.gflops, KNOWN_FLOP_GAPS.contains(&p.model.as_ref())) {
                 let d = (c.macs as f64 / 1e9 - pf).abs() / pf;
                 assert!(d < 0.02, "{} {}: {} MACs vs paper {pf} GFLOPs", path.display(), run.planned.label, c.macs);
             }

@@ -3,7 +3,8 @@ mod common;
 
 use sk_exp::report::plots::{bars, curves, figure2};
 use sk_exp::report::results::{find_results_files, read_metrics, read_results, read_run_dir};
-use sk_exp::report::summary::{mean_std, read_summary, summarize, write_summary};
+use sk_exp::report::summary::{read_summary, summarize, write_summary};
+use sk_exp::util::stats::mean_std;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;

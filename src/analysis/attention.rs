@@ -3,7 +3,7 @@
 //! weight), for each image; the paper's finding is that it grows with the object's size in early stages.
 use crate::models::attention::UnitAttention;
 use crate::models::sk::SkSpec;
-use crate::report::summary::mean_std;
+use crate::util::stats::{index_or_push, mean_std};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
@@ -101,22 +101,14 @@ pub struct ChannelRow {
     pub mean_weight: f64,
 }
 
-/// The index of `name` in `names`, appended when new.
-fn index_of(names: &mut Vec<String>, name: &str) -> usize {
-    names.iter().position(|n| n == name).unwrap_or_else(|| {
-        names.push(name.to_string());
-        names.len() - 1
-    })
-}
-
 impl AttentionStats {
     /// Adds one batch's records (as the probe returned them) for images with `labels` seen at `scale`;
     /// `paths` are the (smaller, larger) kernel's path indices.
     pub fn add(&mut self, records: &[UnitAttention], labels: &[i64], scale: &str, paths: (usize, usize)) -> Result<()> {
         let (small, large) = paths;
-        let s = index_of(&mut self.scales, scale);
+        let s = index_or_push(&mut self.scales, scale);
         for record in records {
-            let unit = index_of(&mut self.units, &record.label);
+            let unit = index_or_push(&mut self.units, &record.label);
             let w = record.weights.to_device(Device::Cpu).to_kind(Kind::Double);
             let (n, _, c) = w.size3()?;
             if n as usize != labels.len() {

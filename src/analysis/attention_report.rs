@@ -5,17 +5,17 @@ use crate::data::loader::{batches, LoaderConfig};
 use crate::data::spec::DataSpec;
 use crate::data::synthetic::{Part, Synthetic, ANALYSIS_SCALES};
 use crate::data::{self, Dataset};
-use crate::models::{weights, Model, ModelSpec};
+use crate::models::{self, Model, ModelSpec};
 use crate::report::plots::attention as plots;
-use crate::train::checkpoint::write_atomic;
 use crate::train::config::RunConfig;
+use crate::util::fs::write_atomic;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// What to analyse and how: the `analysis.attention` section of an experiment file, and the flags of
 /// `sk-exp attention`.
@@ -116,28 +116,6 @@ impl AnalysisData {
         let dataset = data::open_eval(spec, data_root)?;
         Ok(AnalysisData { dataset, synthetic })
     }
-}
-
-/// A model with its weights loaded; the store owns the variables.
-pub struct LoadedModel {
-    pub model: Model,
-    pub vs: nn::VarStore,
-}
-
-/// Builds `spec` on `device` and loads a safetensors file of PyTorch state_dict names (a run, checkpoint or
-/// export folder holding one is found inside it).
-pub fn load_model(spec: &ModelSpec, weights_path: &Path, device: Device) -> Result<LoadedModel> {
-    // libtorch aborts on a CUDA device it does not have; say so first.
-    if let Device::Cuda(index) = device {
-        let count = tch::Cuda::device_count();
-        if index as i64 >= count {
-            bail!("device cuda:{index}: this machine has {count} CUDA device(s) usable by libtorch");
-        }
-    }
-    let vs = nn::VarStore::new(device);
-    let model = Model::build(&vs.root(), spec)?;
-    weights::load_safetensors(&vs, &weights::locate(weights_path)?)?;
-    Ok(LoadedModel { model, vs })
 }
 
 /// The (smaller, larger) kernel's path indices of a model's SK units; an error for a model without them.
@@ -319,8 +297,8 @@ pub fn report_run(config: &RunConfig, spec: &AttentionSpec, progress: bool) -> R
     let run_dir = config.out_dir();
     let data = AnalysisData::open(&config.data, config.data_root.as_deref())?;
     let model_spec = config.model_spec(data.dataset.num_classes())?;
-    let device = crate::parse_device(config.devices.first().map_or("cpu", String::as_str))?;
-    let loaded = load_model(&model_spec, &run_dir.join("checkpoint").join("weights.safetensors"), device)?;
+    let device = crate::device::parse(config.devices.first().map_or("cpu", String::as_str))?;
+    let loaded = models::load(&model_spec, Some(&run_dir.join("checkpoint").join("weights.safetensors")), device)?;
     report(&loaded.model, &data, spec, device, &run_dir.join("attention"), &run_title(config), progress)
         .with_context(|| format!("attention analysis of {}", run_dir.display()))
 }

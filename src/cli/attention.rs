@@ -4,7 +4,7 @@ use super::common::{data_spec, resolve_spec, run_config};
 use anyhow::{Context, Result};
 use clap::Args;
 use sk_exp::analysis::attention::AttentionStats;
-use sk_exp::analysis::attention_report::{kernel_paths, load_model, report, AnalysisData, AttentionSpec, Zoom};
+use sk_exp::analysis::attention_report::{kernel_paths, report, AnalysisData, AttentionSpec, Zoom};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -78,7 +78,7 @@ pub fn run(args: AttentionArgs) -> Result<()> {
     if let Some(t) = args.threads {
         tch::set_num_threads(t);
     }
-    let device = sk_exp::parse_device(&args.device)?;
+    let device = sk_exp::device::parse(&args.device)?;
     let spec = AttentionSpec {
         scales: args.scales.clone(),
         unit: args.unit.clone(),
@@ -115,7 +115,7 @@ pub fn run(args: AttentionArgs) -> Result<()> {
         }
     };
     kernel_paths(&model_spec)?;
-    let loaded = load_model(&model_spec, &weights, device)?;
+    let loaded = sk_exp::models::load(&model_spec, Some(&weights), device)?;
     let (stats, written) = report(&loaded.model, &data, &spec, device, &out, &title, !args.quiet)?;
     print_summary(&stats);
     for path in written {

@@ -108,7 +108,7 @@ impl LoopArgs {
 
 impl ModelArgs {
     fn resolve(&self) -> Result<(ModelSpec, Device)> {
-        Ok((registry::resolve(&self.model, None)?, sk_exp::parse_device(&self.device)?))
+        Ok((registry::resolve(&self.model, None)?, sk_exp::device::parse(&self.device)?))
     }
 
     /// The result line; `extra` is more ` key=value` pairs.

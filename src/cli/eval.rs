@@ -56,7 +56,7 @@ impl SourceArgs {
     }
 
     pub fn load(&self) -> Result<Classifier> {
-        let device = sk_exp::parse_device(&self.device)?;
+        let device = sk_exp::device::parse(&self.device)?;
         if let Some(path) = &self.torchscript {
             return Classifier::torchscript(path, device);
         }

@@ -5,9 +5,9 @@ use super::eval::run_spec;
 use anyhow::{bail, Result};
 use clap::Args;
 use sk_exp::interop::export;
-use sk_exp::models::{registry, weights, Model};
+use sk_exp::models::{self, registry, LoadedModel};
 use std::path::PathBuf;
-use tch::{nn, Device};
+use tch::Device;
 
 #[derive(Args)]
 pub struct ExportArgs {
@@ -37,9 +37,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         (None, Some(name), Some(path)) => (with_assignments(registry::resolve(name, None)?, &args.set)?, path.clone()),
         _ => bail!("give --run DIR, or --model NAME --weights PATH"),
     };
-    let mut vs = nn::VarStore::new(Device::Cpu);
-    let model = Model::build(&vs.root(), &spec)?;
-    weights::load_safetensors(&vs, &weights::locate(&weights_path)?)?;
+    let LoadedModel { model, mut vs } = models::load(&spec, Some(&weights_path), Device::Cpu)?;
     let size = args.size.unwrap_or(spec.input_size());
     let exported = export::export(&model, &mut vs, &args.out, size)?;
     println!("weights     {}", exported.weights.display());

@@ -1,18 +1,19 @@
 //! Runs an experiment: every planned run is type-checked before anything trains, then trained in its own
 //! folder (resuming from its checkpoint, skipping finished runs, locked against a second runner), recorded
 //! in results.csv (failures too, with their reason), and summarised beside the paper's figures.
-use super::schema::{ExperimentFile, PaperRef};
+use super::schema::ExperimentFile;
 use super::store::ExperimentDir;
 use super::sweep::{plan, PlannedRun};
 use crate::analysis::AnalysisSpec;
 use crate::models::complexity::{self, Complexity};
 use crate::models::{registry, ModelSpec};
-use crate::paper::{self, PaperRow};
+use crate::paper::PaperRef;
+use crate::paper::PaperRow;
 use crate::report::plots::bars::plot_summary;
 use crate::report::results::{read_metrics, RunResult, METRICS_FILE};
 use crate::report::summary::{summarize, write_summary, SummaryRow};
-use crate::train::checkpoint::write_atomic;
 use crate::train::config::{RunConfig, RunOptions};
+use crate::util::fs::write_atomic;
 use anyhow::{anyhow, bail, Context, Result};
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -55,7 +56,7 @@ impl ResolvedRun {
     }
 
     fn paper_row(&self) -> Option<&'static PaperRow> {
-        self.planned.paper.as_ref().and_then(|p| paper::find(&p.table, &p.model, &p.dataset))
+        self.planned.paper.as_ref().and_then(PaperRef::row)
     }
 }
 
@@ -288,7 +289,7 @@ pub fn summarise(exp: &Experiment, options: &RunnerOptions) -> Result<String> {
     let paper_of = |label: &str| -> Option<&'static PaperRow> {
         let refs: Option<&PaperRef> =
             exp.runs.iter().find(|r| r.planned.label == label).and_then(|r| r.planned.paper.as_ref());
-        refs.and_then(|p| paper::find(&p.table, &p.model, &p.dataset))
+        refs.and_then(PaperRef::row)
     };
     for row in &mut rows {
         row.paper_top1_err = paper_of(&row.label).and_then(|p| p.top1_err);

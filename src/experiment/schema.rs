@@ -1,5 +1,6 @@
 //! The experiment file: a base run, seeds, and a sweep (a grid over dotted keys or labelled variants).
 use crate::analysis::AnalysisSpec;
+use crate::paper::PaperRef;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use yaml_serde::Value;
@@ -48,17 +49,4 @@ pub struct Variant {
     /// The paper's row for this variant, shown beside the measured result.
     #[serde(default)]
     pub paper: Option<PaperRef>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct PaperRef {
-    pub table: String,
-    pub model: String,
-    #[serde(default = "default_dataset")]
-    pub dataset: String,
-}
-
-fn default_dataset() -> String {
-    "imagenet".into()
 }

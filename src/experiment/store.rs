@@ -1,7 +1,7 @@
 //! An experiment's folder: results.csv (one row per finished run, rewritten atomically under a lock),
 //! per-run locks so that two runners never train the same run, and the summary files.
 use crate::report::results::{read_results, RunResult, RESULTS_HEADER};
-use crate::train::checkpoint::write_atomic;
+use crate::util::fs::write_atomic;
 use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};

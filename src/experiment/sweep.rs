@@ -1,8 +1,9 @@
 //! Expands an experiment file into its runs: sweep points x seeds, each a resolved run-config tree with
 //! a stable label.
-use super::schema::{ExperimentFile, PaperRef};
+use super::schema::ExperimentFile;
 use crate::models::registry;
 use crate::overrides::set_dotted;
+use crate::paper::PaperRef;
 use anyhow::{bail, Context, Result};
 use yaml_serde::Value;
 

@@ -114,3 +114,22 @@ impl Model {
         Ok(self.net.forward_t(xs, train))
     }
 }
+
+/// A model built on a device with its weights; the store owns the variables.
+pub struct LoadedModel {
+    pub model: Model,
+    pub vs: nn::VarStore,
+}
+
+/// Builds `spec` on `device` (checked first: libtorch aborts on a missing GPU) and loads `weights`, a
+/// safetensors file of PyTorch state_dict names or a run, checkpoint or export folder holding one; None
+/// keeps the random initialisation.
+pub fn load(spec: &ModelSpec, weights: Option<&std::path::Path>, device: tch::Device) -> Result<LoadedModel> {
+    crate::device::check(device)?;
+    let vs = nn::VarStore::new(device);
+    let model = Model::build(&vs.root(), spec)?;
+    if let Some(path) = weights {
+        weights::load_safetensors(&vs, &weights::locate(path)?)?;
+    }
+    Ok(LoadedModel { model, vs })
+}

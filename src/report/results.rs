@@ -1,7 +1,7 @@
 //! Readers of what training writes: a run's metrics.csv (+ config.yaml) and an experiment's results.csv.
 //! Every error names the file, and the line where one is at fault.
-use anyhow::{anyhow, bail, Context, Result};
-use serde::de::DeserializeOwned;
+use crate::util::csv_file::read_csv;
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -39,48 +39,6 @@ pub struct RunResult {
 impl RunResult {
     pub fn is_ok(&self) -> bool {
         self.status == "ok"
-    }
-}
-
-/// Reads a CSV whose header must hold `expected` (any order, extra columns ignored); `check` validates each
-/// row. Errors read `FILE line N: ...`.
-pub(crate) fn read_csv<T: DeserializeOwned>(
-    path: &Path,
-    expected: &[&str],
-    check: impl Fn(&T) -> Result<()>,
-) -> Result<Vec<T>> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(file);
-    let headers = reader.headers().with_context(|| format!("{}: unreadable header", path.display()))?.clone();
-    let missing: Vec<&str> = expected.iter().copied().filter(|col| !headers.iter().any(|h| h == *col)).collect();
-    if !missing.is_empty() {
-        bail!("{}: missing column(s) {} (expected header {})", path.display(), missing.join(","), expected.join(","));
-    }
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| anyhow!("{}: {}", path.display(), csv_error_text(&e)))?;
-        let line = record.position().map_or(0, |p| p.line());
-        let row: T = record.deserialize(Some(&headers)).map_err(|e| match e.kind() {
-            csv::ErrorKind::Deserialize { err, .. } => {
-                let column = err.field().and_then(|i| headers.get(i as usize)).unwrap_or("?");
-                anyhow!("{} line {line}, column {column}: {}", path.display(), err.kind())
-            }
-            _ => anyhow!("{} line {line}: {e}", path.display()),
-        })?;
-        check(&row).map_err(|e| anyhow!("{} line {line}: {e}", path.display()))?;
-        rows.push(row);
-    }
-    Ok(rows)
-}
-
-/// csv's own message without its "CSV error:" prefix (it already says the line).
-fn csv_error_text(err: &csv::Error) -> String {
-    match err.kind() {
-        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => {
-            let line = pos.as_ref().map_or(0, |p| p.line());
-            format!("line {line}: {len} fields, expected {expected_len}")
-        }
-        _ => err.to_string(),
     }
 }
 

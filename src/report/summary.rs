@@ -1,5 +1,7 @@
 //! An experiment's summary: mean ± std of top-1 error over the seeds of each label (summary.csv).
-use super::results::{read_csv, RunResult};
+use super::results::RunResult;
+use crate::util::csv_file::read_csv;
+use crate::util::stats::mean_std;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -20,14 +22,6 @@ pub struct SummaryRow {
     pub std_top1_err: Option<f64>,
     /// The paper's figure for this label, when the experiment names one (filled in by the runner).
     pub paper_top1_err: Option<f64>,
-}
-
-/// Mean and sample standard deviation (None for fewer than two values).
-pub fn mean_std(values: &[f64]) -> (f64, Option<f64>) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let std = (values.len() > 1).then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
-    (mean, std)
 }
 
 /// One row per label (in order of first appearance) over its `ok` runs; labels without any are left out.

@@ -3,10 +3,10 @@
 //! `optimizer.safetensors`: momentum buffers by variable name; `state.yaml`: the epoch and the rest).
 //! It is written whole into `checkpoint.tmp`, synced, and swapped in with renames, so a run killed at
 //! any instant leaves either the previous checkpoint or the new one, never a mix.
+use crate::util::fs::{sync_dir, sync_file, write_synced};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
@@ -91,33 +91,6 @@ pub fn load(run_dir: &Path) -> Result<Option<Checkpoint>> {
         Ok(tensors)
     };
     Ok(Some(Checkpoint { weights: read(WEIGHTS)?, optimizer: read(OPTIMIZER)?, state }))
-}
-
-/// Writes `bytes` to `path` through a synced temporary file and a rename: readers see the old file or
-/// the new one, whole.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().with_context(|| format!("{}: not a file path", path.display()))?;
-    let tmp = path.with_file_name(format!("{}.tmp", name.to_string_lossy()));
-    write_synced(&tmp, bytes)?;
-    fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        sync_dir(parent)?;
-    }
-    Ok(())
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
-    file.sync_all().with_context(|| format!("syncing {}", path.display()))
-}
-
-fn sync_file(path: &Path) -> Result<()> {
-    File::open(path).and_then(|f| f.sync_all()).with_context(|| format!("syncing {}", path.display()))
-}
-
-fn sync_dir(path: &Path) -> Result<()> {
-    File::open(path).and_then(|f| f.sync_all()).with_context(|| format!("syncing the folder {}", path.display()))
 }
 
 /// The tensor called `name` in a checkpoint's list.

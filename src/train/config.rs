@@ -139,7 +139,7 @@ impl RunConfig {
     pub fn run(&self, options: &RunOptions) -> Result<Trained> {
         let splits = data::open(&self.data, self.data_root.as_deref())?;
         let spec = self.model_spec(splits.train.num_classes())?;
-        let devices = self.devices.iter().map(|d| crate::parse_device(d)).collect::<Result<Vec<_>>>()?;
+        let devices = self.devices.iter().map(|d| crate::device::parse(d)).collect::<Result<Vec<_>>>()?;
         let threads = self.threads.unwrap_or_else(tch::get_num_threads);
         if threads < 1 {
             bail!("threads: expected at least 1");

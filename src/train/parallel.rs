@@ -34,23 +34,6 @@ impl Network for Model {
 /// Builds a network's variables under a VarStore path; called once in every replica's thread.
 pub type NetworkBuilder = Arc<dyn Fn(&nn::Path) -> Result<Box<dyn Network>> + Send + Sync>;
 
-/// Fails with a clear message when `device` is a CUDA device this machine does not have.
-pub fn check_available(device: Device) -> Result<()> {
-    if let Device::Cuda(i) = device {
-        let count = tch::Cuda::device_count();
-        ensure!(
-            (i as i64) < count,
-            "device cuda:{i}: {}",
-            if count == 0 {
-                "CUDA is not available on this machine".to_string()
-            } else {
-                format!("this machine has {count} CUDA device(s)")
-            }
-        );
-    }
-    Ok(())
-}
-
 /// How every replica is set up.
 #[derive(Clone)]
 pub struct ReplicaSetup {
@@ -236,7 +219,7 @@ impl Replicas {
     pub fn start(devices: &[Device], setup: ReplicaSetup, start: StartState) -> Result<Replicas> {
         ensure!(!devices.is_empty(), "devices: expected at least one device");
         for &device in devices {
-            check_available(device)?;
+            crate::device::check(device)?;
         }
         if let [device] = devices {
             tch::set_num_threads(setup.threads);

@@ -116,7 +116,7 @@ fn prepare_run_dir(run: &TrainRun) -> Result<Option<Checkpoint>> {
             bail!("{}: {}", run_file.display(), describe_difference(&saved, &run.identity));
         }
     }
-    checkpoint::write_atomic(&run_file, yaml_serde::to_string(&run.identity)?.as_bytes())?;
+    crate::util::fs::write_atomic(&run_file, yaml_serde::to_string(&run.identity)?.as_bytes())?;
     if let Some(c) = &checkpoint {
         if c.state.seed != run.seed {
             bail!(
@@ -141,7 +141,7 @@ fn prepare_run_dir(run: &TrainRun) -> Result<Option<Checkpoint>> {
             }
         }
     }
-    checkpoint::write_atomic(&metrics, text.as_bytes())?;
+    crate::util::fs::write_atomic(&metrics, text.as_bytes())?;
     Ok(checkpoint)
 }
 

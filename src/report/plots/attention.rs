@@ -7,6 +7,7 @@ use super::{
     finite_extent, house_mesh, padded, save, text, tick_label, Figure, AXIS_TITLE_SIZE, PALETTE, TICK_SIZE, TITLE_SIZE,
 };
 use crate::analysis::attention::{ChannelRow, ClassRow, UnitRow};
+use crate::util::stats::first_appearance;
 use anyhow::{bail, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -14,17 +15,6 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
 
 const DIFF_DESC: &str = "attention difference (larger − smaller kernel)";
-
-/// Items in order of first appearance.
-fn ordered<'a>(items: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut seen: Vec<&str> = Vec::new();
-    for item in items {
-        if !seen.contains(&item) {
-            seen.push(item);
-        }
-    }
-    seen
-}
 
 /// Decimals that tell ticks apart over an axis spanning `span`.
 fn decimals(span: f64) -> usize {
@@ -63,8 +53,8 @@ struct UnitBars<'a> {
 
 impl Figure for UnitBars<'_> {
     fn size(&self) -> (u32, u32) {
-        let units = ordered(self.rows.iter().map(|r| r.unit.as_str())).len() as u32;
-        let scales = ordered(self.rows.iter().map(|r| r.scale.as_str())).len() as u32;
+        let units = first_appearance(self.rows.iter().map(|r| r.unit.as_str())).len() as u32;
+        let scales = first_appearance(self.rows.iter().map(|r| r.scale.as_str())).len() as u32;
         (1000.max(200 + units * (24 * scales + 30)), 720)
     }
 
@@ -72,8 +62,8 @@ impl Figure for UnitBars<'_> {
     where
         DB::ErrorType: 'static,
     {
-        let units = ordered(self.rows.iter().map(|r| r.unit.as_str()));
-        let scales = ordered(self.rows.iter().map(|r| r.scale.as_str()));
+        let units = first_appearance(self.rows.iter().map(|r| r.unit.as_str()));
+        let scales = first_appearance(self.rows.iter().map(|r| r.scale.as_str()));
         let ends = self.rows.iter().flat_map(|r| {
             let std = r.std.unwrap_or(0.0);
             [r.mean - std, r.mean + std]
@@ -170,7 +160,7 @@ impl Figure for ChannelLines<'_> {
     where
         DB::ErrorType: 'static,
     {
-        let scales = ordered(self.rows.iter().map(|r| r.scale.as_str()));
+        let scales = first_appearance(self.rows.iter().map(|r| r.scale.as_str()));
         let unit = self.rows.first().map_or("", |r| r.unit.as_str());
         let groups = self.rows.iter().map(|r| r.group).max().unwrap_or(0) as f64;
         let (lo, hi) = finite_extent(self.rows.iter().map(|r| r.mean_weight)).unwrap_or((0.0, 1.0));

@@ -1,0 +1,91 @@
+//! CSV files: one reader that names the file, line and column at fault, and one writer of `Serialize`
+//! rows (atomic, header always present). Numbers are written in Rust's shortest round-trip form.
+use super::fs::write_atomic;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::de::DeserializeOwned;
+use serde::{Serialize, Serializer};
+use std::path::Path;
+
+/// Reads a CSV whose header must hold `expected` (any order, extra columns ignored); `check` validates each
+/// row. Errors read `FILE line N: ...`.
+pub fn read_csv<T: DeserializeOwned>(
+    path: &Path,
+    expected: &[&str],
+    check: impl Fn(&T) -> Result<()>,
+) -> Result<Vec<T>> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(file);
+    let headers = reader.headers().with_context(|| format!("{}: unreadable header", path.display()))?.clone();
+    let missing: Vec<&str> = expected.iter().copied().filter(|col| !headers.iter().any(|h| h == *col)).collect();
+    if !missing.is_empty() {
+        bail!("{}: missing column(s) {} (expected header {})", path.display(), missing.join(","), expected.join(","));
+    }
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| anyhow!("{}: {}", path.display(), csv_error_text(&e)))?;
+        let line = record.position().map_or(0, |p| p.line());
+        let row: T = record.deserialize(Some(&headers)).map_err(|e| match e.kind() {
+            csv::ErrorKind::Deserialize { err, .. } => {
+                let column = err.field().and_then(|i| headers.get(i as usize)).unwrap_or("?");
+                anyhow!("{} line {line}, column {column}: {}", path.display(), err.kind())
+            }
+            _ => anyhow!("{} line {line}: {e}", path.display()),
+        })?;
+        check(&row).map_err(|e| anyhow!("{} line {line}: {e}", path.display()))?;
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// csv's own message without its "CSV error:" prefix (it already says the line).
+fn csv_error_text(err: &csv::Error) -> String {
+    match err.kind() {
+        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => {
+            let line = pos.as_ref().map_or(0, |p| p.line());
+            format!("line {line}: {len} fields, expected {expected_len}")
+        }
+        _ => err.to_string(),
+    }
+}
+
+/// `header` and one line per row, as CSV text. The header is written even with no rows.
+pub fn csv_text<T: Serialize>(header: &[&str], rows: &[T]) -> Result<Vec<u8>> {
+    let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    writer.write_record(header)?;
+    for row in rows {
+        writer.serialize(row)?;
+    }
+    writer.into_inner().map_err(|e| anyhow!("serialising CSV rows: {e}"))
+}
+
+/// Writes `header` and `rows` to `path` atomically.
+pub fn write_csv<T: Serialize>(path: &Path, header: &[&str], rows: &[T]) -> Result<()> {
+    let text = csv_text(header, rows).with_context(|| format!("writing {}", path.display()))?;
+    write_atomic(path, &text)
+}
+
+/// Serialises a float as Rust's `Display` does (`1` for 1.0, shortest round trip), for `serialize_with`.
+pub fn shortest<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+/// [`shortest`] for an optional float; None is an empty field.
+pub fn shortest_opt<S: Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
+}
+
+/// A float with six decimals, as the analysis CSVs write them, for `serialize_with`.
+pub fn six_decimals<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{value:.6}"))
+}
+
+/// [`six_decimals`] for an optional float; None is an empty field.
+pub fn six_decimals_opt<S: Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => six_decimals(v, s),
+        None => s.serialize_none(),
+    }
+}

@@ -1,0 +1,44 @@
+//! Writes that a crash cannot leave half done: a synced temporary file renamed over the target.
+use anyhow::{Context, Result};
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename: readers see the old file or
+/// the new one, whole.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().with_context(|| format!("{}: not a file path", path.display()))?;
+    let tmp = path.with_file_name(format!("{}.tmp", name.to_string_lossy()));
+    write_synced(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Creates (or truncates) `path` with `bytes` and syncs it to disk.
+pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all().with_context(|| format!("syncing {}", path.display()))
+}
+
+/// Appends `line` and a newline to `path` (created if missing) and syncs it.
+pub fn append_line(path: &Path, line: &str) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(file, "{line}").with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all().with_context(|| format!("syncing {}", path.display()))
+}
+
+pub fn sync_file(path: &Path) -> Result<()> {
+    File::open(path).and_then(|f| f.sync_all()).with_context(|| format!("syncing {}", path.display()))
+}
+
+pub fn sync_dir(path: &Path) -> Result<()> {
+    File::open(path).and_then(|f| f.sync_all()).with_context(|| format!("syncing the folder {}", path.display()))
+}
