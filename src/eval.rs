@@ -4,13 +4,13 @@ use crate::data::loader::Skipped;
 use crate::data::{self, Batch, Dataset, LoaderConfig, Split};
 use crate::interop::torchscript::TorchScript;
 use crate::models::{self, LoadedModel, Model, ModelSpec};
-use crate::train::loss::count_errors;
+use crate::loss::{cross_entropy, ClassificationStats};
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
-use tch::{nn, Device, Kind, Reduction, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 /// Something that maps an NCHW float batch to logits (N, classes), in eval mode.
 pub enum Classifier {
@@ -56,65 +56,31 @@ impl Classifier {
     }
 }
 
-/// Running sums over evaluated samples; the figures are per sample, errors in percent.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Metrics {
-    pub samples: u64,
-    pub loss_sum: f64,
-    pub top1_errors: u64,
-    pub top5_errors: u64,
-}
-
-impl Metrics {
-    /// Adds a batch: `logits` (N, classes), `labels` (N) class indices. Top 5 means all classes when there
-    /// are fewer than five.
-    pub fn add(&mut self, logits: &Tensor, labels: &Tensor) -> Result<()> {
-        let (n, classes) = match logits.size()[..] {
-            [n, c] => (n, c),
-            ref other => bail!("metrics: expected logits of shape (N, classes), got {other:?}"),
-        };
-        let labels = labels.to_device(logits.device()).to_kind(Kind::Int64);
-        if labels.size() != [n] {
-            bail!("metrics: {n} logit rows but labels of shape {:?}", labels.size());
-        }
-        if n == 0 {
-            return Ok(());
-        }
-        let (low, high) = (labels.min().int64_value(&[]), labels.max().int64_value(&[]));
-        if low < 0 || high >= classes {
-            bail!("metrics: labels range over [{low}, {high}] but the classifier has {classes} classes");
-        }
-        // One read-back for the three figures (a device sync each otherwise).
-        let loss = logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(&labels, None, Reduction::Sum, -100, 0.0);
-        let packed =
-            Tensor::cat(&[loss.to_kind(Kind::Double).view(1), count_errors(logits, &labels).to_kind(Kind::Double)], 0);
-        let v = Vec::<f64>::try_from(packed.to_device(Device::Cpu))?;
-        self.samples += n as u64;
-        self.loss_sum += v[0];
-        self.top1_errors += v[1] as u64;
-        self.top5_errors += v[2] as u64;
-        Ok(())
+/// The counts of one evaluated batch; labels outside the classifier's classes are an error, not a libtorch abort.
+fn batch_stats(logits: &Tensor, labels: &Tensor) -> Result<ClassificationStats> {
+    let (n, classes) = match logits.size()[..] {
+        [n, c] => (n, c),
+        ref other => bail!("metrics: expected logits of shape (N, classes), got {other:?}"),
+    };
+    let labels = labels.to_device(logits.device()).to_kind(Kind::Int64);
+    if labels.size() != [n] {
+        bail!("metrics: {n} logit rows but labels of shape {:?}", labels.size());
     }
-
-    pub fn loss(&self) -> f64 {
-        self.loss_sum / self.samples.max(1) as f64
+    if n == 0 {
+        return Ok(ClassificationStats::default());
     }
-    pub fn top1_err(&self) -> f64 {
-        percent(self.top1_errors, self.samples)
+    let (low, high) = (labels.min().int64_value(&[]), labels.max().int64_value(&[]));
+    if low < 0 || high >= classes {
+        bail!("metrics: labels range over [{low}, {high}] but the classifier has {classes} classes");
     }
-    pub fn top5_err(&self) -> f64 {
-        percent(self.top5_errors, self.samples)
-    }
-}
-
-fn percent(count: u64, of: u64) -> f64 {
-    100.0 * count as f64 / of.max(1) as f64
+    let logits = logits.to_kind(Kind::Float);
+    ClassificationStats::of_batch(&cross_entropy(&logits, &labels, 0.0), &logits, &labels)
 }
 
 /// The outcome of one pass over a data set.
 #[derive(Clone, Debug)]
 pub struct EvalReport {
-    pub metrics: Metrics,
+    pub metrics: ClassificationStats,
     pub seconds: f64,
     /// Images left out because they could not be decoded (data sets that allow skipping).
     pub skipped: Skipped,
@@ -143,7 +109,7 @@ pub fn evaluate(
             .expect("a valid template"),
     );
     let start = Instant::now();
-    let mut metrics = Metrics::default();
+    let mut metrics = ClassificationStats::default();
     let mut batches = data::batches(dataset, LoaderConfig { split: Split::Eval, ..loader })?;
     for batch in &mut batches {
         let batch = batch?;
@@ -152,7 +118,7 @@ pub fn evaluate(
         if width != classes {
             bail!("the classifier gives {width} logits per image, the data set has {classes} classes");
         }
-        metrics.add(&logits, &batch.labels)?;
+        metrics.add(batch_stats(&logits, &batch.labels)?);
         observe(&batch, &logits)?;
         bar.inc(batch.labels.size()[0] as u64);
         bar.set_message(format!("top-1 err {:.2}%", metrics.top1_err()));
@@ -166,28 +132,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_top1_and_top5_errors_and_sums_the_loss() {
+    fn counts_top1_and_top5_errors_and_the_mean_loss() {
         // Scores ascend with the class index: class 7 is the top 1, classes 3..=7 the top 5.
         let logits = Tensor::arange(8, (Kind::Float, Device::Cpu)).unsqueeze(0).repeat([4, 1]);
         let labels = Tensor::from_slice(&[7i64, 3, 2, 0]);
-        let mut m = Metrics::default();
-        m.add(&logits, &labels).unwrap();
-        assert_eq!((m.samples, m.top1_errors, m.top5_errors), (4, 3, 2));
+        let m = batch_stats(&logits, &labels).unwrap();
+        assert_eq!((m.samples, m.top1_errors, m.top5_errors), (4, 3.0, 2.0));
         assert_eq!((m.top1_err(), m.top5_err()), (75.0, 50.0));
         let expected = logits.cross_entropy_for_logits(&labels).double_value(&[]);
         assert!((m.loss() - expected).abs() < 1e-6);
         // Fewer than five classes: every label is in the "top 5".
-        let mut small = Metrics::default();
-        small
-            .add(&Tensor::from_slice(&[0.1f32, 0.9, 0.5, 0.2, 0.7, 0.1]).view([2, 3]), &Tensor::from_slice(&[1i64, 2]))
-            .unwrap();
-        assert_eq!((small.top1_errors, small.top5_errors), (1, 0));
+        let small =
+            batch_stats(&Tensor::from_slice(&[0.1f32, 0.9, 0.5, 0.2, 0.7, 0.1]).view([2, 3]), &Tensor::from_slice(&[1i64, 2]))
+                .unwrap();
+        assert_eq!((small.top1_errors, small.top5_errors), (1.0, 0.0));
     }
 
     #[test]
     fn labels_outside_the_classes_are_an_error() {
-        let err =
-            Metrics::default().add(&Tensor::zeros([2, 3], (Kind::Float, Device::Cpu)), &Tensor::from_slice(&[0i64, 3]));
+        let err = batch_stats(&Tensor::zeros([2, 3], (Kind::Float, Device::Cpu)), &Tensor::from_slice(&[0i64, 3]));
         assert!(err.unwrap_err().to_string().contains("labels range over [0, 3] but the classifier has 3 classes"));
     }
 }

@@ -5,6 +5,7 @@ pub mod device;
 pub mod eval;
 pub mod experiment;
 pub mod interop;
+pub mod loss;
 pub mod models;
 pub mod overrides;
 pub mod paper;

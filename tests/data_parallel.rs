@@ -7,14 +7,15 @@ use anyhow::Result;
 use sk_exp::data::{Batch, DataSplits};
 use sk_exp::device::{check, parse as parse_device};
 use sk_exp::train::checkpoint::{self, NamedTensors};
+use sk_exp::train::run_dir::RunDir;
 use sk_exp::train::parallel::{Network, NetworkBuilder, ReplicaSetup, Replicas, StartState};
 use sk_exp::train::recipe::Recipe;
 use sk_exp::train::sgd::SgdConfig;
-use sk_exp::train::trainer::{train, TrainRun};
+use sk_exp::train::trainer::{train, RunOptions};
 use std::sync::Arc;
 use tch::nn;
 use tch::{Device, Tensor};
-use train_common::{batch_of, blobs, temp_dir, tiny_sknet};
+use train_common::{batch_of, blobs, temp_dir, tiny_run, tiny_sknet};
 
 /// A network without batch norm: conv, ReLU, global pool, linear.
 #[derive(Debug)]
@@ -45,13 +46,15 @@ fn initial(build: &NetworkBuilder) -> NamedTensors {
     tch::manual_seed(1);
     let vs = nn::VarStore::new(Device::Cpu);
     build(&vs.root()).unwrap();
-    let mut w: NamedTensors = vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect();
-    w.sort_by(|a, b| a.0.cmp(&b.0));
-    w
+    vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect()
+}
+
+fn device_name() -> String {
+    std::env::var("SK_EXP_TEST_DEVICE").unwrap_or_else(|_| "cpu".into())
 }
 
 fn device() -> Device {
-    std::env::var("SK_EXP_TEST_DEVICE").map_or(Device::Cpu, |d| parse_device(&d).unwrap())
+    parse_device(&device_name()).unwrap()
 }
 
 fn start(build: &NetworkBuilder, devices: usize) -> Replicas {
@@ -125,7 +128,7 @@ fn batch_norm_statistics_are_averaged_and_replicas_stay_identical() {
     }
     let (a, _) = two.snapshot(0).unwrap();
     let (b, _) = two.snapshot(1).unwrap();
-    let stats = |w: &NamedTensors| -> Vec<(String, Tensor)> {
+    let stats = |w: &NamedTensors| -> NamedTensors {
         w.iter().filter(|(n, _)| n.contains("running_")).map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
     };
     let params = |w: &NamedTensors| -> NamedTensors {
@@ -149,22 +152,15 @@ fn the_loop_trains_on_a_device_list() {
     let dir = temp_dir("two-cpus");
     let mut recipe = Recipe::preset("cifar10").unwrap();
     (recipe.epochs, recipe.batch_size) = (2, 16);
-    let run = TrainRun {
-        identity: yaml_serde::to_value(&recipe).unwrap(),
-        recipe,
-        devices: vec![device(); 2],
-        seed: 1,
-        out_dir: dir.clone(),
-        workers: 1,
-        threads: 1,
-        resume: false,
-        stop_after: None,
-        progress: false,
-    };
+    let name = device_name();
+    let run = tiny_run(dir.clone(), recipe, 1, &[name.as_str(), name.as_str()]);
     let data = DataSplits { train: blobs(64, 0), eval: blobs(24, 5000) };
-    let summary = train(&run, &data, tiny_sknet()).unwrap();
-    assert_eq!(summary.epochs_done, 2);
-    assert!(checkpoint::load(&dir).unwrap().is_some());
+    let trained = train(&run, &RunDir::new(&dir), &data, tiny_sknet(), &RunOptions::default()).unwrap();
+    assert_eq!(trained.epochs_done(), 2);
+    assert!(trained.history.iter().all(|m| m.train_loss.is_finite() && m.eval_top1_err.is_some()));
+    let checkpoint = RunDir::new(&dir).load_checkpoint().unwrap().unwrap();
+    assert_eq!((checkpoint.state.epoch, checkpoint.state.step), (2, 8), "2 epochs of 64 / 16 steps");
+    assert_eq!(RunDir::new(&dir).read_run().unwrap().devices, [name.clone(), name]);
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -2,18 +2,19 @@
 //! files: they parse, every run type-checks, and the runs with a paper row match its complexity.
 mod common;
 
-use sk_exp::experiment::runner::{self, RunnerOptions};
+use sk_exp::experiment::load::{load, ExperimentOptions};
+use sk_exp::experiment::runner;
 use sk_exp::experiment::store::ExperimentDir;
+use sk_exp::experiment::summary::summarise;
 use sk_exp::models::complexity;
 use std::path::{Path, PathBuf};
 
-fn options(results: &Path) -> RunnerOptions {
-    RunnerOptions {
+fn options(results: &Path) -> ExperimentOptions {
+    ExperimentOptions {
         results_root: results.to_path_buf(),
         overrides: vec![],
         data_root: None,
         only: None,
-        dry_run: false,
         retry_failed: false,
         progress: false,
     }
@@ -57,10 +58,10 @@ fn runs_record_failures_skip_finished_runs_and_summarise() {
     let dir = temp_dir("tiny");
     let file = write(&dir, "tiny.yaml", TINY);
     let opts = options(&dir.join("results"));
-    let exp = runner::load(&file, &opts).unwrap();
+    let exp = load(&file, &opts).unwrap();
     assert_eq!(exp.runs.len(), 6);
 
-    let first = runner::run(&exp, &opts, &|_| Ok(())).unwrap();
+    let first = runner::run(&exp, &opts).unwrap();
     assert_eq!(first.trained.len(), 4, "{first:?}");
     assert_eq!(first.failed, vec!["no_data_s0", "no_data_s1"]);
     let store = ExperimentDir { root: dir.join("results/tiny") };
@@ -71,20 +72,21 @@ fn runs_record_failures_skip_finished_runs_and_summarise() {
     let ok = results.iter().find(|r| r.label == "path2_3x3" && r.seed == 1).unwrap();
     assert_eq!(ok.epochs, Some(2));
     assert!(ok.top1_err.is_some_and(|e| (0.0..=100.0).contains(&e)));
-    // Each run folder holds its resolved config, metrics, checkpoint and log.
-    let run_dir = dir.join("results/tiny/path2_3x3_s1");
-    for name in ["config.yaml", "metrics.csv", "log.txt"] {
-        assert!(run_dir.join(name).exists(), "{name} missing in {}", run_dir.display());
+    // Each run folder holds its resolved run (class count bound to the data), metrics, checkpoint and log.
+    let run_dir = store.run_dir("path2_3x3_s1");
+    for path in [run_dir.run_file(), run_dir.metrics_file(), run_dir.weights_file(), run_dir.log_file()] {
+        assert!(path.exists(), "{} missing", path.display());
     }
-    let config = std::fs::read_to_string(run_dir.join("config.yaml")).unwrap();
-    assert!(config.contains("kernel: 3"), "{config}");
+    let run = run_dir.read_run().unwrap();
+    let sk = run.model.spec.sk().unwrap();
+    assert_eq!((sk.paths[1].kernel, run.model.spec.num_classes()), (3, 4));
 
     // A second invocation trains nothing: finished runs are skipped, failed ones kept as failed.
-    let again = runner::run(&exp, &opts, &|_| Ok(())).unwrap();
+    let again = runner::run(&exp, &opts).unwrap();
     assert!(again.trained.is_empty() && again.failed.is_empty(), "{again:?}");
     assert_eq!(again.skipped.len(), 6);
 
-    let md = runner::summarise(&exp, &opts).unwrap();
+    let md = summarise(&exp, &opts.results_root).unwrap();
     assert!(md.contains("| path2_1x1 |") && md.contains("| path2_3x3 |"), "{md}");
     assert!(md.contains("no_data seed 0: failed"), "{md}");
     assert!(dir.join("results/tiny/summary.csv").exists() && dir.join("results/tiny/summary.png").exists());
@@ -96,10 +98,10 @@ fn a_run_locked_by_another_runner_is_left_alone() {
     let file = write(&dir, "tiny.yaml", TINY);
     let mut opts = options(&dir.join("results"));
     opts.only = Some("path2_1x1".into());
-    let exp = runner::load(&file, &opts).unwrap();
+    let exp = load(&file, &opts).unwrap();
     let store = ExperimentDir::create(dir.join("results/tiny")).unwrap();
-    let _held = store.lock_run("path2_1x1_s0").unwrap().expect("the lock is free");
-    let outcome = runner::run(&exp, &opts, &|_| Ok(())).unwrap();
+    let _held = store.run_dir("path2_1x1_s0").lock().unwrap().expect("the lock is free");
+    let outcome = runner::run(&exp, &opts).unwrap();
     assert_eq!(outcome.locked, vec!["path2_1x1_s0"]);
     assert_eq!(outcome.trained, vec!["path2_1x1_s1"]);
 }
@@ -109,11 +111,11 @@ fn unknown_keys_are_reported_with_their_line_before_training() {
     let dir = temp_dir("bad");
     let bad = TINY.replace("  workers: 0\n", "  workers: 0\n  epochz: 3\n");
     let file = write(&dir, "bad.yaml", &bad);
-    let err = format!("{:#}", runner::load(&file, &options(&dir)).err().expect("an unknown key is an error"));
+    let err = format!("{:#}", load(&file, &options(&dir)).err().expect("an unknown key is an error"));
     let line = bad.lines().position(|l| l.contains("epochz")).unwrap() + 1;
     assert!(err.contains("epochz") && err.contains(&format!("line {line}")), "{err}");
     let typo = TINY.replace("seeds: [0, 1]", "seeds: [zero]");
-    let err = format!("{:#}", runner::load(&write(&dir, "typo.yaml", &typo), &options(&dir)).err().unwrap());
+    let err = format!("{:#}", load(&write(&dir, "typo.yaml", &typo), &options(&dir)).err().unwrap());
     assert!(err.contains("seeds") && err.contains("line"), "{err}");
 }
 
@@ -130,22 +132,22 @@ fn shipped_experiments_type_check_and_match_the_papers_complexity() {
         if path.extension().is_none_or(|e| e != "yaml") {
             continue;
         }
-        let exp = runner::load(&path, &options(Path::new("/tmp/unused"))).unwrap_or_else(|e| panic!("{e:#}"));
+        let exp = load(&path, &options(Path::new("/tmp/unused"))).unwrap_or_else(|e| panic!("{e:#}"));
         let mut seen_labels = std::collections::HashSet::new();
         for run in &exp.runs {
-            let Some(p) = &run.planned.paper else { continue };
-            if !seen_labels.insert(run.planned.label.clone()) {
+            let Some(p) = &run.paper else { continue };
+            if !seen_labels.insert(run.label.clone()) {
                 continue;
             }
             let row = p.row().unwrap_or_else(|| panic!("{}: no paper row {:?}", path.display(), p));
-            let c = complexity::measure(&run.model_spec().unwrap()).unwrap();
+            let c = complexity::measure(&run.run.model.spec).unwrap();
             if let (Some(pp), false) = (row.params_m, KNOWN_PARAM_GAPS.contains(&p.model.as_ref())) {
                 let d = (c.params as f64 / 1e6 - pp).abs() / pp;
-                assert!(d < 0.01, "{} {}: {} params vs paper {pp}M", path.display(), run.planned.label, c.params);
+                assert!(d < 0.01, "{} {}: {} params vs paper {pp}M", path.display(), run.label, c.params);
             }
             if let (Some(pf), false) = (row.gflops, KNOWN_FLOP_GAPS.contains(&p.model.as_ref())) {
                 let d = (c.macs as f64 / 1e9 - pf).abs() / pf;
-                assert!(d < 0.02, "{} {}: {} MACs vs paper {pf} GFLOPs", path.display(), run.planned.label, c.macs);
+                assert!(d < 0.02, "{} {}: {} MACs vs paper {pf} GFLOPs", path.display(), run.label, c.macs);
             }
             checked += 1;
         }

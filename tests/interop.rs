@@ -273,7 +273,7 @@ fn bad_files_give_one_line_errors_naming_the_problem() {
 /// `--weights` takes a safetensors file, or a run, checkpoint or export folder holding one.
 #[test]
 fn weights_are_found_in_run_checkpoint_and_export_folders() {
-    use sk_exp::models::weights::locate;
+    use sk_exp::train::run_dir::locate_weights as locate;
     let dir = temp_dir("locate");
     let layouts = [
         ("run/checkpoint/weights.safetensors", "run"),

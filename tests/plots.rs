@@ -2,8 +2,11 @@
 mod common;
 
 use sk_exp::report::plots::{bars, curves, figure2};
-use sk_exp::report::results::{find_results_files, read_metrics, read_results, read_run_dir};
-use sk_exp::report::summary::{read_summary, summarize, write_summary};
+use sk_exp::report::results::{find_results_files, read_results, read_run_dir};
+use sk_exp::train::metrics::read_metrics;
+use sk_exp::train::run::ResolvedRun;
+use sk_exp::train::run_dir::RunDir;
+use sk_exp::report::summary::{read_summary, summarise_results, write_summary};
 use sk_exp::util::stats::mean_std;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -52,9 +55,13 @@ fn write_run(dir: &Path, rows: &[(u32, f64, f64, f64, f64)], model: Option<&str>
             epoch * 60
         );
     }
-    fs::write(dir.join("metrics.csv"), csv).unwrap();
+    let run = RunDir::new(dir);
+    fs::write(run.metrics_file(), csv).unwrap();
     if let Some(model) = model {
-        fs::write(dir.join("config.yaml"), format!("model:\n  name: {model}\ntrain:\n  epochs: 3\n")).unwrap();
+        // A real run file with this model name (the curves read only the name).
+        let mut resolved = ResolvedRun::from_tree(yaml_serde::from_str("{model: {name: sknet29}}").unwrap()).unwrap();
+        resolved.model.name = model.to_string();
+        run.write_run(&resolved).unwrap();
     }
 }
 
@@ -179,7 +186,7 @@ fn summary_of_an_experiment_from_results_csv() {
         ]),
     )
     .unwrap();
-    let rows = summarize(&read_results(&results).unwrap());
+    let rows = summarise_results(&read_results(&results).unwrap());
     assert_eq!(rows.len(), 2, "labels without a successful run are left out: {rows:?}");
     assert_eq!((rows[0].label.as_str(), rows[0].n, rows[0].params), ("ReLU in both paths", 3, 2630000));
     assert!((rows[0].std_top1_err.unwrap() - (19.0f64 / 12.0).sqrt()).abs() < 1e-12);
@@ -268,7 +275,7 @@ fn readers_reject_malformed_files_naming_file_and_line() {
 fn run_dir_with_bad_config_names_it() {
     let dir = scratch("bad_config").join("run");
     write_run(&dir, &[(1, 2.0, 50.0, 2.1, 51.0)], None);
-    fs::write(dir.join("config.yaml"), "model: [unclosed\n").unwrap();
+    fs::write(RunDir::new(&dir).run_file(), "model: [unclosed\n").unwrap();
     let err = format!("{:#}", read_run_dir(&dir).unwrap_err());
-    assert!(err.contains("config.yaml: not valid YAML"), "{err}");
+    assert!(err.contains("run.yaml: not valid YAML"), "{err}");
 }

@@ -1,16 +1,16 @@
 //! The loop's contract: a run stopped after epoch k and resumed ends bitwise equal to an uninterrupted
 //! run; a non-finite loss stops the run and keeps the last good checkpoint; run directories are guarded.
 mod train_common;
+use anyhow::Result;
 use sk_exp::data::DataSplits;
-use sk_exp::report::results::read_metrics;
 use sk_exp::train::checkpoint;
-use sk_exp::train::metrics::{header_line, EpochMetrics};
+use sk_exp::train::metrics::{EpochMetrics, METRICS_HEADER};
 use sk_exp::train::recipe::Recipe;
+use sk_exp::train::run_dir::RunDir;
 use sk_exp::train::schedule::Schedule;
-use sk_exp::train::trainer::{train, TrainRun};
-use std::path::PathBuf;
-use tch::Device;
-use train_common::{blobs, temp_dir, tiny_sknet};
+use sk_exp::train::trainer::{train, RunOptions, Trained};
+use std::path::Path;
+use train_common::{blobs, temp_dir, tiny_run, tiny_sknet};
 
 fn recipe() -> Recipe {
     Recipe {
@@ -31,25 +31,16 @@ fn data() -> DataSplits {
     DataSplits { train: blobs(72, 0), eval: blobs(40, 10_000) }
 }
 
-fn run(out_dir: PathBuf, recipe: Recipe) -> TrainRun {
-    let identity = yaml_serde::to_value(&recipe).unwrap();
-    TrainRun {
-        recipe,
-        devices: vec![Device::Cpu],
-        seed: 7,
-        out_dir,
-        workers: 2,
-        threads: 1,
-        identity,
-        resume: false,
-        stop_after: None,
-        progress: false,
-    }
+/// Trains the tiny SKNet with `recipe` (seed 7) in `dir`.
+fn session(dir: &Path, recipe: Recipe, resume: bool, stop_after: Option<usize>) -> Result<Trained> {
+    let run = tiny_run(dir.to_path_buf(), recipe, 7, &["cpu"]);
+    let options = RunOptions { resume, stop_after, progress: false };
+    train(&run, &RunDir::new(dir), &data(), tiny_sknet(), &options)
 }
 
 /// The columns that must reproduce exactly (images/s and wall time are timings).
-fn deterministic(rows: &[EpochMetrics]) -> Vec<[u64; 7]> {
-    rows.iter().map(EpochMetrics::deterministic_bits).collect()
+fn deterministic(rows: &[EpochMetrics]) -> Vec<String> {
+    rows.iter().map(|r| r.deterministic_row().unwrap()).collect()
 }
 
 fn assert_same_tensors(a: &checkpoint::NamedTensors, b: &checkpoint::NamedTensors, what: &str) {
@@ -63,30 +54,28 @@ fn assert_same_tensors(a: &checkpoint::NamedTensors, b: &checkpoint::NamedTensor
 #[test]
 fn stopped_and_resumed_run_matches_the_uninterrupted_run_bitwise() {
     let straight_dir = temp_dir("straight");
-    let straight = train(&run(straight_dir.clone(), recipe()), &data(), tiny_sknet()).unwrap();
-    assert_eq!(straight.epochs_done, 3);
+    let straight = session(&straight_dir, recipe(), false, None).unwrap();
+    assert_eq!(straight.epochs_done(), 3);
 
     let resumed_dir = temp_dir("resumed");
-    let mut first = run(resumed_dir.clone(), recipe());
-    first.stop_after = Some(2);
-    assert_eq!(train(&first, &data(), tiny_sknet()).unwrap().epochs_done, 2);
-    let mut second = run(resumed_dir.clone(), recipe());
-    second.resume = true;
-    let resumed = train(&second, &data(), tiny_sknet()).unwrap();
-    assert_eq!(resumed.metrics.len(), 1, "the resumed session trains only epoch 3");
+    assert_eq!(session(&resumed_dir, recipe(), false, Some(2)).unwrap().epochs_done(), 2);
+    let resumed = session(&resumed_dir, recipe(), true, None).unwrap();
+    assert_eq!(resumed.new_epochs, 1, "the resumed session trains only epoch 3");
 
-    let a = read_metrics(&straight_dir.join("metrics.csv")).unwrap();
-    let b = read_metrics(&resumed_dir.join("metrics.csv")).unwrap();
+    let a = RunDir::new(&straight_dir).read_metrics().unwrap();
+    let b = RunDir::new(&resumed_dir).read_metrics().unwrap();
     assert_eq!(a.len(), 3);
     assert_eq!(deterministic(&a), deterministic(&b), "metrics differ:\n{a:?}\n{b:?}");
+    // What the loop returns is what metrics.csv holds, earlier sessions included.
+    assert_eq!(deterministic(&resumed.history), deterministic(&b));
     // The run learns something, and the schedule is applied: a warm-up epoch of 4 iterations, then the
     // base rate, divided by 10 at half of training (epoch 1.5, rounded to the start of epoch 3).
     assert!(a[2].train_loss < a[0].train_loss, "{a:?}");
     assert_eq!((a[0].lr, a[1].lr), (0.05 / 4.0, 0.05));
     assert!((a[2].lr - 0.005).abs() < 1e-15);
 
-    let ca = checkpoint::load(&straight_dir).unwrap().unwrap();
-    let cb = checkpoint::load(&resumed_dir).unwrap().unwrap();
+    let ca = RunDir::new(&straight_dir).load_checkpoint().unwrap().unwrap();
+    let cb = RunDir::new(&resumed_dir).load_checkpoint().unwrap().unwrap();
     assert_eq!(ca.state, cb.state);
     assert_eq!(ca.state.epoch, 3);
     assert_same_tensors(&ca.weights, &cb.weights, "weights");
@@ -105,15 +94,15 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     // Epoch 2 runs at lr 0.05 * 1e30: the weights blow up and the loss stops being finite.
     r.schedule = Schedule::Multistep { fractions: vec![0.3], gamma: 1e30 };
     r.warmup_epochs = 0;
-    let err = train(&run(dir.clone(), r), &data(), tiny_sknet()).unwrap_err().to_string();
+    let err = session(&dir, r, false, None).unwrap_err().to_string();
     assert!(err.contains("not finite") && err.contains("after epoch 1"), "{err}");
-    let c = checkpoint::load(&dir).unwrap().unwrap();
+    let c = RunDir::new(&dir).load_checkpoint().unwrap().unwrap();
     assert_eq!(c.state.epoch, 1);
     assert!(
         c.weights.iter().all(|(_, t)| t.isfinite().all().int64_value(&[]) == 1),
         "checkpoint holds non-finite weights"
     );
-    let rows = read_metrics(&dir.join("metrics.csv")).unwrap();
+    let rows = RunDir::new(&dir).read_metrics().unwrap();
     assert_eq!(rows.len(), 1);
     std::fs::remove_dir_all(dir).ok();
 }
@@ -122,21 +111,18 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
 fn run_directories_are_guarded() {
     let dir = temp_dir("guard");
     let r = Recipe { epochs: 1, warmup_epochs: 0, ..recipe() };
-    train(&run(dir.clone(), r.clone()), &data(), tiny_sknet()).unwrap();
-    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
-    assert_eq!(text.lines().next(), Some(header_line().as_str()));
+    session(&dir, r.clone(), false, None).unwrap();
+    let text = std::fs::read_to_string(RunDir::new(&dir).metrics_file()).unwrap();
+    assert_eq!(text.lines().next(), Some(METRICS_HEADER.join(",").as_str()));
 
-    let again = train(&run(dir.clone(), r.clone()), &data(), tiny_sknet()).unwrap_err().to_string();
+    let again = session(&dir, r.clone(), false, None).unwrap_err().to_string();
     assert!(again.contains("already holds a run") && again.contains("--resume"), "{again}");
 
-    let mut changed = run(dir.clone(), Recipe { lr: 0.2, ..r.clone() });
-    changed.resume = true;
-    let err = train(&changed, &data(), tiny_sknet()).unwrap_err().to_string();
-    assert!(err.contains("'lr' is 0.05 in the run being resumed but 0.2 now"), "{err}");
+    let err = format!("{:#}", session(&dir, Recipe { lr: 0.2, ..r.clone() }, true, None).unwrap_err());
+    assert!(err.contains("'recipe.lr' is 0.05 in the run being resumed but 0.2 now"), "{err}");
+    assert!(err.contains("run.yaml"), "the message names the run file: {err}");
 
     // Resuming a finished run trains nothing more.
-    let mut done = run(dir.clone(), r);
-    done.resume = true;
-    assert!(train(&done, &data(), tiny_sknet()).unwrap().metrics.is_empty());
+    assert_eq!(session(&dir, r, true, None).unwrap().new_epochs, 0);
     std::fs::remove_dir_all(dir).ok();
 }

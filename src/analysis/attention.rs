@@ -3,8 +3,10 @@
 //! weight), for each image; the paper's finding is that it grows with the object's size in early stages.
 use crate::models::attention::UnitAttention;
 use crate::models::sk::SkSpec;
+use crate::util::csv_file::{four_decimals, six_decimals, six_decimals_opt};
 use crate::util::stats::{index_or_push, mean_std};
 use anyhow::{bail, Result};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
@@ -53,30 +55,37 @@ pub struct AttentionStats {
     channel_sums: BTreeMap<(usize, usize), (Vec<f64>, usize)>,
 }
 
-/// One unit at one scale: mean and sample std over images of the attention difference.
-#[derive(Debug, Clone, PartialEq)]
+/// One unit at one scale: mean and sample std over images of the attention difference (attention_units.csv).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UnitRow {
     pub unit: String,
     pub scale: String,
     pub n: usize,
+    #[serde(rename = "mean_diff", serialize_with = "six_decimals")]
     pub mean: f64,
     /// None for a single image.
+    #[serde(rename = "std_diff", serialize_with = "six_decimals_opt")]
     pub std: Option<f64>,
 }
 
-/// The mean attention difference over one class's images, for one unit at one scale.
-#[derive(Debug, Clone, PartialEq)]
+pub const UNIT_HEADER: [&str; 5] = ["unit", "scale", "n", "mean_diff", "std_diff"];
+
+/// The mean attention difference over one class's images, for one unit at one scale (attention_classes.csv).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassRow {
     pub unit: String,
     pub scale: String,
     pub class: i64,
     pub n: usize,
+    #[serde(rename = "mean_diff", serialize_with = "six_decimals")]
     pub mean: f64,
 }
 
+pub const CLASS_HEADER: [&str; 5] = ["unit", "scale", "class", "n", "mean_diff"];
+
 /// How one unit's attention difference moves from the first scale to another, image by image (the same
 /// images are seen at every scale, so the change is paired).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ShiftRow {
     pub unit: String,
     pub scale: String,
@@ -84,22 +93,32 @@ pub struct ShiftRow {
     pub baseline: String,
     pub n: usize,
     /// Mean over images of (difference at `scale` - difference at `baseline`).
+    #[serde(serialize_with = "six_decimals")]
     pub mean_change: f64,
     /// Standard error of that mean (sample std / sqrt(n)); None for a single image.
+    #[serde(rename = "stderr_change", serialize_with = "six_decimals_opt")]
     pub stderr: Option<f64>,
     /// Share of the images whose difference grew.
+    #[serde(serialize_with = "four_decimals")]
     pub frac_increased: f64,
 }
 
+pub const SHIFT_HEADER: [&str; 7] =
+    ["unit", "scale", "baseline", "n", "mean_change", "stderr_change", "frac_increased"];
+
 /// The larger-kernel weight of one unit, averaged over images and over one group of channels.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChannelRow {
     pub unit: String,
     pub scale: String,
     /// Channels [group * size, (group + 1) * size).
+    #[serde(rename = "channel_group")]
     pub group: usize,
+    #[serde(rename = "mean_large_weight", serialize_with = "six_decimals")]
     pub mean_weight: f64,
 }
+
+pub const CHANNEL_HEADER: [&str; 4] = ["unit", "scale", "channel_group", "mean_large_weight"];
 
 impl AttentionStats {
     /// Adds one batch's records (as the probe returned them) for images with `labels` seen at `scale`;

@@ -1,10 +1,10 @@
-//! Analyses of trained models: the SK attention study of Figures 3, 4 and S1.
+//! Analyses of trained models: the SK attention study of Figures 3, 4 and S1. Statistics and the forward
+//! passes that feed them; writing and drawing the results is `report::attention`'s.
 pub mod attention;
-pub mod attention_report;
+pub mod attention_pass;
 
-use crate::train::config::RunConfig;
 use anyhow::Result;
-use attention_report::AttentionSpec;
+use attention_pass::AttentionSpec;
 use serde::{Deserialize, Serialize};
 
 /// An experiment's `analysis:` section: what to run on each run's final weights after it trains.
@@ -22,19 +22,5 @@ impl AnalysisSpec {
             Some(a) => a.validate().map_err(|e| e.context("analysis.attention")),
             None => Ok(()),
         }
-    }
-
-    /// Runs every analysis of this section on the finished run `config`.
-    pub fn run_after(&self, config: &RunConfig, progress: bool) -> Result<()> {
-        if let Some(spec) = &self.attention {
-            let (_, written) = attention_report::report_run(config, spec, progress)?;
-            if progress {
-                eprintln!(
-                    "attention analysis written to {}",
-                    written[0].parent().unwrap_or(&config.out_dir()).display()
-                );
-            }
-        }
-        Ok(())
     }
 }

@@ -1,11 +1,14 @@
 //! `sk-exp attention`: the attention analysis of Figures 3 and 4 for a model with its weights (or a
 //! training run): how much weight the SK units give the larger kernel as the central object is enlarged.
-use super::common::{data_spec, resolve_spec, run_config};
+use super::common::{data_spec, read_run, resolve_spec, DEFAULT_CROP};
 use anyhow::{Context, Result};
 use clap::Args;
 use sk_exp::analysis::attention::AttentionStats;
-use sk_exp::analysis::attention_report::{kernel_paths, report, AnalysisData, AttentionSpec, Zoom};
-use std::path::PathBuf;
+use sk_exp::analysis::attention_pass::{analyse, kernel_paths, AnalysisData, AttentionSpec};
+use sk_exp::models::ModelSpec;
+use sk_exp::report::attention::{run_title, write_attention};
+use sk_exp::train::run_dir::{locate_weights, RunDir};
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct AttentionArgs {
@@ -30,28 +33,13 @@ pub struct AttentionArgs {
     #[arg(long, requires = "run")]
     data_root: Option<PathBuf>,
     /// Image folders: side of the evaluation centre crop.
-    #[arg(long, default_value_t = 224)]
+    #[arg(long, default_value_t = DEFAULT_CROP)]
     crop: usize,
     /// Image folders: shorter side after resizing, before the crop; default crop / 0.875.
     #[arg(long)]
     resize: Option<usize>,
-    /// Object enlargements (centre crop 1/scale, resized back), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1.0,1.5,2.0")]
-    scales: Vec<f64>,
-    /// `resize` (the paper's centre crop + resize) or `render` (synthetic data: the scene drawn zoomed).
-    #[arg(long, default_value = "resize", value_parser = parse_zoom)]
-    zoom: Zoom,
-    /// The unit of the per-channel curve; default SK_3_4 where the model has it, else its middle unit.
-    #[arg(long)]
-    unit: Option<String>,
-    /// Channels averaged together in the per-channel curve.
-    #[arg(long, default_value_t = 16)]
-    group: usize,
-    /// Analyse only the first N images.
-    #[arg(long)]
-    limit: Option<usize>,
-    #[arg(long, default_value_t = 50)]
-    batch_size: usize,
+    #[command(flatten)]
+    spec: AttentionSpec,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -66,12 +54,13 @@ pub struct AttentionArgs {
     quiet: bool,
 }
 
-fn parse_zoom(value: &str) -> Result<Zoom, String> {
-    match value {
-        "resize" => Ok(Zoom::Resize),
-        "render" => Ok(Zoom::Render),
-        _ => Err(format!("'{value}': expected resize or render")),
-    }
+/// What to analyse: the model with its weights, the images, where the files go and the figures' title.
+struct Subject {
+    spec: ModelSpec,
+    weights: PathBuf,
+    data: AnalysisData,
+    out: PathBuf,
+    title: String,
 }
 
 pub fn run(args: AttentionArgs) -> Result<()> {
@@ -79,49 +68,55 @@ pub fn run(args: AttentionArgs) -> Result<()> {
         tch::set_num_threads(t);
     }
     let device = sk_exp::device::parse(&args.device)?;
-    let spec = AttentionSpec {
-        scales: args.scales.clone(),
-        unit: args.unit.clone(),
-        group: args.group,
-        limit: args.limit,
-        batch_size: args.batch_size,
-        zoom: args.zoom,
+    args.spec.validate().context("--scales/--group/--batch-size/--limit")?;
+    let subject = match &args.run {
+        Some(dir) => of_run(&args, dir)?,
+        None => of_model(&args)?,
     };
-    spec.validate().context("--scales/--group/--batch-size/--limit")?;
-    let given_data = args.data.as_deref().map(|d| data_spec(d, args.crop, args.resize)).transpose()?;
-    let (model_spec, weights, data, out, title) = match &args.run {
-        Some(run_dir) => {
-            let config = run_config(run_dir)?;
-            let data_root = args.data_root.as_deref().or(config.data_root.as_deref());
-            // The run's data gives its model's class count; the analysis may use other images.
-            let run_data =
-                AnalysisData::open(&config.data, data_root).context("the run's data (for its class count)")?;
-            let model_spec = config.model_spec(run_data.dataset.num_classes())?;
-            let data = match &given_data {
-                Some(d) => AnalysisData::open(d, None)?,
-                None => run_data,
-            };
-            let weights = args.weights.clone().unwrap_or_else(|| run_dir.clone());
-            let out = args.out.clone().unwrap_or_else(|| run_dir.join("attention"));
-            let title = format!("{} (seed {})", config.model.name, config.seed);
-            (model_spec, weights, data, out, title)
-        }
-        None => {
-            let name = args.model.as_deref().context("--model or --run is required")?;
-            let model_spec = resolve_spec(name, &args.set)?;
-            let data = AnalysisData::open(given_data.as_ref().context("--data is required")?, None)?;
-            let weights = args.weights.clone().context("--weights is required")?;
-            (model_spec, weights, data, args.out.clone().context("--out is required")?, name.to_string())
-        }
-    };
-    kernel_paths(&model_spec)?;
-    let loaded = sk_exp::models::load(&model_spec, Some(&weights), device)?;
-    let (stats, written) = report(&loaded.model, &data, &spec, device, &out, &title, !args.quiet)?;
+    kernel_paths(&subject.spec)?;
+    let loaded = sk_exp::models::load(&subject.spec, Some(&subject.weights), device)?;
+    let stats = analyse(&loaded.model, &subject.data, &args.spec, device, !args.quiet)?;
+    let written = write_attention(&stats, &args.spec, &subject.out, &subject.title)?;
     print_summary(&stats);
     for path in written {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// A training run's model and last weights, on its own data unless --data names other images.
+fn of_run(args: &AttentionArgs, dir: &Path) -> Result<Subject> {
+    let run = read_run(dir)?;
+    let data = match &args.data {
+        Some(source) => AnalysisData::open(&data_spec(source, args.crop, args.resize)?, None)?,
+        None => AnalysisData::open(&run.data, args.data_root.as_deref().or(run.data_root.as_deref()))
+            .context("the run's data")?,
+    };
+    let run_dir = RunDir::new(dir);
+    let weights = match &args.weights {
+        Some(path) => locate_weights(path)?,
+        None => run_dir.weights_file(),
+    };
+    Ok(Subject {
+        title: run_title(&run.model.name, run.seed),
+        spec: run.model.spec,
+        weights,
+        data,
+        out: args.out.clone().unwrap_or_else(|| run_dir.attention_dir()),
+    })
+}
+
+/// A registered model with the given weights and images.
+fn of_model(args: &AttentionArgs) -> Result<Subject> {
+    let name = args.model.as_deref().context("--model or --run is required")?;
+    let source = args.data.as_deref().context("--data is required")?;
+    Ok(Subject {
+        spec: resolve_spec(name, &args.set)?,
+        weights: locate_weights(args.weights.as_deref().context("--weights is required")?)?,
+        data: AnalysisData::open(&data_spec(source, args.crop, args.resize)?, None)?,
+        out: args.out.clone().context("--out is required")?,
+        title: name.to_string(),
+    })
 }
 
 /// The attention difference per unit (rows) and scale (columns), mean ± std over images.

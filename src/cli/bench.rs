@@ -5,10 +5,8 @@ use super::eval::SourceArgs;
 use anyhow::{bail, Result};
 use clap::Args;
 use sk_exp::models::{complexity, registry, Model, ModelSpec};
-use sk_exp::train::checkpoint::NamedTensors;
-use sk_exp::train::parallel::{Network, NetworkBuilder, ReplicaSetup, Replicas, StartState};
+use sk_exp::train::parallel::{network_builder, ReplicaSetup, Replicas, StartState};
 use sk_exp::train::recipe::Recipe;
-use std::sync::Arc;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -162,13 +160,11 @@ pub fn run_train(args: TrainBenchArgs) -> Result<()> {
     let size = args.timing.size.unwrap_or(spec.input_size());
     // The batch starts on the CPU, as the loader's batches do: the replica moves it to its device.
     let (images, labels) = random_batch(args.batch, size, spec.num_classes(), Device::Cpu);
-    let build_spec = spec.clone();
-    let build: NetworkBuilder =
-        Arc::new(move |vs: &nn::Path| -> Result<Box<dyn Network>> { Ok(Box::new(Model::build(vs, &build_spec)?)) });
+    let build = network_builder(&spec);
     let vs = nn::VarStore::new(Device::Cpu);
     build(&vs.root())?;
     let params = complexity::count_params(&vs);
-    let weights: NamedTensors = vs.variables().into_iter().collect();
+    let weights = vs.variables().into_iter().collect();
     let recipe = Recipe::preset("cifar10")?;
     let setup = ReplicaSetup { build, sgd: recipe.sgd(), label_smoothing: 0.0, threads: tch::get_num_threads() };
     let replicas = Replicas::start(&[device], setup, StartState { weights, optimizer: None })?;

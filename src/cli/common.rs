@@ -4,7 +4,8 @@ use sk_exp::data::spec::{CifarLabel, CifarSpec, FolderSpec};
 use sk_exp::data::DataSpec;
 use sk_exp::models::{registry, ModelSpec};
 use sk_exp::overrides;
-use sk_exp::train::config::RunConfig;
+use sk_exp::train::run::ResolvedRun;
+use sk_exp::train::run_dir::RunDir;
 use std::path::Path;
 
 /// `spec` with `key=value` assignments (dotted keys, YAML values) applied.
@@ -25,14 +26,13 @@ pub fn resolve_spec(name: &str, assignments: &[String]) -> Result<ModelSpec> {
     with_assignments(registry::resolve(name, None)?, assignments)
 }
 
-/// A training run's config: the experiment runner's config.yaml, else the run.yaml `sk-exp train` writes.
-pub fn run_config(run_dir: &Path) -> Result<RunConfig> {
-    let path = ["config.yaml", "run.yaml"].iter().map(|f| run_dir.join(f)).find(|p| p.is_file());
-    let Some(path) = path else {
-        bail!("run folder {}: holds neither config.yaml nor run.yaml (not a training run folder?)", run_dir.display());
-    };
-    RunConfig::from_file(&path)
+/// The run a training run folder holds (from `sk-exp train` or `sk-exp run`), its class count bound.
+pub fn read_run(run_dir: &Path) -> Result<ResolvedRun> {
+    RunDir::new(run_dir).read_run()
 }
+
+/// The side of image folders' evaluation centre crop when no flag sets it.
+pub const DEFAULT_CROP: usize = 224;
 
 /// The data set a `--data` value names: `synthetic` (the built-in set), `cifar:ROOT`, `folder:ROOT`, a
 /// YAML file holding a `data:` section's fields, or a folder (image folders, told apart by a `val/` inside,

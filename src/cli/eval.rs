@@ -1,13 +1,14 @@
 //! `sk-exp eval`: top-1/top-5 error, loss and images/s of a TorchScript file or of one of our models
 //! with its weights; or, with `--input`, the logits of a raw NCHW tensor for scripted comparisons.
-use super::common::{data_spec, run_config, with_assignments};
+use super::common::{data_spec, read_run, resolve_spec, with_assignments};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use sk_exp::data::{self, DataSpec, LoaderConfig};
 use sk_exp::eval::{evaluate, Classifier};
 use sk_exp::interop::npy;
-use sk_exp::models::{registry, ModelSpec};
-use sk_exp::train::config::RunConfig;
+use sk_exp::models::ModelSpec;
+use sk_exp::train::run::ResolvedRun;
+use sk_exp::train::run_dir::{locate_weights, RunDir};
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
@@ -17,7 +18,7 @@ pub struct SourceArgs {
     /// A TorchScript file (as `torch.jit.save` or `sk-exp export` writes it).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["model", "weights", "set", "run"], required_unless_present_any = ["model", "run"])]
     torchscript: Option<PathBuf>,
-    /// A training run's folder: its model (run.yaml, class count from its data) with its checkpoint's weights.
+    /// A training run's folder: its model (its run file) with its last checkpoint's weights.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "weights"])]
     run: Option<PathBuf>,
     /// A registered model name (see `sk-exp models`).
@@ -36,17 +37,17 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    /// The run file of `--run`, if given.
-    pub fn run_config(&self) -> Result<Option<RunConfig>> {
-        self.run.as_deref().map(run_config).transpose()
+    /// The run of `--run`, if given.
+    pub fn run(&self) -> Result<Option<ResolvedRun>> {
+        self.run.as_deref().map(read_run).transpose()
     }
 
     /// The model's spec with the `--set` assignments applied; None for a TorchScript file.
     pub fn spec(&self) -> Result<Option<ModelSpec>> {
-        if let Some(dir) = &self.run {
-            return run_spec(dir, &self.set).map(Some);
+        if let Some(run) = self.run()? {
+            return with_assignments(run.model.spec, &self.set).map(Some);
         }
-        self.model.as_deref().map(|name| with_assignments(registry::resolve(name, None)?, &self.set)).transpose()
+        self.model.as_deref().map(|name| resolve_spec(name, &self.set)).transpose()
     }
 
     /// The TorchScript file's path, the run folder or the model's name, for reports.
@@ -61,25 +62,16 @@ impl SourceArgs {
             return Classifier::torchscript(path, device);
         }
         let spec = self.spec()?.ok_or_else(|| anyhow!("give --torchscript FILE, --run DIR or --model NAME"))?;
-        let weights = self.run.as_deref().or(self.weights.as_deref());
-        if weights.is_none() {
-            eprintln!("note: no --weights given: the model keeps its random initialisation");
-        }
-        Classifier::ours(&spec, weights, device)
+        let weights = match (&self.run, &self.weights) {
+            (Some(dir), _) => Some(RunDir::new(dir).weights_file()),
+            (None, Some(path)) => Some(locate_weights(path)?),
+            (None, None) => {
+                eprintln!("note: no --weights given: the model keeps its random initialisation");
+                None
+            }
+        };
+        Classifier::ours(&spec, weights.as_deref(), device)
     }
-}
-
-/// The model of a training run, its class count taken from the run's data as in training, with
-/// `assignments` applied.
-pub fn run_spec(dir: &Path, assignments: &[String]) -> Result<ModelSpec> {
-    let config = run_config(dir)?;
-    let data = data::open_eval(&config.data, config.data_root.as_deref()).with_context(|| {
-        format!(
-            "run {}: opening its data to count the classes (or use --model, --weights and --set num_classes=N)",
-            dir.display()
-        )
-    })?;
-    with_assignments(config.model_spec(data.num_classes())?, assignments)
 }
 
 #[derive(Args)]
@@ -125,7 +117,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let (Some(input), Some(output)) = (&args.input, &args.dump_logits) {
         return dump_logits(&classifier, input, output);
     }
-    let (spec, data_root) = match (&args.data, args.source.run_config()?) {
+    let (spec, data_root) = match (&args.data, args.source.run()?) {
         (Some(source), _) => (data_spec(source, args.crop, args.resize)?, None),
         (None, Some(run)) => (run.data, run.data_root),
         (None, None) => bail!("give --data SOURCE, or --input FILE.npy --dump-logits FILE.npy"),

@@ -1,17 +1,17 @@
 //! `sk-exp export`: a model with its weights, written for PyTorch as a safetensors state_dict and as
 //! TorchScript (`torch.jit.load` runs it without sk-exp).
-use super::common::with_assignments;
-use super::eval::run_spec;
+use super::common::{read_run, resolve_spec, with_assignments};
 use anyhow::{bail, Result};
 use clap::Args;
 use sk_exp::interop::export;
-use sk_exp::models::{self, registry, LoadedModel};
+use sk_exp::models::{self, LoadedModel};
+use sk_exp::train::run_dir::{locate_weights, RunDir};
 use std::path::PathBuf;
 use tch::Device;
 
 #[derive(Args)]
 pub struct ExportArgs {
-    /// A training run's folder: its model (run.yaml) with its checkpoint's weights.
+    /// A training run's folder: its model (its run file) with its last checkpoint's weights.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "weights"], required_unless_present = "model")]
     run: Option<PathBuf>,
     /// A registered model name (see `sk-exp models`).
@@ -33,8 +33,8 @@ pub struct ExportArgs {
 
 pub fn run(args: ExportArgs) -> Result<()> {
     let (spec, weights_path) = match (&args.run, &args.model, &args.weights) {
-        (Some(run), _, _) => (run_spec(run, &args.set)?, run.clone()),
-        (None, Some(name), Some(path)) => (with_assignments(registry::resolve(name, None)?, &args.set)?, path.clone()),
+        (Some(dir), _, _) => (with_assignments(read_run(dir)?.model.spec, &args.set)?, RunDir::new(dir).weights_file()),
+        (None, Some(name), Some(path)) => (resolve_spec(name, &args.set)?, locate_weights(path)?),
         _ => bail!("give --run DIR, or --model NAME --weights PATH"),
     };
     let LoadedModel { model, mut vs } = models::load(&spec, Some(&weights_path), Device::Cpu)?;

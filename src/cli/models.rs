@@ -2,6 +2,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use sk_exp::models::complexity::{self, Complexity};
 use sk_exp::models::registry::{self, Entry};
+use sk_exp::report::table::relative_difference;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -16,10 +17,6 @@ pub struct ModelsArgs {
     format: Format,
     /// Only these models (default: all).
     names: Vec<String>,
-}
-
-fn rel_diff(ours: f64, paper: Option<f64>) -> String {
-    paper.map_or_else(|| "-".into(), |p| format!("{:+.2}%", (ours - p) / p * 100.0))
 }
 
 fn opt(v: Option<f64>) -> String {
@@ -72,9 +69,9 @@ pub fn run(args: ModelsArgs) -> Result<()> {
                     gmacs,
                     input,
                     paper_p.map_or("-".into(), |p| format!("{p:.2}M")),
-                    rel_diff(params as f64 / 1e6, paper_p),
+                    relative_difference(params as f64 / 1e6, paper_p),
                     paper_f.map_or("-".into(), |f| format!("{f}")),
-                    rel_diff(gmacs, paper_f),
+                    relative_difference(gmacs, paper_f),
                     exact
                 );
             }

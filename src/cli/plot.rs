@@ -1,8 +1,9 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use sk_exp::report::plots::{bars, curves, figure2};
+use sk_exp::experiment::store::ExperimentDir;
 use sk_exp::report::results::{read_results, read_run_dir};
-use sk_exp::report::summary::{read_summary, summarize, SummaryRow};
+use sk_exp::report::summary::{read_summary, summarise_results, SummaryRow};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -24,7 +25,7 @@ enum Plot {
     },
     /// Loss and top-1 error per epoch (train dashed, eval solid) of one or more run folders.
     Curves {
-        /// Run folders holding metrics.csv (and optionally config.yaml).
+        /// Run folders holding metrics.csv (and optionally their run file, for the model's name).
         #[arg(required = true)]
         runs: Vec<PathBuf>,
         /// Output path without extension (.png and .svg are written).
@@ -43,15 +44,15 @@ enum Plot {
 /// The runner's summary.csv (which carries the paper's figures) when there is one, else one made from
 /// results.csv.
 fn experiment_summary(dir: &Path) -> Result<Vec<SummaryRow>> {
-    let summary = dir.join("summary.csv");
+    let experiment = ExperimentDir { root: dir.to_path_buf() };
+    let (summary, results) = (experiment.summary_csv(), experiment.results_path());
     if summary.exists() {
         return read_summary(&summary);
     }
-    let results = dir.join("results.csv");
     if !results.exists() {
         bail!("{}: neither summary.csv nor results.csv found", dir.display());
     }
-    Ok(summarize(&read_results(&results)?))
+    Ok(summarise_results(&read_results(&results)?))
 }
 
 pub fn run(args: PlotArgs) -> Result<()> {

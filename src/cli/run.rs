@@ -1,7 +1,10 @@
 //! `sk-exp run EXPERIMENT.yaml`: train a declared sweep (resumable), then summarise it beside the paper.
 use anyhow::Result;
 use clap::Args;
-use sk_exp::experiment::runner::{self, RunnerOptions};
+use sk_exp::experiment::dry_run::dry_run;
+use sk_exp::experiment::load::{load, ExperimentOptions};
+use sk_exp::experiment::runner;
+use sk_exp::experiment::summary::summarise;
 use sk_exp::overrides::parse_assignment;
 use std::path::PathBuf;
 
@@ -33,24 +36,21 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let options = RunnerOptions {
+    let options = ExperimentOptions {
         results_root: args.results,
         overrides: args.set.iter().map(|s| parse_assignment(s)).collect::<Result<_>>()?,
         data_root: args.data_root,
         only: args.only,
-        dry_run: args.dry_run,
         retry_failed: args.retry_failed,
         progress: !args.quiet,
     };
-    let experiment = runner::load(&args.experiment, &options)?;
-    if options.dry_run {
-        print!("{}", runner::dry_run(&experiment)?);
+    let experiment = load(&args.experiment, &options)?;
+    if args.dry_run {
+        print!("{}", dry_run(&experiment)?);
         return Ok(());
     }
-    let outcome =
-        runner::run(&experiment, &options, &|run| experiment.analysis.run_after(&run.config, options.progress))?;
-    let summary = runner::summarise(&experiment, &options)?;
-    println!("{summary}");
+    let outcome = runner::run(&experiment, &options)?;
+    println!("{}", summarise(&experiment, &options.results_root)?);
     println!(
         "{} trained, {} skipped (finished earlier), {} failed, {} held by another runner; results in {}",
         outcome.trained.len(),

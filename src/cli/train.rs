@@ -1,9 +1,12 @@
 //! `sk-exp train`: one training run from a YAML file and/or flags; flags and `--set key=value` change
 //! the file's values. `--resume` continues the run in its output folder from its last checkpoint.
-use anyhow::{bail, Context, Result};
+use super::common::{data_spec, DEFAULT_CROP};
+use anyhow::{Context, Result};
 use clap::Args;
+use sk_exp::experiment::dry_run::data_name;
 use sk_exp::overrides::{parse_assignment, set_dotted};
-use sk_exp::train::config::{RunConfig, RunOptions};
+use sk_exp::train::run::ResolvedRun;
+use sk_exp::train::trainer::{self, RunOptions};
 use std::path::PathBuf;
 use yaml_serde::{Mapping, Value};
 
@@ -15,7 +18,8 @@ pub struct TrainArgs {
     /// A registered model (`sk-exp models` lists them).
     #[arg(long)]
     model: Option<String>,
-    /// Data: `synthetic`, `cifar:ROOT` or `folder:ROOT`.
+    /// Data: `synthetic`, `cifar:ROOT`, `folder:ROOT` (holding train/ and val/), a data folder (image
+    /// folders told apart by a val/ inside, else CIFAR) or a YAML file holding a `data:` section's fields.
     #[arg(long)]
     data: Option<String>,
     /// Start the recipe from a paper recipe: cifar10, cifar100, imagenet, imagenet_light.
@@ -56,23 +60,6 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
-fn data_value(arg: &str) -> Result<Value> {
-    let mut map = Mapping::new();
-    let (kind, root) = match arg.split_once(':') {
-        Some((kind, root)) => (kind, Some(root)),
-        None => (arg, None),
-    };
-    match (kind, root) {
-        ("synthetic", None) => {}
-        ("cifar" | "folder", Some(root)) if !root.is_empty() => {
-            map.insert("root".into(), root.into());
-        }
-        _ => bail!("--data '{arg}': expected synthetic, cifar:ROOT or folder:ROOT"),
-    }
-    map.insert("kind".into(), kind.into());
-    Ok(Value::Mapping(map))
-}
-
 fn run_tree(args: &TrainArgs) -> Result<Value> {
     let mut tree = match &args.config {
         Some(path) => {
@@ -86,7 +73,7 @@ fn run_tree(args: &TrainArgs) -> Result<Value> {
         set("model.name", m.as_str().into())?;
     }
     if let Some(d) = &args.data {
-        set("data", data_value(d)?)?;
+        set("data", yaml_serde::to_value(data_spec(d, DEFAULT_CROP, None)?)?)?;
     }
     if let Some(p) = &args.recipe {
         set("recipe.preset", p.as_str().into())?;
@@ -124,35 +111,28 @@ fn run_tree(args: &TrainArgs) -> Result<Value> {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let tree = run_tree(&args)?;
-    let config = RunConfig::from_value(tree).with_context(|| match &args.config {
+    let run = ResolvedRun::from_tree(tree).with_context(|| match &args.config {
         Some(path) => format!("{} (with the command line's changes)", path.display()),
         None => "the command line's run".into(),
     })?;
-    let out = config.out_dir();
     let options = RunOptions { resume: args.resume, stop_after: args.stop_after, progress: !args.quiet };
     if !args.quiet {
         eprintln!(
             "training {} on {} for {} epochs (batch {}, devices {}), writing {}",
-            config.model.name,
-            data_name(&config),
-            config.recipe.epochs,
-            config.recipe.batch_size,
-            config.devices.join(","),
-            out.display()
+            run.model.name,
+            data_name(&run.data),
+            run.recipe.epochs,
+            run.recipe.batch_size,
+            run.devices.join(","),
+            run.out_dir.display()
         );
     }
-    let summary = config.run(&options)?.summary;
-    let best = match (summary.best_eval_top1_err, summary.best_epoch) {
+    let finished = trainer::run(run, &options)?;
+    let (run, trained) = (&finished.run, &finished.trained);
+    let best = match (trained.best_eval_top1_err, trained.best_epoch) {
         (Some(err), Some(epoch)) => format!("best eval top-1 error {err:.2}% (epoch {epoch})"),
         _ => "no epoch evaluated".into(),
     };
-    println!("{}: {} of {} epochs done, {best}", out.display(), summary.epochs_done, config.recipe.epochs);
+    println!("{}: {} of {} epochs done, {best}", run.out_dir.display(), trained.epochs_done(), run.recipe.epochs);
     Ok(())
-}
-
-fn data_name(config: &RunConfig) -> String {
-    yaml_serde::to_value(&config.data)
-        .ok()
-        .and_then(|v| v.get("kind").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| "data".into())
 }

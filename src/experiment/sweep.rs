@@ -1,5 +1,5 @@
-//! Expands an experiment file into its runs: sweep points x seeds, each a resolved run-config tree with
-//! a stable label.
+//! Expands an experiment file into its runs: sweep points x seeds, each a run file's YAML tree (dotted-key
+//! edits are the right tool here) with a stable label. [`super::load`] resolves each tree once.
 use super::schema::ExperimentFile;
 use crate::models::registry;
 use crate::overrides::set_dotted;
@@ -7,15 +7,15 @@ use crate::paper::PaperRef;
 use anyhow::{bail, Context, Result};
 use yaml_serde::Value;
 
-/// One run of a sweep, before its config is type-checked.
+/// One run of a sweep, before its tree is resolved.
 #[derive(Clone, Debug)]
-pub struct PlannedRun {
+pub struct SweepRun {
     /// The sweep point's label (shared by its seeds).
     pub label: String,
     pub seed: u64,
     /// The run folder's name: `<label>_s<seed>`.
     pub run_id: String,
-    pub config: Value,
+    pub tree: Value,
     pub paper: Option<PaperRef>,
 }
 
@@ -34,7 +34,7 @@ fn value_label(v: &Value) -> String {
 }
 
 /// Keeps labels usable as folder names.
-pub fn sanitize(label: &str) -> String {
+pub fn sanitise(label: &str) -> String {
     label.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.=+".contains(c) { c } else { '_' }).collect()
 }
 
@@ -108,7 +108,7 @@ fn apply_assignments(config: &mut Value, assignments: &[(String, Value)]) -> Res
 }
 
 /// Every run of the experiment, with `overrides` (from `--set`) applied last, for all runs.
-pub fn plan(exp: &ExperimentFile, overrides: &[(String, Value)]) -> Result<Vec<PlannedRun>> {
+pub fn plan(exp: &ExperimentFile, overrides: &[(String, Value)]) -> Result<Vec<SweepRun>> {
     if exp.seeds.is_empty() {
         bail!("seeds: expected at least one seed");
     }
@@ -141,20 +141,20 @@ pub fn plan(exp: &ExperimentFile, overrides: &[(String, Value)]) -> Result<Vec<P
     let mut runs = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for point in &points {
-        let label = if point.label.is_empty() { "base".to_string() } else { sanitize(&point.label) };
+        let label = if point.label.is_empty() { "base".to_string() } else { sanitise(&point.label) };
         if !seen.insert(label.clone()) {
             bail!("sweep: two sweep points share the label '{label}'");
         }
         for &seed in &exp.seeds {
-            let mut config = exp.base.clone();
+            let mut tree = exp.base.clone();
             let assignments: Vec<(String, Value)> = point.assignments.iter().chain(overrides).cloned().collect();
-            apply_assignments(&mut config, &assignments).with_context(|| format!("sweep point '{label}'"))?;
-            set_dotted(&mut config, "seed", Value::from(seed))?;
-            runs.push(PlannedRun {
+            apply_assignments(&mut tree, &assignments).with_context(|| format!("sweep point '{label}'"))?;
+            set_dotted(&mut tree, "seed", Value::from(seed))?;
+            runs.push(SweepRun {
                 run_id: format!("{label}_s{seed}"),
                 label: label.clone(),
                 seed,
-                config,
+                tree,
                 paper: point.paper.clone(),
             });
         }
@@ -176,20 +176,20 @@ mod tests {
         let runs = plan(&e, &[]).unwrap();
         let ids: Vec<_> = runs.iter().map(|r| r.run_id.as_str()).collect();
         assert_eq!(ids, ["lr=0.1_s0", "lr=0.1_s1", "lr=0.05_s0", "lr=0.05_s1"]);
-        assert_eq!(runs[2].config["recipe"]["lr"], Value::from(0.05));
-        assert_eq!(runs[3].config["seed"], Value::from(1));
+        assert_eq!(runs[2].tree["recipe"]["lr"], Value::from(0.05));
+        assert_eq!(runs[3].tree["seed"], Value::from(1));
     }
 
     #[test]
     fn variants_apply_their_assignments_and_overrides_come_last() {
-        let e = exp("base: {train: {epochs: 9}}\nsweep:\n  variants:\n    - {label: a, set: {train.epochs: 3}}\n    - {label: b}\n");
-        let over = vec![("train.epochs".to_string(), Value::from(1))];
+        let e = exp("base: {recipe: {epochs: 9}}\nsweep:\n  variants:\n    - {label: a, set: {recipe.epochs: 3}}\n    - {label: b}\n");
+        let over = vec![("recipe.epochs".to_string(), Value::from(1))];
         let runs = plan(&e, &over).unwrap();
         assert_eq!(runs.len(), 2);
-        assert!(runs.iter().all(|r| r.config["train"]["epochs"] == Value::from(1)));
+        assert!(runs.iter().all(|r| r.tree["recipe"]["epochs"] == Value::from(1)));
         let no_over = plan(&e, &[]).unwrap();
-        assert_eq!(no_over[0].config["train"]["epochs"], Value::from(3));
-        assert_eq!(no_over[1].config["train"]["epochs"], Value::from(9));
+        assert_eq!(no_over[0].tree["recipe"]["epochs"], Value::from(3));
+        assert_eq!(no_over[1].tree["recipe"]["epochs"], Value::from(9));
     }
 
     #[test]
@@ -197,11 +197,11 @@ mod tests {
         let e = exp("base: {model: {name: sknet29}}\nsweep:\n  grid:\n    model.sk.paths[1].kernel: [1, 5]\n");
         let runs = plan(&e, &[]).unwrap();
         assert_eq!(runs[1].run_id, "kernel=5_s0");
-        let sk = &runs[1].config["model"]["overrides"]["sk"];
+        let sk = &runs[1].tree["model"]["overrides"]["sk"];
         assert_eq!(sk["paths"][1]["kernel"], Value::from(5));
         assert_eq!(sk["paths"][0]["kernel"], Value::from(3));
         // The class count stays free to follow the data.
-        assert!(runs[1].config["model"]["overrides"].get("num_classes").is_none());
+        assert!(runs[1].tree["model"]["overrides"].get("num_classes").is_none());
         let bad = exp("base: {model: {name: sknet29}}\nsweep:\n  grid:\n    model.sk.paths[5].kernel: [1]\n");
         assert!(format!("{:#}", plan(&bad, &[]).unwrap_err()).contains("out of range"));
     }

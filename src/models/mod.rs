@@ -122,14 +122,13 @@ pub struct LoadedModel {
 }
 
 /// Builds `spec` on `device` (checked first: libtorch aborts on a missing GPU) and loads `weights`, a
-/// safetensors file of PyTorch state_dict names or a run, checkpoint or export folder holding one; None
-/// keeps the random initialisation.
+/// safetensors file of PyTorch state_dict names; None keeps the random initialisation.
 pub fn load(spec: &ModelSpec, weights: Option<&std::path::Path>, device: tch::Device) -> Result<LoadedModel> {
     crate::device::check(device)?;
     let vs = nn::VarStore::new(device);
     let model = Model::build(&vs.root(), spec)?;
     if let Some(path) = weights {
-        weights::load_safetensors(&vs, &weights::locate(path)?)?;
+        weights::load_safetensors(&vs, path)?;
     }
     Ok(LoadedModel { model, vs })
 }

@@ -100,22 +100,3 @@ fn temp_path(path: &Path) -> Result<PathBuf> {
         .to_string_lossy();
     Ok(path.with_file_name(format!(".{name}.{}.tmp", std::process::id())))
 }
-
-/// The file names a weights folder may hold, in the order they are tried: a checkpoint's (inside a run
-/// folder or the checkpoint folder itself) and `sk-exp export`'s.
-const WEIGHTS_IN_FOLDER: [&str; 3] = ["weights.safetensors", "checkpoint/weights.safetensors", "model.safetensors"];
-
-/// The weights file that `path` names: the file itself, or the one inside a run, checkpoint or export folder.
-pub fn locate(path: &Path) -> Result<PathBuf> {
-    if path.is_file() {
-        return Ok(path.to_path_buf());
-    }
-    if !path.is_dir() {
-        bail!("weights {}: no such file or folder", path.display());
-    }
-    WEIGHTS_IN_FOLDER
-        .iter()
-        .map(|name| path.join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| anyhow!("weights folder {}: holds none of {}", path.display(), WEIGHTS_IN_FOLDER.join(", ")))
-}

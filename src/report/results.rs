@@ -1,11 +1,11 @@
-//! Readers of what training writes: a run's metrics.csv (+ config.yaml) and an experiment's results.csv.
-//! Every error names the file, and the line where one is at fault.
-use crate::util::csv_file::read_csv;
+//! results.csv (one row per finished or failed run of an experiment: its schema, reader and writer) and a
+//! run folder's training history for the curves. Every error names the file, and the line where one is at fault.
+use crate::train::metrics::EpochMetrics;
+use crate::train::run_dir::RunDir;
+use crate::util::csv_file::{read_csv, write_csv};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-pub use crate::train::metrics::{EpochMetrics, METRICS_FILE, METRICS_HEADER};
 
 pub const RESULTS_HEADER: [&str; 11] =
     ["label", "seed", "model", "params", "macs", "top1_err", "top5_err", "epochs", "images_per_s", "wall_s", "status"];
@@ -14,7 +14,7 @@ pub const RESULTS_HEADER: [&str; 11] =
 #[derive(Clone, Debug)]
 pub struct RunHistory {
     pub label: String,
-    /// `model.name` of the run's config.yaml, when it has one.
+    /// The run's model name, when its folder has a run file.
     pub model: Option<String>,
     pub epochs: Vec<EpochMetrics>,
 }
@@ -42,10 +42,6 @@ impl RunResult {
     }
 }
 
-pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
-    read_csv(path, &METRICS_HEADER, |_: &EpochMetrics| Ok(()))
-}
-
 pub fn read_results(path: &Path) -> Result<Vec<RunResult>> {
     read_csv(path, &RESULTS_HEADER, |row: &RunResult| {
         if row.is_ok() {
@@ -59,24 +55,19 @@ pub fn read_results(path: &Path) -> Result<Vec<RunResult>> {
     })
 }
 
-/// Reads a run directory: metrics.csv (required) and config.yaml's `model.name` (optional).
+/// Reads a run folder: metrics.csv (required) and its run file's model name (optional).
 pub fn read_run_dir(dir: &Path) -> Result<RunHistory> {
     let full = dir.canonicalize().with_context(|| format!("cannot open run folder {}", dir.display()))?;
     let label = full
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .with_context(|| format!("{}: a run folder needs a name (it is the run's label)", dir.display()))?;
-    let epochs = read_metrics(&dir.join(METRICS_FILE))?;
-    let config = dir.join("config.yaml");
-    let model = if config.exists() { model_name(&config)? } else { None };
-    Ok(RunHistory { label, model, epochs })
+    let run = RunDir::new(dir);
+    Ok(RunHistory { label, epochs: run.read_metrics()?, model: run.model_name()? })
 }
 
-fn model_name(config: &Path) -> Result<Option<String>> {
-    let text = std::fs::read_to_string(config).with_context(|| format!("cannot read {}", config.display()))?;
-    let value: yaml_serde::Value =
-        yaml_serde::from_str(&text).with_context(|| format!("{}: not valid YAML", config.display()))?;
-    Ok(value.get("model").and_then(|m| m.get("name")).and_then(|n| n.as_str()).map(str::to_owned))
+pub fn write_results(path: &Path, rows: &[RunResult]) -> Result<()> {
+    write_csv(path, &RESULTS_HEADER, rows)
 }
 
 /// Every results.csv under `dir` (recursively), sorted so that output does not depend on the file system.

@@ -1,8 +1,8 @@
 //! An experiment's summary: mean ± std of top-1 error over the seeds of each label (summary.csv).
 use super::results::RunResult;
-use crate::util::csv_file::read_csv;
-use crate::util::stats::mean_std;
-use anyhow::{bail, Context, Result};
+use crate::util::csv_file::{read_csv, write_csv};
+use crate::util::stats::{first_appearance, mean_std};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -25,14 +25,8 @@ pub struct SummaryRow {
 }
 
 /// One row per label (in order of first appearance) over its `ok` runs; labels without any are left out.
-pub fn summarize(results: &[RunResult]) -> Vec<SummaryRow> {
-    let mut labels: Vec<&str> = Vec::new();
-    for r in results.iter().filter(|r| r.is_ok()) {
-        if !labels.contains(&r.label.as_str()) {
-            labels.push(&r.label);
-        }
-    }
-    labels
+pub fn summarise_results(results: &[RunResult]) -> Vec<SummaryRow> {
+    first_appearance(results.iter().filter(|r| r.is_ok()).map(|r| r.label.as_str()))
         .into_iter()
         .map(|label| {
             let runs: Vec<&RunResult> = results.iter().filter(|r| r.is_ok() && r.label == label).collect();
@@ -53,16 +47,7 @@ pub fn summarize(results: &[RunResult]) -> Vec<SummaryRow> {
 }
 
 pub fn write_summary(path: &Path, rows: &[SummaryRow]) -> Result<()> {
-    let mut writer = csv::WriterBuilder::new()
-        .has_headers(false)
-        .from_path(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    // Written by hand so that an empty summary still has its header.
-    writer.write_record(SUMMARY_HEADER).with_context(|| format!("cannot write {}", path.display()))?;
-    for row in rows {
-        writer.serialize(row).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    writer.flush().with_context(|| format!("cannot write {}", path.display()))
+    write_csv(path, &SUMMARY_HEADER, rows)
 }
 
 pub fn read_summary(path: &Path) -> Result<Vec<SummaryRow>> {

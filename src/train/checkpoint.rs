@@ -1,16 +1,19 @@
-//! Checkpoints, one per run directory, replaced atomically after every epoch. A checkpoint is a folder
+//! The checkpoint format, replaced atomically after every epoch. A checkpoint is a folder
 //! (`weights.safetensors`: parameters and BN statistics under their PyTorch state_dict names;
 //! `optimizer.safetensors`: momentum buffers by variable name; `state.yaml`: the epoch and the rest).
-//! It is written whole into `checkpoint.tmp`, synced, and swapped in with renames, so a run killed at
-//! any instant leaves either the previous checkpoint or the new one, never a mix.
+//! It is written whole into a staging folder, synced, and swapped in with renames, so a run killed at
+//! any instant leaves either the previous checkpoint or the new one, never a mix. Where the three folders
+//! are is the run folder's business ([`super::run_dir::RunDir::checkpoint_slots`]).
 use crate::util::fs::{sync_dir, sync_file, write_synced};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
-pub type NamedTensors = Vec<(String, Tensor)>;
+/// Tensors by variable name; the map keeps them sorted, which fixes the order of flat buffers and files.
+pub type NamedTensors = BTreeMap<String, Tensor>;
 
 /// Everything about a run's progress that is not a tensor. The random state needs no bytes of its own:
 /// every draw (shuffling, augmentation, torch's generator) is seeded from (seed, epoch, index).
@@ -34,51 +37,58 @@ pub struct Checkpoint {
     pub state: TrainState,
 }
 
-const DIR: &str = "checkpoint";
-const TMP: &str = "checkpoint.tmp";
-const OLD: &str = "checkpoint.old";
+/// The three folders a checkpoint lives in: the current one, the staging one a new checkpoint is
+/// written into, and the previous one, kept while the new one is swapped in.
+pub struct Slots {
+    pub current: PathBuf,
+    pub staging: PathBuf,
+    pub previous: PathBuf,
+}
+
 const WEIGHTS: &str = "weights.safetensors";
 const OPTIMIZER: &str = "optimizer.safetensors";
 const STATE: &str = "state.yaml";
 
-/// The folder of the run's current checkpoint (after [`save`], `run_dir/checkpoint`).
-pub fn dir(run_dir: &Path) -> PathBuf {
-    run_dir.join(DIR)
+/// The weights file inside a checkpoint folder.
+pub fn weights_file(checkpoint_dir: &Path) -> PathBuf {
+    checkpoint_dir.join(WEIGHTS)
 }
 
-/// Writes `checkpoint` into `run_dir`, replacing the previous one atomically. Tensors must be on the CPU.
-pub fn save(run_dir: &Path, checkpoint: &Checkpoint) -> Result<()> {
-    let tmp = run_dir.join(TMP);
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).with_context(|| format!("removing the stale {}", tmp.display()))?;
+/// Writes `checkpoint` into `slots.current`, replacing the previous one atomically. Tensors must be on the CPU.
+pub fn save(slots: &Slots, checkpoint: &Checkpoint) -> Result<()> {
+    let Slots { current, staging, previous } = slots;
+    if staging.exists() {
+        fs::remove_dir_all(staging).with_context(|| format!("removing the stale {}", staging.display()))?;
     }
-    fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
     for (file, tensors) in [(WEIGHTS, &checkpoint.weights), (OPTIMIZER, &checkpoint.optimizer)] {
-        let path = tmp.join(file);
-        Tensor::write_safetensors(tensors, &path).with_context(|| format!("writing {}", path.display()))?;
+        let path = staging.join(file);
+        let list: Vec<(&String, &Tensor)> = tensors.iter().collect();
+        Tensor::write_safetensors(&list, &path).with_context(|| format!("writing {}", path.display()))?;
         sync_file(&path)?;
     }
-    write_synced(&tmp.join(STATE), yaml_serde::to_string(&checkpoint.state)?.as_bytes())?;
-    sync_dir(&tmp)?;
-    let (current, old) = (run_dir.join(DIR), run_dir.join(OLD));
+    write_synced(&staging.join(STATE), yaml_serde::to_string(&checkpoint.state)?.as_bytes())?;
+    sync_dir(staging)?;
     if current.exists() {
-        if old.exists() {
-            fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+        if previous.exists() {
+            fs::remove_dir_all(previous).with_context(|| format!("removing {}", previous.display()))?;
         }
-        fs::rename(&current, &old).with_context(|| format!("moving {} aside", current.display()))?;
+        fs::rename(current, previous).with_context(|| format!("moving {} aside", current.display()))?;
     }
-    fs::rename(&tmp, &current).with_context(|| format!("moving the new checkpoint to {}", current.display()))?;
-    sync_dir(run_dir)?;
-    if old.exists() {
-        fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+    fs::rename(staging, current).with_context(|| format!("moving the new checkpoint to {}", current.display()))?;
+    if let Some(parent) = current.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(parent)?;
+    }
+    if previous.exists() {
+        fs::remove_dir_all(previous).with_context(|| format!("removing {}", previous.display()))?;
     }
     Ok(())
 }
 
-/// The run's last complete checkpoint (tensors sorted by name), if it has one. A run killed between the two renames of [`save`]
-/// has only `checkpoint.old`, which is then the last complete one.
-pub fn load(run_dir: &Path) -> Result<Option<Checkpoint>> {
-    let dir = [DIR, OLD].iter().map(|d| run_dir.join(d)).find(|d| d.join(STATE).exists());
+/// The last complete checkpoint, if there is one. A run killed between the two renames of [`save`] has
+/// only the previous folder, which is then the last complete one.
+pub fn load(slots: &Slots) -> Result<Option<Checkpoint>> {
+    let dir = [&slots.current, &slots.previous].into_iter().find(|d| d.join(STATE).exists());
     let Some(dir) = dir else { return Ok(None) };
     let state_path = dir.join(STATE);
     let text = fs::read_to_string(&state_path).with_context(|| format!("reading {}", state_path.display()))?;
@@ -86,17 +96,16 @@ pub fn load(run_dir: &Path) -> Result<Option<Checkpoint>> {
         yaml_serde::from_str(&text).with_context(|| format!("{}: not a checkpoint state", state_path.display()))?;
     let read = |file: &str| -> Result<NamedTensors> {
         let path = dir.join(file);
-        let mut tensors = Tensor::read_safetensors(&path).with_context(|| format!("reading {}", path.display()))?;
-        tensors.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(tensors)
+        let tensors = Tensor::read_safetensors(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(tensors.into_iter().collect())
     };
     Ok(Some(Checkpoint { weights: read(WEIGHTS)?, optimizer: read(OPTIMIZER)?, state }))
 }
 
 /// The tensor called `name` in a checkpoint's list.
 pub fn find<'a>(tensors: &'a NamedTensors, name: &str, what: &str) -> Result<&'a Tensor> {
-    match tensors.iter().find(|(n, _)| n == name) {
-        Some((_, t)) => Ok(t),
+    match tensors.get(name) {
+        Some(t) => Ok(t),
         None => bail!("{what}: no tensor named {name}"),
     }
 }

@@ -1,8 +1,35 @@
-//! metrics.csv: one row per epoch, written by the training loop, read back by the runner and the plots
-//! (`report::results::read_metrics`). One definition of the row and its header serves both sides.
-use serde::Deserialize;
+//! metrics.csv: one row per epoch, written by the training loop, read back by the runner and the plots.
+//! The struct is the one definition of the row: its fields are the header, serde writes and reads it.
+use crate::util::csv_file::{csv_line, csv_text, read_csv, shortest, shortest_opt};
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
 
-pub const METRICS_FILE: &str = "metrics.csv";
+/// One row of metrics.csv. Errors are percentages; `wall_s` is the epoch's time (training and evaluation).
+/// The eval columns are empty on an epoch without evaluation (files written by other tools may have them).
+/// Floats are written in Rust's shortest round-trip form, so equal text means equal numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: u32,
+    #[serde(serialize_with = "shortest")]
+    pub lr: f64,
+    #[serde(serialize_with = "shortest")]
+    pub train_loss: f64,
+    #[serde(serialize_with = "shortest")]
+    pub train_top1_err: f64,
+    #[serde(serialize_with = "shortest_opt")]
+    pub eval_loss: Option<f64>,
+    #[serde(serialize_with = "shortest_opt")]
+    pub eval_top1_err: Option<f64>,
+    #[serde(serialize_with = "shortest_opt")]
+    pub eval_top5_err: Option<f64>,
+    #[serde(serialize_with = "shortest")]
+    pub images_per_s: f64,
+    #[serde(serialize_with = "shortest")]
+    pub wall_s: f64,
+}
+
+/// The header; `header_matches_the_fields` checks it against the struct.
 pub const METRICS_HEADER: [&str; 9] = [
     "epoch",
     "lr",
@@ -15,83 +42,63 @@ pub const METRICS_HEADER: [&str; 9] = [
     "wall_s",
 ];
 
-/// One row of metrics.csv. Errors are percentages; `wall_s` is the epoch's time (training and evaluation).
-/// The eval columns are empty on an epoch without evaluation (files written by other tools may have them).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct EpochMetrics {
-    pub epoch: u32,
-    pub lr: f64,
-    pub train_loss: f64,
-    pub train_top1_err: f64,
-    pub eval_loss: Option<f64>,
-    pub eval_top1_err: Option<f64>,
-    pub eval_top5_err: Option<f64>,
-    pub images_per_s: f64,
-    pub wall_s: f64,
-}
-
-/// The header line, without its newline.
-pub fn header_line() -> String {
-    METRICS_HEADER.join(",")
-}
-
 impl EpochMetrics {
-    /// A CSV row without its newline; floats in Rust's shortest round-trip form, so equal rows mean equal
-    /// numbers (the exact-resume tests compare them bit for bit).
-    pub fn csv_row(&self) -> String {
-        let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
-        format!(
-            "{},{},{},{},{},{},{},{},{}",
-            self.epoch,
-            self.lr,
-            self.train_loss,
-            self.train_top1_err,
-            opt(self.eval_loss),
-            opt(self.eval_top1_err),
-            opt(self.eval_top5_err),
-            self.images_per_s,
-            self.wall_s
-        )
+    /// The row as CSV text, without its newline.
+    pub fn csv_row(&self) -> Result<String> {
+        csv_line(self)
     }
 
-    /// The columns that must reproduce exactly under the same seed (not the timings), as bit patterns;
-    /// an empty eval column reads as NaN.
-    pub fn deterministic_bits(&self) -> [u64; 7] {
-        let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
-        [
-            self.epoch as f64,
-            self.lr,
-            self.train_loss,
-            self.train_top1_err,
-            nan(self.eval_loss),
-            nan(self.eval_top1_err),
-            nan(self.eval_top5_err),
-        ]
-        .map(f64::to_bits)
+    /// The row with its timings left out: what must reproduce exactly under the same seed.
+    pub fn deterministic_row(&self) -> Result<String> {
+        EpochMetrics { images_per_s: 0.0, wall_s: 0.0, ..self.clone() }.csv_row()
     }
+}
+
+/// The text of a metrics.csv holding `rows`.
+pub fn metrics_text(rows: &[EpochMetrics]) -> Result<Vec<u8>> {
+    csv_text(&METRICS_HEADER, rows)
+}
+
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
+    read_csv(path, &METRICS_HEADER, |_: &EpochMetrics| Ok(()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn rows_round_trip_through_the_csv_reader() {
-        let row = EpochMetrics {
+    fn row() -> EpochMetrics {
+        EpochMetrics {
             epoch: 3,
             lr: 0.1 / 3.0,
             train_loss: 2.302_585_092_994_046,
-            train_top1_err: 87.5,
+            train_top1_err: 100.0,
             eval_loss: None,
             eval_top1_err: Some(12.345_678_901_234_567),
             eval_top5_err: Some(0.0),
             images_per_s: 1234.5,
             wall_s: 0.1 + 0.2,
-        };
-        let text = format!("{}\n{}\n", header_line(), row.csv_row());
-        let mut reader = csv::Reader::from_reader(text.as_bytes());
-        let back: EpochMetrics = reader.deserialize().next().unwrap().unwrap();
-        assert_eq!(back.deterministic_bits(), row.deterministic_bits());
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_through_the_csv_reader() {
+        let row = row();
+        let text = metrics_text(std::slice::from_ref(&row)).unwrap();
+        let back: EpochMetrics = csv::Reader::from_reader(text.as_slice()).deserialize().next().unwrap().unwrap();
         assert_eq!(back, row);
+        assert_eq!(back.deterministic_row().unwrap(), row.deterministic_row().unwrap());
+        assert_eq!(row.csv_row().unwrap(), "3,0.03333333333333333,2.302585092994046,100,,12.345678901234567,0,1234.5,0.30000000000000004");
+    }
+
+    #[test]
+    fn header_matches_the_fields() {
+        let text = String::from_utf8(metrics_text(&[row()]).unwrap()).unwrap();
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(text.as_bytes());
+        let mut with_names = csv::Writer::from_writer(Vec::new());
+        with_names.serialize(row()).unwrap();
+        let named = String::from_utf8(with_names.into_inner().unwrap()).unwrap();
+        assert_eq!(named.lines().next(), text.lines().next());
+        assert_eq!(reader.records().count(), 2);
     }
 }

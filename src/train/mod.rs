@@ -1,10 +1,11 @@
-//! Training: our own SGD, learning-rate schedules, the loss, checkpoints, the loop and data parallelism.
+//! Training: the resolved run and its folder, our own SGD, learning-rate schedules, checkpoints, the loop
+//! and data parallelism.
 pub mod checkpoint;
-pub mod config;
-pub mod loss;
 pub mod metrics;
 pub mod parallel;
 pub mod recipe;
+pub mod run;
+pub mod run_dir;
 pub mod schedule;
 pub mod sgd;
 pub mod trainer;

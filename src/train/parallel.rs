@@ -9,16 +9,16 @@
 //! libgomp then throttles its spin-waiting (more busy threads than cores), which measured up to 2x slower
 //! training steps at small batches on 2 cores (benchmarks/train_step.sh).
 use super::checkpoint::NamedTensors;
-use super::loss::{count_errors, cross_entropy};
 use super::sgd::{Sgd, SgdConfig};
-use crate::models::Model;
+use crate::loss::{cross_entropy, ClassificationStats};
+use crate::models::{Model, ModelSpec};
 use anyhow::{anyhow, ensure, Context, Result};
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use tch::{nn, Device, Kind, Reduction, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 /// What a replica trains: logits from an NCHW batch. [`Model`] is one; tests use plain networks too.
 pub trait Network: Send {
@@ -34,6 +34,12 @@ impl Network for Model {
 /// Builds a network's variables under a VarStore path; called once in every replica's thread.
 pub type NetworkBuilder = Arc<dyn Fn(&nn::Path) -> Result<Box<dyn Network>> + Send + Sync>;
 
+/// The builder of `spec`'s model.
+pub fn network_builder(spec: &ModelSpec) -> NetworkBuilder {
+    let spec = spec.clone();
+    Arc::new(move |vs: &nn::Path| -> Result<Box<dyn Network>> { Ok(Box::new(Model::build(vs, &spec)?)) })
+}
+
 /// How every replica is set up.
 #[derive(Clone)]
 pub struct ReplicaSetup {
@@ -42,24 +48,6 @@ pub struct ReplicaSetup {
     pub label_smoothing: f64,
     /// libtorch intra-op threads in each replica's thread (the setting is per thread).
     pub threads: i32,
-}
-
-/// Sums over a batch: loss (the per-sample mean times the sample count), top-1 and top-5 errors.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct BatchStats {
-    pub samples: usize,
-    pub loss_sum: f64,
-    pub top1_errors: f64,
-    pub top5_errors: f64,
-}
-
-impl BatchStats {
-    pub fn add(&mut self, other: BatchStats) {
-        self.samples += other.samples;
-        self.loss_sum += other.loss_sum;
-        self.top1_errors += other.top1_errors;
-        self.top5_errors += other.top5_errors;
-    }
 }
 
 /// What every replica starts from: named CPU tensors (weights and BN statistics, as a VarStore names
@@ -79,10 +67,8 @@ struct Replica {
     label_smoothing: f64,
 }
 
-fn sorted_variables(vs: &nn::VarStore) -> NamedTensors {
-    let mut vars: NamedTensors = vs.variables().into_iter().collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars
+fn variables(vs: &nn::VarStore) -> NamedTensors {
+    vs.variables().into_iter().collect()
 }
 
 /// An owned CPU copy (a CPU tensor's `to_device` would alias the live variable).
@@ -98,18 +84,18 @@ impl Replica {
     fn new(device: Device, setup: &ReplicaSetup, start: &StartState) -> Result<Replica> {
         let vs = nn::VarStore::new(device);
         let net = (setup.build)(&vs.root())?;
-        let vars = sorted_variables(&vs);
+        let vars = variables(&vs);
         copy_named(&vars, &start.weights, "weights")?;
         let (trainable, buffers): (NamedTensors, NamedTensors) = vars.into_iter().partition(|(_, t)| t.requires_grad());
-        let mut sgd = Sgd::new(trainable, setup.sgd.clone())?;
+        let mut sgd = Sgd::new(trainable.into_iter().collect(), setup.sgd.clone())?;
         if let Some(optimizer) = &start.optimizer {
-            sgd.load_state(optimizer)?;
+            sgd.load_state(&optimizer.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect::<Vec<_>>())?;
         }
         Ok(Replica { device, net, sgd, buffers, label_smoothing: setup.label_smoothing })
     }
 
     /// The flat gradient of the shard's mean loss times `weight` (its share of the global batch).
-    fn gradient(&self, images: &Tensor, labels: &Tensor, weight: f64) -> Result<(Tensor, BatchStats)> {
+    fn gradient(&self, images: &Tensor, labels: &Tensor, weight: f64) -> Result<(Tensor, ClassificationStats)> {
         let images = images.to_device(self.device);
         let labels = labels.to_device(self.device);
         let logits = self.net.forward_t(&images, true)?;
@@ -120,16 +106,15 @@ impl Replica {
             let _ = flat.g_mul_scalar_(weight);
         }
         // Read back after queueing the backward pass, so that a GPU is not left idle waiting for it.
-        Ok((flat, shard_stats(&loss, &logits, &labels)?))
+        Ok((flat, ClassificationStats::of_batch(&loss, &logits, &labels)?))
     }
 
-    fn evaluate(&self, images: &Tensor, labels: &Tensor) -> Result<BatchStats> {
+    fn evaluate(&self, images: &Tensor, labels: &Tensor) -> Result<ClassificationStats> {
         tch::no_grad(|| {
             let images = images.to_device(self.device);
             let labels = labels.to_device(self.device);
             let logits = self.net.forward_t(&images, false)?;
-            let loss = logits.cross_entropy_loss::<Tensor>(&labels, None, Reduction::Mean, -100, 0.0);
-            shard_stats(&loss, &logits, &labels)
+            ClassificationStats::of_batch(&cross_entropy(&logits, &labels, 0.0), &logits, &labels)
         })
     }
 
@@ -154,23 +139,9 @@ impl Replica {
         let mut weights: NamedTensors =
             self.sgd.names().map(str::to_string).zip(self.sgd.params().iter().map(cpu_copy)).collect();
         weights.extend(self.buffers.iter().map(|(n, t)| (n.clone(), cpu_copy(t))));
-        weights.sort_by(|a, b| a.0.cmp(&b.0));
         let optimizer = self.sgd.state().into_iter().map(|(n, t)| (n, cpu_copy(&t))).collect();
         (weights, optimizer)
     }
-}
-
-/// Loss (mean over the shard, times its size), top-1 and top-5 errors, read back in one transfer.
-fn shard_stats(loss: &Tensor, logits: &Tensor, labels: &Tensor) -> Result<BatchStats> {
-    let samples = labels.size()[0] as usize;
-    let packed = tch::no_grad(|| {
-        Tensor::cat(
-            &[loss.detach().to_kind(Kind::Double).view(1), count_errors(logits, labels).to_kind(Kind::Double)],
-            0,
-        )
-    });
-    let v: Vec<f64> = Vec::try_from(packed.to_device(Device::Cpu))?;
-    Ok(BatchStats { samples, loss_sum: v[0] * samples as f64, top1_errors: v[1], top5_errors: v[2] })
 }
 
 /// Copies `source` values into `vars` by name; every variable needs a value of its shape.
@@ -345,7 +316,7 @@ impl Replicas {
 
     /// The gradient of the global batch's mean loss: each replica's shard gradient weighted by its share,
     /// summed in replica order on the first replica's device. Returns it with the batch's statistics.
-    pub fn reduced_gradient(&self, images: &Tensor, labels: &Tensor) -> Result<(Tensor, BatchStats)> {
+    pub fn reduced_gradient(&self, images: &Tensor, labels: &Tensor) -> Result<(Tensor, ClassificationStats)> {
         let n = labels.size()[0] as usize;
         let shards = self.shards(n);
         ensure!(shards.iter().all(|s| s.1 > 0), "a batch of {n} cannot feed {} replicas", self.workers.len());
@@ -356,7 +327,7 @@ impl Replicas {
             Box::new(move |r: &mut Replica| r.gradient(&x, &y, weight))
         })?;
         let reduce_device = self.workers[0].device;
-        let mut stats = BatchStats::default();
+        let mut stats = ClassificationStats::default();
         let mut sum: Option<Tensor> = None;
         for (grad, s) in outputs {
             stats.add(s);
@@ -371,7 +342,7 @@ impl Replicas {
 
     /// One training step on a global batch at rate `lr`. A batch whose loss is not finite is not applied
     /// (the statistics say so), so the replicas keep their last good state.
-    pub fn train_step(&self, images: &Tensor, labels: &Tensor, lr: f64) -> Result<BatchStats> {
+    pub fn train_step(&self, images: &Tensor, labels: &Tensor, lr: f64) -> Result<ClassificationStats> {
         let (grad, stats) = self.reduced_gradient(images, labels)?;
         if !stats.loss_sum.is_finite() {
             return Ok(stats);
@@ -389,7 +360,7 @@ impl Replicas {
     }
 
     /// Evaluation-mode loss and errors of a batch, split over the replicas (call [`sync_buffers`] first).
-    pub fn evaluate(&self, images: &Tensor, labels: &Tensor) -> Result<BatchStats> {
+    pub fn evaluate(&self, images: &Tensor, labels: &Tensor) -> Result<ClassificationStats> {
         let shards = self.shards(labels.size()[0] as usize);
         let which: Vec<usize> = (0..shards.len()).filter(|&i| shards[i].1 > 0).collect();
         let outputs = self.run(&which, |i| {
@@ -397,7 +368,7 @@ impl Replicas {
             let (x, y) = (images.narrow(0, start as i64, len as i64), labels.narrow(0, start as i64, len as i64));
             Box::new(move |r: &mut Replica| r.evaluate(&x, &y))
         })?;
-        let mut stats = BatchStats::default();
+        let mut stats = ClassificationStats::default();
         outputs.into_iter().for_each(|s| stats.add(s));
         Ok(stats)
     }

@@ -1,5 +1,5 @@
 //! A training recipe: optimizer, schedule, length and batch size, with the paper's recipes as presets.
-use super::loss::check_smoothing;
+use crate::loss::check_smoothing;
 use super::schedule::Schedule;
 use super::sgd::SgdConfig;
 use anyhow::{bail, Result};

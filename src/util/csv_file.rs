@@ -58,6 +58,14 @@ pub fn csv_text<T: Serialize>(header: &[&str], rows: &[T]) -> Result<Vec<u8>> {
     writer.into_inner().map_err(|e| anyhow!("serialising CSV rows: {e}"))
 }
 
+/// One row as a CSV line, without its newline.
+pub fn csv_line<T: Serialize>(row: &T) -> Result<String> {
+    let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    writer.serialize(row)?;
+    let bytes = writer.into_inner().map_err(|e| anyhow!("serialising a CSV row: {e}"))?;
+    Ok(String::from_utf8(bytes)?.trim_end_matches(['\r', '\n']).to_string())
+}
+
 /// Writes `header` and `rows` to `path` atomically.
 pub fn write_csv<T: Serialize>(path: &Path, header: &[&str], rows: &[T]) -> Result<()> {
     let text = csv_text(header, rows).with_context(|| format!("writing {}", path.display()))?;
@@ -88,4 +96,9 @@ pub fn six_decimals_opt<S: Serializer>(value: &Option<f64>, s: S) -> Result<S::O
         Some(v) => six_decimals(v, s),
         None => s.serialize_none(),
     }
+}
+
+/// A float with four decimals, for `serialize_with`.
+pub fn four_decimals<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{value:.4}"))
 }

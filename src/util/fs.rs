@@ -42,3 +42,23 @@ pub fn sync_file(path: &Path) -> Result<()> {
 pub fn sync_dir(path: &Path) -> Result<()> {
     File::open(path).and_then(|f| f.sync_all()).with_context(|| format!("syncing the folder {}", path.display()))
 }
+
+/// An advisory lock on a file, held until dropped.
+pub struct FileLock {
+    _file: File,
+}
+
+/// Locks `path` (created if missing), or None when another holder has it.
+pub fn try_lock(path: &Path) -> Result<Option<FileLock>> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening the lock {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(FileLock { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}

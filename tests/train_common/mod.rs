@@ -2,8 +2,11 @@
 #![allow(dead_code)]
 use anyhow::Result;
 use sk_exp::data::{Batch, Dataset, Sample, Split};
-use sk_exp::models::{registry, Model};
-use sk_exp::train::parallel::{Network, NetworkBuilder};
+use sk_exp::models::registry;
+use sk_exp::train::parallel::{network_builder, NetworkBuilder};
+use sk_exp::train::recipe::Recipe;
+use sk_exp::train::run::ResolvedRun;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// `len` images of 3x`side`x`side` in `classes` classes: a class-dependent colour and stripe over
@@ -66,8 +69,19 @@ pub fn tiny_sknet_yaml() -> yaml_serde::Value {
 }
 
 pub fn tiny_sknet() -> NetworkBuilder {
-    let spec = registry::resolve("sknet29", Some(&tiny_sknet_yaml())).unwrap();
-    Arc::new(move |vs: &tch::nn::Path| -> Result<Box<dyn Network>> { Ok(Box::new(Model::build(vs, &spec)?)) })
+    network_builder(&registry::resolve("sknet29", Some(&tiny_sknet_yaml())).unwrap())
+}
+
+/// The tiny SKNet trained with `recipe` and `seed` on `devices` into `out_dir` (one thread per replica).
+pub fn tiny_run(out_dir: PathBuf, recipe: Recipe, seed: u64, devices: &[&str]) -> ResolvedRun {
+    let mut tree: yaml_serde::Value = yaml_serde::from_str("{model: {name: sknet29}, threads: 1}").unwrap();
+    tree["model"]["overrides"] = tiny_sknet_yaml();
+    let mut run = ResolvedRun::from_tree(tree).unwrap();
+    run.recipe = recipe;
+    run.seed = seed;
+    run.devices = devices.iter().map(|d| d.to_string()).collect();
+    run.out_dir = out_dir;
+    run
 }
 
 pub fn temp_dir(name: &str) -> std::path::PathBuf {

@@ -3,7 +3,8 @@
 use super::legend::{draw_legend, Entry, Stroke};
 use super::placement::{polyline_obstacles, Rect};
 use super::{finite_extent, house_mesh, padded, save, text, tick_label, Figure, PALETTE, TITLE_SIZE};
-use crate::report::results::{EpochMetrics, RunHistory};
+use crate::report::results::RunHistory;
+use crate::train::metrics::EpochMetrics;
 use anyhow::{bail, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;

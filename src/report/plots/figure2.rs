@@ -5,7 +5,7 @@ use super::placement::{place_labels, polyline_obstacles, Rect};
 use super::{finite_extent, house_mesh, padded, save, text, tick_label, Figure, LABEL_SIZE, PALETTE, TITLE_SIZE};
 use crate::paper;
 use crate::report::results::{find_results_files, read_results};
-use crate::report::summary::summarize;
+use crate::report::summary::summarise_results;
 use anyhow::{bail, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -55,7 +55,7 @@ pub fn measured_points(dir: &Path) -> Result<Vec<Point>> {
     let mut found: Vec<(String, Point)> = Vec::new();
     for file in &files {
         let folder = file.parent().and_then(|p| p.strip_prefix(dir).ok()).unwrap_or(Path::new(""));
-        for row in summarize(&read_results(file)?) {
+        for row in summarise_results(&read_results(file)?) {
             let qualified = folder.join(&row.label).to_string_lossy().into_owned();
             found.push((
                 qualified,

@@ -1,48 +1,55 @@
-//! Runs the attention analysis over a data set and writes its CSV files and figures: from `sk-exp
-//! attention` and, after each training run, from an experiment's `analysis: {attention: ...}` section.
+//! The attention analysis' forward passes: a model with its weights over a data set's evaluation images at
+//! every object scale, its SK units' selection weights gathered into [`AttentionStats`]. `sk-exp attention`
+//! and an experiment's `analysis: {attention: ...}` section run it; `report::attention` writes the result.
 use super::attention::{small_and_large_paths, zoom_center, AttentionStats};
 use crate::data::loader::{batches, LoaderConfig};
 use crate::data::spec::DataSpec;
-use crate::data::synthetic::{Part, Synthetic, ANALYSIS_SCALES};
+use crate::data::synthetic::{Part, Synthetic};
 use crate::data::{self, Dataset};
-use crate::models::{self, Model, ModelSpec};
-use crate::report::plots::attention as plots;
-use crate::train::config::RunConfig;
-use crate::util::fs::write_atomic;
+use crate::models::{Model, ModelSpec};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
 /// What to analyse and how: the `analysis.attention` section of an experiment file, and the flags of
 /// `sk-exp attention`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct AttentionSpec {
-    /// Object enlargements; the paper's are 1.0, 1.5 and 2.0.
+    /// Object enlargements (centre crop 1/scale, resized back), comma-separated; the paper's are 1.0, 1.5, 2.0.
     #[serde(default = "default_scales")]
+    #[arg(long, value_delimiter = ',', default_value = "1.0,1.5,2.0")]
     pub scales: Vec<f64>,
     /// The unit of the per-channel curve; default SK_3_4 (the paper's) where the model has it, else the
     /// middle unit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long)]
     pub unit: Option<String>,
     /// Channels averaged together in the per-channel curve.
     #[serde(default = "default_group")]
+    #[arg(long, default_value_t = default_group())]
     pub group: usize,
     /// Analyse only the first N images of the evaluation set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long)]
     pub limit: Option<usize>,
     #[serde(default = "default_batch_size")]
+    #[arg(long, default_value_t = default_batch_size())]
     pub batch_size: usize,
+    /// `resize` (the paper's centre crop + resize) or `render` (synthetic data: the scene drawn zoomed).
     #[serde(default)]
+    #[arg(long, value_enum, default_value_t = Zoom::Resize)]
     pub zoom: Zoom,
 }
 
+/// The paper's object enlargements (Figures 3 and 4).
+pub const PAPER_SCALES: [f64; 3] = [1.0, 1.5, 2.0];
+
 fn default_scales() -> Vec<f64> {
-    ANALYSIS_SCALES.to_vec()
+    PAPER_SCALES.to_vec()
 }
 fn default_group() -> usize {
     16
@@ -65,7 +72,7 @@ impl Default for AttentionSpec {
 }
 
 /// How the central object is enlarged.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Zoom {
     /// The paper's: crop the centre 1/scale of the image, resize it back (bilinear).
@@ -109,11 +116,15 @@ pub struct AnalysisData {
 
 impl AnalysisData {
     pub fn open(spec: &DataSpec, data_root: Option<&Path>) -> Result<AnalysisData> {
+        AnalysisData::of(spec, data::open_eval(spec, data_root)?)
+    }
+
+    /// `spec`'s evaluation set, already open.
+    pub fn of(spec: &DataSpec, dataset: Arc<dyn Dataset>) -> Result<AnalysisData> {
         let synthetic = match spec {
             DataSpec::Synthetic(s) => Some(Synthetic::new(s, Part::Eval)?),
             _ => None,
         };
-        let dataset = data::open_eval(spec, data_root)?;
         Ok(AnalysisData { dataset, synthetic })
     }
 }
@@ -207,105 +218,6 @@ pub fn last_unit_of_each_stage(units: &[String]) -> Vec<String> {
         }
     }
     last
-}
-
-/// Writes attention_units.csv, attention_shifts.csv (paired change from the first scale),
-/// attention_classes.csv and attention_channels.csv (for `unit`, channels averaged in groups of `group`)
-/// into `out_dir`; returns their paths.
-pub fn write_csvs(stats: &AttentionStats, out_dir: &Path, unit: &str, group: usize) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let mut units = String::from("unit,scale,n,mean_diff,std_diff\n");
-    for r in stats.unit_rows() {
-        let std = r.std.map_or(String::new(), |s| format!("{s:.6}"));
-        writeln!(units, "{},{},{},{:.6},{std}", r.unit, r.scale, r.n, r.mean)?;
-    }
-    let mut shifts = String::from("unit,scale,baseline,n,mean_change,stderr_change,frac_increased\n");
-    for r in stats.shift_rows() {
-        let stderr = r.stderr.map_or(String::new(), |s| format!("{s:.6}"));
-        writeln!(
-            shifts,
-            "{},{},{},{},{:.6},{stderr},{:.4}",
-            r.unit, r.scale, r.baseline, r.n, r.mean_change, r.frac_increased
-        )?;
-    }
-    let mut classes = String::from("unit,scale,class,n,mean_diff\n");
-    for r in stats.class_rows() {
-        writeln!(classes, "{},{},{},{},{:.6}", r.unit, r.scale, r.class, r.n, r.mean)?;
-    }
-    let mut channels = String::from("unit,scale,channel_group,mean_large_weight\n");
-    for r in stats.channel_rows(unit, group)? {
-        writeln!(channels, "{},{},{},{:.6}", r.unit, r.scale, r.group, r.mean_weight)?;
-    }
-    let files = [
-        ("attention_units.csv", units),
-        ("attention_shifts.csv", shifts),
-        ("attention_classes.csv", classes),
-        ("attention_channels.csv", channels),
-    ];
-    let mut written = Vec::new();
-    for (name, text) in files {
-        let path = out_dir.join(name);
-        write_atomic(&path, text.as_bytes())?;
-        written.push(path);
-    }
-    Ok(written)
-}
-
-/// Analyses `model` on `data` and writes the CSVs and the three figures into `out_dir`; `title` names
-/// the model in the figures. Returns the statistics and the files written.
-pub fn report(
-    model: &Model,
-    data: &AnalysisData,
-    spec: &AttentionSpec,
-    device: Device,
-    out_dir: &Path,
-    title: &str,
-    progress: bool,
-) -> Result<(AttentionStats, Vec<PathBuf>)> {
-    let stats = analyse(model, data, spec, device, progress)?;
-    let title = match spec.zoom {
-        Zoom::Resize => format!("{title}, centre crop + resize"),
-        Zoom::Render => format!("{title}, scenes rendered zoomed"),
-    };
-    let title = title.as_str();
-    let unit = spec.unit.clone().unwrap_or_else(|| default_unit(&stats));
-    let mut written = write_csvs(&stats, out_dir, &unit, spec.group)?;
-    written.extend(plots::plot_unit_differences(&stats.unit_rows(), title, &out_dir.join("attention_units"))?);
-    written.extend(plots::plot_channel_weights(
-        &stats.channel_rows(&unit, spec.group)?,
-        spec.group,
-        title,
-        &out_dir.join("attention_channels"),
-    )?);
-    // Figure 4 compares the original images with the 1.5x ones; here the first two scales.
-    if let [first, second, ..] = stats.scales() {
-        let units = last_unit_of_each_stage(stats.units());
-        written.extend(plots::plot_class_scatter(
-            &stats.class_rows(),
-            &units,
-            (first, second),
-            title,
-            &out_dir.join("attention_classes"),
-        )?);
-    }
-    Ok((stats, written))
-}
-
-/// The attention analysis of a finished training run: its final checkpoint on its evaluation set, written
-/// into `<run>/attention/`.
-pub fn report_run(config: &RunConfig, spec: &AttentionSpec, progress: bool) -> Result<(AttentionStats, Vec<PathBuf>)> {
-    let run_dir = config.out_dir();
-    let data = AnalysisData::open(&config.data, config.data_root.as_deref())?;
-    let model_spec = config.model_spec(data.dataset.num_classes())?;
-    let device = crate::device::parse(config.devices.first().map_or("cpu", String::as_str))?;
-    let loaded = models::load(&model_spec, Some(&run_dir.join("checkpoint").join("weights.safetensors")), device)?;
-    report(&loaded.model, &data, spec, device, &run_dir.join("attention"), &run_title(config), progress)
-        .with_context(|| format!("attention analysis of {}", run_dir.display()))
-}
-
-/// A figure title for a run: its model and seed.
-fn run_title(config: &RunConfig) -> String {
-    format!("{} (seed {})", config.model.name, config.seed)
 }
 
 #[cfg(test)]

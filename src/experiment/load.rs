@@ -1,0 +1,113 @@
+//! Loading an experiment file: parse it, expand the sweep, and resolve every run once, so that a mistake in
+//! any run is reported (with its line) before anything trains.
+use super::schema::ExperimentFile;
+use super::sweep::plan;
+use crate::analysis::AnalysisSpec;
+use crate::paper::{PaperRef, PaperRow};
+use crate::train::run::ResolvedRun;
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::{Path, PathBuf};
+use yaml_serde::Value;
+
+pub struct ExperimentOptions {
+    /// Experiments go to `<results_root>/<experiment name>/`.
+    pub results_root: PathBuf,
+    /// `--set key=value`, applied to every run after the sweep's own assignments.
+    pub overrides: Vec<(String, Value)>,
+    pub data_root: Option<PathBuf>,
+    /// Only the runs whose label (or run id) is this.
+    pub only: Option<String>,
+    /// Train runs recorded as failed again.
+    pub retry_failed: bool,
+    pub progress: bool,
+}
+
+/// An experiment file, parsed, with every run resolved.
+pub struct Experiment {
+    pub name: String,
+    pub description: Option<String>,
+    pub runs: Vec<PlannedRun>,
+    /// What to analyse after each run trains.
+    pub analysis: AnalysisSpec,
+}
+
+/// One run of an experiment: its place in the sweep and the run it resolves to.
+pub struct PlannedRun {
+    /// The sweep point's label (shared by its seeds).
+    pub label: String,
+    pub seed: u64,
+    /// The run folder's name: `<label>_s<seed>`.
+    pub run_id: String,
+    pub paper: Option<PaperRef>,
+    pub run: ResolvedRun,
+}
+
+impl PlannedRun {
+    pub fn paper_row(&self) -> Option<&'static PaperRow> {
+        self.paper.as_ref().and_then(PaperRef::row)
+    }
+}
+
+impl Experiment {
+    /// The paper's row for `label`, when the experiment names one.
+    pub fn paper_row_of(&self, label: &str) -> Option<&'static PaperRow> {
+        self.runs.iter().find(|r| r.label == label).and_then(PlannedRun::paper_row)
+    }
+}
+
+pub fn load(path: &Path, options: &ExperimentOptions) -> Result<Experiment> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read experiment file {}", path.display()))?;
+    // serde's own errors on the file's structure carry the line and column.
+    let file: ExperimentFile = yaml_serde::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    let name = match &file.name {
+        Some(n) => n.clone(),
+        None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).context("experiment file has no name")?,
+    };
+    let mut planned = plan(&file, &options.overrides).map_err(|e| with_line(e, path, &text))?;
+    if let Some(only) = &options.only {
+        planned.retain(|r| &r.label == only || &r.run_id == only);
+        if planned.is_empty() {
+            bail!("--only {only}: no run has that label or id in {}", path.display());
+        }
+    }
+    let dir = options.results_root.join(&name);
+    let mut runs = Vec::new();
+    for p in planned {
+        let mut tree = p.tree;
+        let out_dir = Value::String(dir.join(&p.run_id).display().to_string());
+        crate::overrides::set_dotted(&mut tree, "out_dir", out_dir)?;
+        if let Some(root) = &options.data_root {
+            crate::overrides::set_dotted(&mut tree, "data_root", Value::String(root.display().to_string()))?;
+        }
+        let run = ResolvedRun::from_tree(tree)
+            .map_err(|e| with_line(e.context(format!("run {}", p.run_id)), path, &text))?;
+        runs.push(PlannedRun { label: p.label, seed: p.seed, run_id: p.run_id, paper: p.paper, run });
+    }
+    file.analysis.validate().with_context(|| path.display().to_string())?;
+    Ok(Experiment { name, description: file.description, runs, analysis: file.analysis })
+}
+
+/// The line of `text` where `key` first appears as a YAML key, for error messages.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let last = key.rsplit(['.', ']']).find(|part| !part.is_empty())?;
+    let last = last.split('[').next().unwrap_or(last);
+    text.lines()
+        .position(|line| {
+            let t = line.trim_start().trim_start_matches("- ");
+            t.starts_with(&format!("{last}:")) || t.contains(&format!("{last}:")) && t.contains('{')
+        })
+        .map(|i| i + 1)
+}
+
+/// Names the line of an unknown or mistyped field when serde's message names the field.
+fn with_line(err: anyhow::Error, path: &Path, text: &str) -> anyhow::Error {
+    let message = format!("{err:#}");
+    let field = message.split('`').nth(1).filter(|_| {
+        message.contains("unknown field") || message.contains("invalid type") || message.contains("missing field")
+    });
+    match field.and_then(|f| line_of_key(text, f)) {
+        Some(line) => anyhow!("{}: line {line}: {message}", path.display()),
+        None => anyhow!("{}: {message}", path.display()),
+    }
+}

@@ -1,0 +1,285 @@
+//! One training run, resolved once. A run file (`sk-exp train --config`, flags, `--set`) or an experiment's
+//! sweep point is a YAML tree until [`ResolvedRun::from_tree`]; from then on it is this typed value: the
+//! model's whole spec, the data, the full recipe (preset merged), the seed, and where and how it executes.
+//! The trainer, the experiment runner, eval, export and the analysis read it; the run folder keeps it as
+//! its one run file (see [`super::run_dir::RunDir`]).
+use super::recipe::Recipe;
+use crate::data::DataSpec;
+use crate::models::{registry, ModelSpec};
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tch::Device;
+use yaml_serde::{Mapping, Value};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResolvedRun {
+    pub model: ResolvedModel,
+    pub data: DataSpec,
+    /// Relative data paths are taken from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_root: Option<PathBuf>,
+    pub recipe: Recipe,
+    /// One replica per entry: `cpu`, `cuda`, `cuda:N`; the global batch is split over them.
+    pub devices: Vec<String>,
+    pub seed: u64,
+    pub out_dir: PathBuf,
+    /// Data loading threads.
+    pub workers: usize,
+    /// libtorch intra-op threads per replica; default libtorch's choice. Exact resume needs the same count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<i32>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResolvedModel {
+    /// The registered model the spec starts from (`sk-exp models`); it names runs and figure legends.
+    pub name: String,
+    pub spec: ModelSpec,
+    /// The run file set `num_classes`; otherwise the class count follows the data ([`ResolvedRun::bind_classes`]).
+    #[serde(skip)]
+    pub fixed_classes: bool,
+}
+
+/// The run file's `model:` section as written: a registered name and spec fields to change.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModelChoice {
+    name: String,
+    #[serde(default)]
+    overrides: Option<Value>,
+}
+
+/// A run file as written; `recipe:` may start from a preset, so it is resolved separately.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunFile {
+    model: Option<ModelChoice>,
+    #[serde(default)]
+    data: DataSpec,
+    #[serde(default)]
+    data_root: Option<PathBuf>,
+    #[serde(default)]
+    recipe: Option<Value>,
+    #[serde(default = "default_devices")]
+    devices: Vec<String>,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default)]
+    out_dir: Option<PathBuf>,
+    #[serde(default = "default_workers")]
+    workers: usize,
+    #[serde(default)]
+    threads: Option<i32>,
+}
+
+fn default_devices() -> Vec<String> {
+    vec!["cpu".into()]
+}
+fn default_workers() -> usize {
+    2
+}
+
+impl ResolvedRun {
+    /// Resolves a run file's tree: the registered model with its overrides, and the recipe from
+    /// `recipe.preset: NAME` (cifar10, cifar100, imagenet, imagenet_light; by default the one for the
+    /// model's input size: 32 -> cifar10, else imagenet) changed by the recipe's other keys.
+    pub fn from_tree(tree: Value) -> Result<ResolvedRun> {
+        ensure!(tree.is_mapping() || tree.is_null(), "run config: expected a mapping with model, data, recipe, ...");
+        let tree = if tree.is_null() { Value::Mapping(Mapping::new()) } else { tree };
+        let file: RunFile = yaml_serde::from_value(tree).context("run config")?;
+        let choice = file.model.context("run config: 'model' is missing (e.g. model: {name: sknet29})")?;
+        let spec = registry::resolve(&choice.name, choice.overrides.as_ref())?;
+        let fixed_classes = choice.overrides.as_ref().and_then(|o| o.get("num_classes")).is_some();
+        let recipe = resolve_recipe(file.recipe, &spec)?;
+        ensure!(!file.devices.is_empty(), "devices: expected at least one device (cpu, cuda:0, ...)");
+        let out_dir = file.out_dir.unwrap_or_else(|| PathBuf::from("runs").join(format!("{}_s{}", choice.name, file.seed)));
+        Ok(ResolvedRun {
+            model: ResolvedModel { name: choice.name, spec, fixed_classes },
+            data: file.data,
+            data_root: file.data_root,
+            recipe,
+            devices: file.devices,
+            seed: file.seed,
+            out_dir,
+            workers: file.workers,
+            threads: file.threads,
+        })
+    }
+
+    pub fn from_file(path: &Path) -> Result<ResolvedRun> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let tree: Value = yaml_serde::from_str(&text).with_context(|| format!("{}: not valid YAML", path.display()))?;
+        ResolvedRun::from_tree(tree).with_context(|| path.display().to_string())
+    }
+
+    /// Sets the model's class count to the data set's `classes`, unless the run file fixed it (then the
+    /// two must agree).
+    pub fn bind_classes(&mut self, classes: i64) -> Result<()> {
+        let spec = &mut self.model.spec;
+        if self.model.fixed_classes {
+            ensure!(
+                spec.num_classes() == classes,
+                "model.overrides.num_classes: {} classes, but the data set has {classes}",
+                spec.num_classes()
+            );
+            return Ok(());
+        }
+        let mut change = Mapping::new();
+        change.insert("num_classes".into(), Value::from(classes));
+        *spec = crate::overrides::merge(spec, &Value::Mapping(change), "model")?;
+        Ok(())
+    }
+
+    /// The devices, parsed (not yet checked for presence).
+    pub fn parsed_devices(&self) -> Result<Vec<Device>> {
+        self.devices.iter().map(|d| crate::device::parse(d)).collect()
+    }
+
+    /// libtorch intra-op threads per replica: as configured, else libtorch's current setting.
+    pub fn thread_count(&self) -> Result<i32> {
+        let threads = self.threads.unwrap_or_else(tch::get_num_threads);
+        ensure!(threads >= 1, "threads: expected at least 1");
+        Ok(threads)
+    }
+
+    /// Fails unless `saved` (the run being resumed) is the same run: same model, data, recipe and seed.
+    /// Devices, threads, workers and paths may change between sessions.
+    pub fn check_resumes(&self, saved: &ResolvedRun) -> Result<()> {
+        let parts: [(&str, Value, Value); 4] = [
+            ("model", yaml_serde::to_value(&saved.model)?, yaml_serde::to_value(&self.model)?),
+            ("data", yaml_serde::to_value(&saved.data)?, yaml_serde::to_value(&self.data)?),
+            ("recipe", yaml_serde::to_value(&saved.recipe)?, yaml_serde::to_value(&self.recipe)?),
+            ("seed", Value::from(saved.seed), Value::from(self.seed)),
+        ];
+        let same = saved.model == self.model
+            && saved.data == self.data
+            && saved.recipe == self.recipe
+            && saved.seed == self.seed;
+        if same {
+            return Ok(());
+        }
+        // The typed comparison decides; the trees only name the first field that differs.
+        let what = parts
+            .iter()
+            .find_map(|(name, was, now)| first_difference(name, was, now))
+            .unwrap_or_else(|| "the settings differ".into());
+        bail!("{what}; resume with the same settings or choose another output directory")
+    }
+}
+
+/// The recipe section: a preset (named, or chosen by the model's input size) with the section's keys over it.
+fn resolve_recipe(section: Option<Value>, spec: &ModelSpec) -> Result<Recipe> {
+    let mut changes = match section {
+        Some(Value::Mapping(map)) => map,
+        Some(Value::Null) | None => Mapping::new(),
+        Some(other) => bail!("recipe: expected a mapping, got {other:?}"),
+    };
+    let preset = match changes.remove("preset") {
+        Some(Value::String(name)) => name,
+        Some(other) => bail!("recipe.preset: expected a preset name, got {other:?}"),
+        None => (if spec.input_size() == 32 { "cifar10" } else { "imagenet" }).to_string(),
+    };
+    let recipe = crate::overrides::merge(&Recipe::preset(&preset)?, &Value::Mapping(changes), "recipe")?;
+    recipe.validate()?;
+    Ok(recipe)
+}
+
+/// Names the first (dotted) key under `path` whose value differs between the saved run and this one.
+fn first_difference(path: &str, saved: &Value, now: &Value) -> Option<String> {
+    let show = |v: Option<&Value>| {
+        v.map_or("nothing".into(), |v| yaml_serde::to_string(v).unwrap_or_default().trim().replace('\n', " "))
+    };
+    let (Some(a), Some(b)) = (saved.as_mapping(), now.as_mapping()) else {
+        return (saved != now)
+            .then(|| format!("'{path}' is {} in the run being resumed but {} now", show(Some(saved)), show(Some(now))));
+    };
+    let keys = b.keys().chain(a.keys().filter(|k| !b.contains_key(*k)));
+    keys.into_iter().find_map(|key| {
+        let child = format!("{path}.{}", key.as_str().unwrap_or("?"));
+        match (a.get(key), b.get(key)) {
+            (Some(x), Some(y)) => first_difference(&child, x, y),
+            (x, y) => Some(format!("'{child}' is {} in the run being resumed but {} now", show(x), show(y))),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<ResolvedRun> {
+        ResolvedRun::from_tree(yaml_serde::from_str(yaml).unwrap())
+    }
+
+    #[test]
+    fn presets_fill_the_recipe_and_keys_change_it() {
+        let c =
+            parse("model: {name: sknet29}\nrecipe: {preset: cifar100, epochs: 2}\ndevices: [cuda:0, cuda:1]").unwrap();
+        assert_eq!((c.recipe.lr, c.recipe.epochs, c.recipe.batch_size), (0.05, 2, 128));
+        assert_eq!(c.devices, vec!["cuda:0", "cuda:1"]);
+        let imagenet = parse("model: {name: sknet50}").unwrap();
+        assert_eq!(imagenet.recipe, Recipe::preset("imagenet").unwrap());
+        assert_eq!(parse("model: {name: sknet29}").unwrap().recipe, Recipe::preset("cifar10").unwrap());
+        let partial = parse("model: {name: sknet29}\nrecipe: {epochs: 3, nesterov: true}").unwrap();
+        assert_eq!((partial.recipe.epochs, partial.recipe.nesterov, partial.recipe.lr), (3, true, 0.1));
+        assert_eq!(partial.out_dir, Path::new("runs/sknet29_s0"));
+    }
+
+    #[test]
+    fn mistakes_name_the_field() {
+        let err = format!("{:#}", parse("model: {name: sknet29}\nrecipe: {preset: cifar10, lr: -1}").unwrap_err());
+        assert!(err.contains("recipe.lr"), "{err}");
+        let err = format!("{:#}", parse("model: {name: sknet29}\nrecipe: {preset: cifar10, epoch: 3}").unwrap_err());
+        assert!(err.contains("epoch"), "{err}");
+        let err = format!("{:#}", parse("model: {name: sknet29}\nseeds: 3").unwrap_err());
+        assert!(err.contains("seeds"), "{err}");
+        let err = format!("{:#}", parse("model: {name: nosuchnet}").unwrap_err());
+        assert!(err.contains("unknown model 'nosuchnet'"), "{err}");
+        let err = format!("{:#}", parse("seed: 3").unwrap_err());
+        assert!(err.contains("'model' is missing"), "{err}");
+    }
+
+    #[test]
+    fn the_class_count_follows_the_data_unless_overridden() {
+        let mut c = parse("model: {name: sknet29}").unwrap();
+        c.bind_classes(100).unwrap();
+        assert_eq!(c.model.spec.num_classes(), 100);
+        let mut fixed = parse("model: {name: sknet29, overrides: {num_classes: 10}}").unwrap();
+        assert!(fixed.bind_classes(100).unwrap_err().to_string().contains("the data set has 100"));
+    }
+
+    #[test]
+    fn a_resume_must_be_the_same_run_but_may_run_elsewhere() {
+        let a = parse("model: {name: sknet29}\ndevices: [cpu]\nthreads: 2").unwrap();
+        let b = parse("model: {name: sknet29}\ndevices: [cpu, cpu]\nworkers: 7\nout_dir: elsewhere").unwrap();
+        a.check_resumes(&b).unwrap();
+        let c = parse("model: {name: sknet29}\nseed: 4").unwrap();
+        let err = c.check_resumes(&a).unwrap_err().to_string();
+        assert!(err.contains("'seed' is 0 in the run being resumed but 4 now"), "{err}");
+        let d = parse("model: {name: sknet29}\nrecipe: {lr: 0.2}").unwrap();
+        let err = d.check_resumes(&a).unwrap_err().to_string();
+        assert!(err.contains("'recipe.lr' is 0.1 in the run being resumed but 0.2 now"), "{err}");
+    }
+
+    #[test]
+    fn the_run_file_round_trips_without_resolving_again() {
+        let mut run = parse("model: {name: sknet29, overrides: {sk: {reduction: 8}}}\nseed: 3").unwrap();
+        run.bind_classes(7).unwrap();
+        let back: ResolvedRun = yaml_serde::from_str(&yaml_serde::to_string(&run).unwrap()).unwrap();
+        assert_eq!(back.model.spec, run.model.spec);
+        assert_eq!((back.seed, &back.recipe, &back.out_dir), (3, &run.recipe, &run.out_dir));
+    }
+
+    #[test]
+    fn the_paper_cifar_run_file_splits_batch_128_over_two_gpus() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/train/sknet29_cifar10_2gpu.yaml"));
+        let c = ResolvedRun::from_file(path).unwrap();
+        assert_eq!(c.devices, vec!["cuda:0", "cuda:1"]);
+        assert_eq!(c.recipe, Recipe::preset("cifar10").unwrap());
+        assert_eq!((c.recipe.batch_size, c.recipe.epochs, c.recipe.lr), (128, 300, 0.1));
+        assert!(matches!(c.data, DataSpec::Cifar(_)));
+    }
+}
