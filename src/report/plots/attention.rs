@@ -329,16 +329,3 @@ pub fn plot_class_scatter(
     }
     save(&ClassScatter { panels, scales, title }, stem)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ticks_have_enough_decimals_and_no_negative_zero() {
-        assert_eq!(decimals(0.04), 3);
-        assert_eq!(decimals(0.5), 2);
-        assert_eq!(tick(-0.0001, 2), "0.00");
-        assert_eq!(tick(-0.015, 3), "-0.015");
-    }
-}
