@@ -4,7 +4,8 @@
 use super::legend::{draw_legend, Entry, Stroke};
 use super::placement::{polyline_obstacles, Rect};
 use super::{
-    finite_extent, house_mesh, padded, save, text, tick_label, Figure, AXIS_TITLE_SIZE, PALETTE, TICK_SIZE, TITLE_SIZE,
+    chart, decimals, finite_extent, padded, save, text, Axis, Chart, Figure, Frame, TickFormat, AXIS_TITLE_SIZE,
+    PALETTE, TICK_SIZE, TITLE_SIZE,
 };
 use crate::analysis::attention::{ChannelRow, ClassRow, UnitRow};
 use crate::util::stats::first_appearance;
@@ -16,34 +17,9 @@ use std::path::{Path, PathBuf};
 
 const DIFF_DESC: &str = "attention difference (larger − smaller kernel)";
 
-/// Decimals that tell ticks apart over an axis spanning `span`.
-fn decimals(span: f64) -> usize {
-    let step = span / 6.0;
-    if step > 0.0 && step.is_finite() {
-        (-step.log10().floor()).max(0.0) as usize
-    } else {
-        2
-    }
-}
-
-/// A tick label with `places` decimals; "0.00", never "-0.00".
-fn tick(value: f64, places: usize) -> String {
-    let text = format!("{value:.places$}");
-    if text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
-        text.trim_start_matches('-').to_string()
-    } else {
-        text
-    }
-}
-
 /// The stage of a unit label SK_{stage}_{block}.
 fn stage_of(unit: &str) -> Option<&str> {
     unit.split('_').nth(1)
-}
-
-fn plot_rect<DB: DrawingBackend, X: Ranged, Y: Ranged>(chart: &ChartContext<'_, DB, Cartesian2d<X, Y>>) -> Rect {
-    let (xs, ys) = chart.plotting_area().get_pixel_range();
-    Rect { x0: xs.start, y0: ys.start, x1: xs.end, y1: ys.end }
 }
 
 struct UnitBars<'a> {
@@ -51,19 +27,15 @@ struct UnitBars<'a> {
     title: &'a str,
 }
 
-impl Figure for UnitBars<'_> {
-    fn size(&self) -> (u32, u32) {
-        let units = first_appearance(self.rows.iter().map(|r| r.unit.as_str())).len() as u32;
-        let scales = first_appearance(self.rows.iter().map(|r| r.scale.as_str())).len() as u32;
-        (1000.max(200 + units * (24 * scales + 30)), 720)
+impl UnitBars<'_> {
+    /// Units in forward order and scales in the order first met.
+    fn units_and_scales(&self) -> (Vec<&str>, Vec<&str>) {
+        let units = first_appearance(self.rows.iter().map(|r| r.unit.as_str()));
+        (units, first_appearance(self.rows.iter().map(|r| r.scale.as_str())))
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
-    where
-        DB::ErrorType: 'static,
-    {
-        let units = first_appearance(self.rows.iter().map(|r| r.unit.as_str()));
-        let scales = first_appearance(self.rows.iter().map(|r| r.scale.as_str()));
+    /// The attention difference, 0 and every error bar included.
+    fn y_axis(&self) -> Axis {
         let ends = self.rows.iter().flat_map(|r| {
             let std = r.std.unwrap_or(0.0);
             [r.mean - std, r.mean + std]
@@ -71,28 +43,20 @@ impl Figure for UnitBars<'_> {
         let (lo, hi) = finite_extent(ends.chain([0.0])).unwrap_or((-1.0, 1.0));
         let y_range = padded(lo, hi, 0.08, 0.01);
         let places = decimals(y_range.end - y_range.start);
-        let n = units.len() as f64;
-        let mut chart = ChartBuilder::on(root)
-            .caption(format!("Attention difference per SK unit: {}", self.title), text(TITLE_SIZE))
-            .margin(20)
-            .x_label_area_size(50)
-            .y_label_area_size(85)
-            .build_cartesian_2d(-0.5..(n - 0.5), y_range.clone())?;
-        house_mesh(&mut chart)
-            .disable_x_mesh()
-            .x_labels(0)
-            .y_desc(format!("{DIFF_DESC}, mean ± std"))
-            .y_label_formatter(&|v| tick(*v, places))
-            .draw()?;
-        chart.draw_series([PathElement::new(vec![(-0.5, 0.0), (n - 0.5, 0.0)], BLACK.stroke_width(1))])?;
+        Axis::new(y_range, format!("{DIFF_DESC}, mean ± std")).format(TickFormat::Decimals(places))
+    }
 
-        // Stages apart by a light vertical line.
-        for (i, pair) in units.windows(2).enumerate() {
-            if stage_of(pair[0]) != stage_of(pair[1]) {
-                let x = i as f64 + 0.5;
-                chart.draw_series([PathElement::new(vec![(x, y_range.start), (x, y_range.end)], BLACK.mix(0.25))])?;
-            }
-        }
+    /// The bars of every row, grouped by unit and coloured by scale; returns the pixels they cover.
+    fn draw_bars<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        chart: &mut Chart<'_, DB>,
+        units: &[&str],
+        scales: &[&str],
+    ) -> Result<Vec<Rect>>
+    where
+        DB::ErrorType: 'static,
+    {
         let width = 0.8 / scales.len() as f64;
         let mut obstacles = Vec::new();
         for row in self.rows {
@@ -101,33 +65,16 @@ impl Figure for UnitBars<'_> {
             else {
                 continue;
             };
-            let color = PALETTE[s % PALETTE.len()];
             let left = u as f64 - 0.4 + s as f64 * width;
-            let centre = left + width / 2.0;
-            chart
-                .draw_series([Rectangle::new([(left + 0.01, 0.0), (left + width - 0.01, row.mean)], color.filled())])?;
-            let std = row.std.unwrap_or(0.0);
-            if row.std.is_some() {
-                let (cx, low) = chart.backend_coord(&(centre, row.mean - std));
-                let (_, high) = chart.backend_coord(&(centre, row.mean + std));
-                root.draw(&PathElement::new(vec![(cx, low), (cx, high)], BLACK.stroke_width(1)))?;
-                for y in [low, high] {
-                    root.draw(&PathElement::new(vec![(cx - 4, y), (cx + 4, y)], BLACK.stroke_width(1)))?;
-                }
-            }
-            let (top, bottom) = (
-                chart.backend_coord(&(left, row.mean.max(0.0) + std)),
-                chart.backend_coord(&(left + width, row.mean.min(0.0) - std)),
-            );
-            obstacles.push(Rect { x0: top.0, y0: top.1, x1: bottom.0, y1: bottom.1 });
+            obstacles.push(draw_unit_bar(root, chart, row, (left, width), PALETTE[s % PALETTE.len()])?);
         }
-        let label_style = text(TICK_SIZE).pos(Pos::new(HPos::Center, VPos::Top));
-        for (i, unit) in units.iter().enumerate() {
-            let (x, y) = chart.backend_coord(&(i as f64, y_range.start));
-            root.draw_text(unit, &label_style, (x, y + 10))?;
-        }
+        Ok(obstacles)
+    }
+
+    /// One entry per scale, with its number of images.
+    fn legend_entries(&self, scales: &[&str]) -> Vec<Entry> {
         let n_images = self.rows.first().map_or(0, |r| r.n);
-        let entries: Vec<Entry> = scales
+        scales
             .iter()
             .enumerate()
             .map(|(i, s)| Entry {
@@ -139,8 +86,92 @@ impl Figure for UnitBars<'_> {
                 stroke: Some(Stroke::Solid),
                 marker: None,
             })
-            .collect();
-        draw_legend(root, &entries, plot_rect(&chart), &obstacles)?;
+            .collect()
+    }
+}
+
+/// The line at 0, and a light vertical line between units of different stages.
+fn draw_zero_and_stage_lines<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, units: &[&str], y: &Axis) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let n = units.len() as f64;
+    chart.draw_series([PathElement::new(vec![(-0.5, 0.0), (n - 0.5, 0.0)], BLACK.stroke_width(1))])?;
+    for (i, pair) in units.windows(2).enumerate() {
+        if stage_of(pair[0]) != stage_of(pair[1]) {
+            let x = i as f64 + 0.5;
+            chart.draw_series([PathElement::new(vec![(x, y.range.start), (x, y.range.end)], BLACK.mix(0.25))])?;
+        }
+    }
+    Ok(())
+}
+
+/// One bar from 0 to the row's mean, `left` and `width` in data units, with its ± std error bar; returns
+/// the pixels it covers, error bar included.
+fn draw_unit_bar<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &mut Chart<'_, DB>,
+    row: &UnitRow,
+    (left, width): (f64, f64),
+    color: RGBColor,
+) -> Result<Rect>
+where
+    DB::ErrorType: 'static,
+{
+    let centre = left + width / 2.0;
+    chart.draw_series([Rectangle::new([(left + 0.01, 0.0), (left + width - 0.01, row.mean)], color.filled())])?;
+    let std = row.std.unwrap_or(0.0);
+    if row.std.is_some() {
+        let (cx, low) = chart.backend_coord(&(centre, row.mean - std));
+        let (_, high) = chart.backend_coord(&(centre, row.mean + std));
+        root.draw(&PathElement::new(vec![(cx, low), (cx, high)], BLACK.stroke_width(1)))?;
+        for y in [low, high] {
+            root.draw(&PathElement::new(vec![(cx - 4, y), (cx + 4, y)], BLACK.stroke_width(1)))?;
+        }
+    }
+    let (top, bottom) = (
+        chart.backend_coord(&(left, row.mean.max(0.0) + std)),
+        chart.backend_coord(&(left + width, row.mean.min(0.0) - std)),
+    );
+    Ok(Rect { x0: top.0, y0: top.1, x1: bottom.0, y1: bottom.1 })
+}
+
+/// Each unit's name under its group of bars.
+fn draw_unit_labels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &Chart<'_, DB>,
+    units: &[&str],
+    y_floor: f64,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let label_style = text(TICK_SIZE).pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, unit) in units.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(i as f64, y_floor));
+        root.draw_text(unit, &label_style, (x, y + 10))?;
+    }
+    Ok(())
+}
+
+impl Figure for UnitBars<'_> {
+    fn size(&self) -> (u32, u32) {
+        let (units, scales) = self.units_and_scales();
+        (1000.max(200 + units.len() as u32 * (24 * scales.len() as u32 + 30)), 720)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let (units, scales) = self.units_and_scales();
+        let y = self.y_axis();
+        let title = format!("Attention difference per SK unit: {}", self.title);
+        let (mut chart, plot) = chart(root, &Frame::figure(&title, (50, 85)), &Axis::categories(units.len()), &y)?;
+        draw_zero_and_stage_lines(&mut chart, &units, &y)?;
+        let obstacles = self.draw_bars(root, &mut chart, &units, &scales)?;
+        draw_unit_labels(root, &chart, &units, y.range.start)?;
+        draw_legend(root, &self.legend_entries(&scales), plot, &obstacles)?;
         Ok(())
     }
 }
@@ -166,18 +197,12 @@ impl Figure for ChannelLines<'_> {
         let (lo, hi) = finite_extent(self.rows.iter().map(|r| r.mean_weight)).unwrap_or((0.0, 1.0));
         let y_range = padded(lo, hi, 0.1, 0.01);
         let places = decimals(y_range.end - y_range.start);
-        let mut chart = ChartBuilder::on(root)
-            .caption(format!("Larger-kernel weight per channel of {unit}: {}", self.title), text(TITLE_SIZE))
-            .margin(20)
-            .x_label_area_size(60)
-            .y_label_area_size(85)
-            .build_cartesian_2d(padded(0.0, groups, 0.02, 0.5), y_range)?;
-        house_mesh(&mut chart)
-            .x_desc(format!("channel group ({} channels each)", self.group))
-            .y_desc("larger-kernel attention weight, mean over images")
-            .x_label_formatter(&|v| tick_label(*v, true))
-            .y_label_formatter(&|v| tick(*v, places))
-            .draw()?;
+        let x = Axis::new(padded(0.0, groups, 0.02, 0.5), format!("channel group ({} channels each)", self.group))
+            .format(TickFormat::Whole);
+        let y =
+            Axis::new(y_range, "larger-kernel attention weight, mean over images").format(TickFormat::Decimals(places));
+        let title = format!("Larger-kernel weight per channel of {unit}: {}", self.title);
+        let (mut chart, plot) = chart(root, &Frame::figure(&title, (60, 85)), &x, &y)?;
         let mut obstacles = Vec::new();
         let mut entries = Vec::new();
         let markers = groups <= 40.0;
@@ -192,7 +217,7 @@ impl Figure for ChannelLines<'_> {
             obstacles.extend(polyline_obstacles(&points.iter().map(|p| chart.backend_coord(p)).collect::<Vec<_>>()));
             entries.push(Entry { label: format!("object {scale}"), color, stroke: Some(Stroke::Solid), marker: None });
         }
-        draw_legend(root, &entries, plot_rect(&chart), &obstacles)?;
+        draw_legend(root, &entries, plot, &obstacles)?;
         Ok(())
     }
 }
@@ -222,20 +247,11 @@ impl ClassScatter<'_> {
         let places = decimals(range.end - range.start);
         let above = points.iter().filter(|(a, b)| b > a).count();
         let caption = format!("{unit}: {above} of {} classes above", points.len());
-        let mut chart = ChartBuilder::on(area)
-            .caption(caption, text(AXIS_TITLE_SIZE))
-            .margin(12)
-            .x_label_area_size(55)
-            .y_label_area_size(75)
-            .build_cartesian_2d(range.clone(), range.clone())?;
-        house_mesh(&mut chart)
-            .x_desc(format!("object {}", self.scales.0))
-            .y_desc(format!("object {}", self.scales.1))
-            .x_labels(5)
-            .y_labels(5)
-            .x_label_formatter(&|v| tick(*v, places))
-            .y_label_formatter(&|v| tick(*v, places))
-            .draw()?;
+        let frame = Frame { caption: Some((&caption, AXIS_TITLE_SIZE)), margin: 12, label_area: (55, 75) };
+        let axis = |scale: &str| {
+            Axis::new(range.clone(), format!("object {scale}")).ticks(5).format(TickFormat::Decimals(places))
+        };
+        let (mut chart, _) = chart(area, &frame, &axis(self.scales.0), &axis(self.scales.1))?;
         let diagonal = [(range.start, range.start), (range.end, range.end)];
         chart.draw_series(DashedLineSeries::new(diagonal, 8, 5, BLACK.mix(0.6).stroke_width(2)))?;
         let color = PALETTE[0];
@@ -312,17 +328,4 @@ pub fn plot_class_scatter(
         bail!("no class has attention rows at both {} and {} for units {}", scales.0, scales.1, units.join(", "));
     }
     save(&ClassScatter { panels, scales, title }, stem)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ticks_have_enough_decimals_and_no_negative_zero() {
-        assert_eq!(decimals(0.04), 3);
-        assert_eq!(decimals(0.5), 2);
-        assert_eq!(tick(-0.0001, 2), "0.00");
-        assert_eq!(tick(-0.015, 3), "-0.015");
-    }
 }

@@ -2,7 +2,7 @@
 //! above each bar, and the paper's figure as a dashed line across the bar where there is one.
 use super::legend::{draw_legend, Entry, Stroke};
 use super::placement::Rect;
-use super::{finite_extent, house_mesh, save, text, Figure, LABEL_SIZE, TITLE_SIZE};
+use super::{chart, finite_extent, save, text, Axis, Chart, Figure, Frame, LABEL_SIZE};
 use crate::report::summary::SummaryRow;
 use anyhow::{bail, Result};
 use plotters::coord::Shift;
@@ -45,7 +45,7 @@ where
 impl Bars<'_> {
     /// The y axis: from 0 when the bars are tall enough to compare, else cut below the lowest value so that
     /// differences of a few tenths stay visible (the axis title then says so).
-    fn y_range(&self) -> (std::ops::Range<f64>, bool) {
+    fn y_axis(&self) -> Axis {
         let values = self.rows.iter().flat_map(|r| {
             let std = r.std_top1_err.unwrap_or(0.0);
             [Some(r.mean_top1_err - std), Some(r.mean_top1_err + std), r.paper_top1_err].into_iter().flatten()
@@ -55,78 +55,22 @@ impl Bars<'_> {
         let floor = lo - 0.8 * span;
         let top = hi + 0.45 * span;
         if floor <= 0.3 * lo {
-            (0.0..(hi * 1.15).max(top), false)
+            Axis::new(0.0..(hi * 1.15).max(top), "top-1 error (%)")
         } else {
-            (floor..top, true)
+            Axis::new(floor..top, "top-1 error (%), axis cut below")
         }
     }
-}
 
-impl Figure for Bars<'_> {
-    fn size(&self) -> (u32, u32) {
-        (900.max(180 + 160 * self.rows.len() as u32), 720)
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    /// Each row's label split into lines that fit under its bar.
+    fn wrapped_labels<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Vec<Vec<String>>>
     where
         DB::ErrorType: 'static,
     {
-        let n = self.rows.len();
-        let slot = (self.size().0 - 180) / n as u32;
-        let mut wrapped = Vec::new();
-        for row in self.rows {
-            wrapped.push(wrap(root, &row.label, slot.saturating_sub(16))?);
-        }
-        let label_lines = wrapped.iter().map(Vec::len).max().unwrap_or(1) as i32;
-        let (y_range, cut) = self.y_range();
-        let y_floor = y_range.start;
-        let mut chart = ChartBuilder::on(root)
-            .caption(self.title, text(TITLE_SIZE))
-            .margin(20)
-            .x_label_area_size((label_lines * LINE + 16) as u32)
-            .y_label_area_size(75)
-            .build_cartesian_2d(-0.5..(n as f64 - 0.5), y_range)?;
-        let y_desc = if cut { "top-1 error (%), axis cut below" } else { "top-1 error (%)" };
-        house_mesh(&mut chart).disable_x_mesh().x_labels(0).y_desc(y_desc).draw()?;
+        let slot = (self.size().0 - 180) / self.rows.len() as u32;
+        self.rows.iter().map(|row| wrap(root, &row.label, slot.saturating_sub(16))).collect()
+    }
 
-        let mut obstacles = Vec::new();
-        let value_style = text(LABEL_SIZE).pos(Pos::new(HPos::Center, VPos::Bottom));
-        let label_style = text(LABEL_SIZE).pos(Pos::new(HPos::Center, VPos::Top));
-        for (i, (row, lines)) in self.rows.iter().zip(&wrapped).enumerate() {
-            let x = i as f64;
-            let (mean, std) = (row.mean_top1_err, row.std_top1_err.unwrap_or(0.0));
-            let bar = [chart.backend_coord(&(x - 0.35, y_floor)), chart.backend_coord(&(x + 0.35, mean))];
-            root.draw(&Rectangle::new(bar, BAR_COLOR.filled()))?;
-            obstacles.push(Rect { x0: bar[0].0, y0: bar[1].1, x1: bar[1].0, y1: bar[0].1 });
-            let (cx, low) = chart.backend_coord(&(x, mean - std));
-            let (_, high) = chart.backend_coord(&(x, mean + std));
-            if row.std_top1_err.is_some() {
-                let style = BLACK.stroke_width(2);
-                root.draw(&PathElement::new(vec![(cx, low), (cx, high)], style))?;
-                for y in [low, high] {
-                    root.draw(&PathElement::new(vec![(cx - 9, y), (cx + 9, y)], style))?;
-                }
-            }
-            let mut top = high;
-            if let Some(paper) = row.paper_top1_err {
-                let (left, y) = chart.backend_coord(&(x - 0.45, paper));
-                let (right, _) = chart.backend_coord(&(x + 0.45, paper));
-                root.draw(&DashedPathElement::new(vec![(left, y), (right, y)], 8, 5, PAPER_COLOR.stroke_width(3)))?;
-                top = top.min(y);
-            }
-            let value = match row.std_top1_err {
-                Some(std) => format!("{mean:.2} ± {std:.2}"),
-                None => format!("{mean:.2}"),
-            };
-            root.draw_text(&format!("n = {}", row.n), &value_style, (cx, top - 6))?;
-            root.draw_text(&value, &value_style, (cx, top - 6 - LINE))?;
-            obstacles.push(Rect { x0: cx - 60, y0: top - 6 - 2 * LINE, x1: cx + 60, y1: top });
-            let (_, axis_y) = chart.backend_coord(&(x, y_floor));
-            for (k, line) in lines.iter().enumerate() {
-                root.draw_text(line, &label_style, (cx, axis_y + 10 + k as i32 * LINE))?;
-            }
-        }
-
+    fn legend_entries(&self) -> Vec<Entry> {
         let mut entries = vec![Entry {
             label: "measured: mean ± std over seeds".into(),
             color: BAR_COLOR,
@@ -141,8 +85,119 @@ impl Figure for Bars<'_> {
                 marker: None,
             });
         }
-        let (xs, ys) = chart.plotting_area().get_pixel_range();
-        draw_legend(root, &entries, Rect { x0: xs.start, y0: ys.start, x1: xs.end, y1: ys.end }, &obstacles)?;
+        entries
+    }
+}
+
+/// Draws the bar of `row` at category `x`, from the axis floor `y_floor` up, and its ± std error bar;
+/// returns the pixel column of its centre and the pixel row of its top (the error bar's, if any).
+fn draw_bar<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &Chart<'_, DB>,
+    (x, y_floor): (f64, f64),
+    row: &SummaryRow,
+    obstacles: &mut Vec<Rect>,
+) -> Result<(i32, i32)>
+where
+    DB::ErrorType: 'static,
+{
+    let (mean, std) = (row.mean_top1_err, row.std_top1_err.unwrap_or(0.0));
+    let bar = [chart.backend_coord(&(x - 0.35, y_floor)), chart.backend_coord(&(x + 0.35, mean))];
+    root.draw(&Rectangle::new(bar, BAR_COLOR.filled()))?;
+    obstacles.push(Rect { x0: bar[0].0, y0: bar[1].1, x1: bar[1].0, y1: bar[0].1 });
+    let (cx, low) = chart.backend_coord(&(x, mean - std));
+    let (_, high) = chart.backend_coord(&(x, mean + std));
+    if row.std_top1_err.is_some() {
+        let style = BLACK.stroke_width(2);
+        root.draw(&PathElement::new(vec![(cx, low), (cx, high)], style))?;
+        for y in [low, high] {
+            root.draw(&PathElement::new(vec![(cx - 9, y), (cx + 9, y)], style))?;
+        }
+    }
+    Ok((cx, high))
+}
+
+/// The paper's figure as a dashed line across the bar at category `x`; returns its pixel row.
+fn draw_paper_line<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &Chart<'_, DB>,
+    x: f64,
+    paper: f64,
+) -> Result<i32>
+where
+    DB::ErrorType: 'static,
+{
+    let (left, y) = chart.backend_coord(&(x - 0.45, paper));
+    let (right, _) = chart.backend_coord(&(x + 0.45, paper));
+    root.draw(&DashedPathElement::new(vec![(left, y), (right, y)], 8, 5, PAPER_COLOR.stroke_width(3)))?;
+    Ok(y)
+}
+
+/// "mean ± std" over "n = N", centred at `cx` just above `top`.
+fn draw_value<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    row: &SummaryRow,
+    (cx, top): (i32, i32),
+    obstacles: &mut Vec<Rect>,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let value_style = text(LABEL_SIZE).pos(Pos::new(HPos::Center, VPos::Bottom));
+    let mean = row.mean_top1_err;
+    let value = match row.std_top1_err {
+        Some(std) => format!("{mean:.2} ± {std:.2}"),
+        None => format!("{mean:.2}"),
+    };
+    root.draw_text(&format!("n = {}", row.n), &value_style, (cx, top - 6))?;
+    root.draw_text(&value, &value_style, (cx, top - 6 - LINE))?;
+    obstacles.push(Rect { x0: cx - 60, y0: top - 6 - 2 * LINE, x1: cx + 60, y1: top });
+    Ok(())
+}
+
+/// A bar's label, one line under the other, below the x axis.
+fn draw_bar_label<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    lines: &[String],
+    (cx, axis_y): (i32, i32),
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let label_style = text(LABEL_SIZE).pos(Pos::new(HPos::Center, VPos::Top));
+    for (k, line) in lines.iter().enumerate() {
+        root.draw_text(line, &label_style, (cx, axis_y + 10 + k as i32 * LINE))?;
+    }
+    Ok(())
+}
+
+impl Figure for Bars<'_> {
+    fn size(&self) -> (u32, u32) {
+        (900.max(180 + 160 * self.rows.len() as u32), 720)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let wrapped = self.wrapped_labels(root)?;
+        let label_lines = wrapped.iter().map(Vec::len).max().unwrap_or(1) as i32;
+        let y = self.y_axis();
+        let y_floor = y.range.start;
+        let frame = Frame::figure(self.title, ((label_lines * LINE + 16) as u32, 75));
+        let (chart, plot) = chart(root, &frame, &Axis::categories(self.rows.len()), &y)?;
+        let mut obstacles = Vec::new();
+        for (i, (row, lines)) in self.rows.iter().zip(&wrapped).enumerate() {
+            let x = i as f64;
+            let (cx, mut top) = draw_bar(root, &chart, (x, y_floor), row, &mut obstacles)?;
+            if let Some(paper) = row.paper_top1_err {
+                top = top.min(draw_paper_line(root, &chart, x, paper)?);
+            }
+            draw_value(root, row, (cx, top), &mut obstacles)?;
+            let (_, axis_y) = chart.backend_coord(&(x, y_floor));
+            draw_bar_label(root, lines, (cx, axis_y))?;
+        }
+        draw_legend(root, &self.legend_entries(), plot, &obstacles)?;
         Ok(())
     }
 }

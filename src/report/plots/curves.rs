@@ -2,7 +2,7 @@
 //! eval solid, one colour per run.
 use super::legend::{draw_legend, Entry, Stroke};
 use super::placement::{polyline_obstacles, Rect};
-use super::{finite_extent, house_mesh, padded, save, text, tick_label, Figure, PALETTE, TITLE_SIZE};
+use super::{chart, finite_extent, padded, save, text, Axis, Chart, Figure, Frame, TickFormat, PALETTE, TITLE_SIZE};
 use crate::report::results::RunHistory;
 use crate::train::metrics::EpochMetrics;
 use anyhow::{bail, Result};
@@ -46,36 +46,28 @@ struct Curves<'a> {
     runs: &'a [RunHistory],
 }
 
+/// Where a panel sits: within the figure, under its title, with no caption of its own.
+const PANEL_FRAME: Frame = Frame { caption: None, margin: 15, label_area: (55, 70) };
+
 impl Curves<'_> {
-    /// Draws one panel in `area`; the legend goes on `root`, whose coordinates are the backend's pixels.
-    fn draw_panel<DB: DrawingBackend>(
-        &self,
-        root: &DrawingArea<DB, Shift>,
-        area: &DrawingArea<DB, Shift>,
-        panel: &Panel,
-        with_legend: bool,
-    ) -> Result<()>
-    where
-        DB::ErrorType: 'static,
-    {
+    /// Epochs (both panels span every logged epoch, so that they line up) and the panel's metric, from 0 at
+    /// the least.
+    fn axes(&self, panel: &Panel) -> (Axis, Axis) {
         let all: Vec<(f64, f64)> =
             self.runs.iter().flat_map(|r| series(r, panel.train).into_iter().chain(series(r, panel.eval))).collect();
-        // Both panels span every logged epoch, so that they line up.
         let epochs = self.runs.iter().flat_map(|r| r.epochs.iter().map(|m| f64::from(m.epoch)));
         let (x_lo, x_hi) = finite_extent(epochs).unwrap_or((0.0, 1.0));
         let (y_lo, y_hi) = finite_extent(all.iter().map(|p| p.1)).unwrap_or((0.0, 1.0));
         let y_range = padded(y_lo, y_hi, 0.06, 0.05);
-        let mut chart = ChartBuilder::on(area)
-            .margin(15)
-            .x_label_area_size(55)
-            .y_label_area_size(70)
-            .build_cartesian_2d(padded(x_lo, x_hi, 0.02, 0.5), y_range.start.max(0.0)..y_range.end)?;
-        house_mesh(&mut chart)
-            .x_desc("epoch")
-            .x_label_formatter(&|v| tick_label(*v, true))
-            .y_desc(panel.y_desc)
-            .draw()?;
+        let x = Axis::new(padded(x_lo, x_hi, 0.02, 0.5), "epoch").format(TickFormat::Whole);
+        (x, Axis::new(y_range.start.max(0.0)..y_range.end, panel.y_desc))
+    }
 
+    /// Each run's train (dashed) and eval (solid) curve of the panel's metric; returns the pixels they cover.
+    fn draw_runs<DB: DrawingBackend>(&self, chart: &mut Chart<'_, DB>, panel: &Panel) -> Result<Vec<Rect>>
+    where
+        DB::ErrorType: 'static,
+    {
         let mut obstacles = Vec::new();
         // Markers only while they stay apart.
         let markers = self.runs.iter().all(|r| r.epochs.len() <= 30);
@@ -97,23 +89,44 @@ impl Curves<'_> {
                 obstacles.extend(polyline_obstacles(&pixels));
             }
         }
+        Ok(obstacles)
+    }
+
+    /// One entry per run in its colour, then what dashed and solid mean.
+    fn legend_entries(&self) -> Vec<Entry> {
+        let gray = RGBColor(90, 90, 90);
+        let mut entries: Vec<Entry> = self
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(i, run)| Entry {
+                label: run_name(run),
+                color: PALETTE[i % PALETTE.len()],
+                stroke: Some(Stroke::Solid),
+                marker: None,
+            })
+            .collect();
+        entries.push(Entry { label: "train".into(), color: gray, stroke: Some(Stroke::Dashed), marker: None });
+        entries.push(Entry { label: "eval".into(), color: gray, stroke: Some(Stroke::Solid), marker: None });
+        entries
+    }
+
+    /// Draws one panel in `area`; the legend goes on `root`, whose coordinates are the backend's pixels.
+    fn draw_panel<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        area: &DrawingArea<DB, Shift>,
+        panel: &Panel,
+        with_legend: bool,
+    ) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let (x, y) = self.axes(panel);
+        let (mut chart, plot) = chart(area, &PANEL_FRAME, &x, &y)?;
+        let obstacles = self.draw_runs(&mut chart, panel)?;
         if with_legend {
-            let gray = RGBColor(90, 90, 90);
-            let mut entries: Vec<Entry> = self
-                .runs
-                .iter()
-                .enumerate()
-                .map(|(i, run)| Entry {
-                    label: run_name(run),
-                    color: PALETTE[i % PALETTE.len()],
-                    stroke: Some(Stroke::Solid),
-                    marker: None,
-                })
-                .collect();
-            entries.push(Entry { label: "train".into(), color: gray, stroke: Some(Stroke::Dashed), marker: None });
-            entries.push(Entry { label: "eval".into(), color: gray, stroke: Some(Stroke::Solid), marker: None });
-            let (xs, ys) = chart.plotting_area().get_pixel_range();
-            draw_legend(root, &entries, Rect { x0: xs.start, y0: ys.start, x1: xs.end, y1: ys.end }, &obstacles)?;
+            draw_legend(root, &self.legend_entries(), plot, &obstacles)?;
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! family, plus the user's measured runs as crosses.
 use super::legend::{draw_legend, draw_marker, Entry, Marker, Stroke};
 use super::placement::{place_labels, polyline_obstacles, Rect};
-use super::{finite_extent, house_mesh, padded, save, text, tick_label, Figure, LABEL_SIZE, PALETTE, TITLE_SIZE};
+use super::{chart, finite_extent, padded, save, text, Axis, Chart, Figure, Frame, TickFormat, LABEL_SIZE, PALETTE};
 use crate::paper;
 use crate::report::results::{find_results_files, read_results};
 use crate::report::summary::summarise_results;
@@ -83,41 +83,44 @@ struct Figure2<'a> {
     measured: &'a [Point],
 }
 
-impl Figure for Figure2<'_> {
-    fn size(&self) -> (u32, u32) {
-        (1280, 860)
+/// What the drawn points leave behind for the labels: the points to label (with their colour) and the
+/// pixels the labels must keep clear of.
+#[derive(Default)]
+struct Marks<'p> {
+    labelled: Vec<(&'p Point, RGBColor)>,
+    obstacles: Vec<Rect>,
+}
+
+impl Figure2<'_> {
+    fn title(&self) -> &'static str {
+        if self.measured.is_empty() {
+            "ImageNet top-1 error vs #params (paper: Table S2, Figure 2)"
+        } else {
+            "ImageNet top-1 error vs #params (paper: Table S2, Figure 2) and your runs"
+        }
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
-    where
-        DB::ErrorType: 'static,
-    {
+    /// #params from 0 at the least, top-1 error with room above and below for the labels.
+    fn axes(&self) -> (Axis, Axis) {
         let all = || self.families.iter().flat_map(|(_, p)| p).chain(self.measured);
         let (x_lo, x_hi) = finite_extent(all().map(|p| p.params_m)).unwrap_or((0.0, 1.0));
         let (y_lo, y_hi) = finite_extent(all().map(|p| p.top1_err)).unwrap_or((0.0, 1.0));
         let x_range = padded(x_lo, x_hi, 0.07, 1.0);
-        let x_range = x_range.start.max(0.0)..x_range.end;
-        let y_range = padded(y_lo, y_hi, 0.12, 0.2);
-        let title = if self.measured.is_empty() {
-            "ImageNet top-1 error vs #params (paper: Table S2, Figure 2)"
-        } else {
-            "ImageNet top-1 error vs #params (paper: Table S2, Figure 2) and your runs"
-        };
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, text(TITLE_SIZE))
-            .margin(20)
-            .x_label_area_size(60)
-            .y_label_area_size(75)
-            .build_cartesian_2d(x_range, y_range)?;
-        house_mesh(&mut chart)
-            .x_desc("#params (millions)")
-            .y_desc("top-1 error (%)")
-            .x_label_formatter(&|v| tick_label(*v, false))
-            .draw()?;
+        let x = Axis::new(x_range.start.max(0.0)..x_range.end, "#params (millions)").format(TickFormat::Trimmed);
+        (x, Axis::new(padded(y_lo, y_hi, 0.12, 0.2), "top-1 error (%)"))
+    }
 
+    /// One line with circles per family; returns their legend entries.
+    fn draw_families<'p, DB: DrawingBackend>(
+        &'p self,
+        root: &DrawingArea<DB, Shift>,
+        chart: &Chart<'_, DB>,
+        marks: &mut Marks<'p>,
+    ) -> Result<Vec<Entry>>
+    where
+        DB::ErrorType: 'static,
+    {
         let mut entries = Vec::new();
-        let mut obstacles = Vec::new();
-        let mut labelled: Vec<(&Point, RGBColor)> = Vec::new();
         for (i, (family, points)) in self.families.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             // The paper's own family stands out.
@@ -127,10 +130,10 @@ impl Figure for Figure2<'_> {
             root.draw(&PathElement::new(pixels.clone(), color.stroke_width(width)))?;
             for &px in &pixels {
                 draw_marker(root, Marker::Circle, px, color)?;
-                obstacles.push(Rect::around(px, 6));
+                marks.obstacles.push(Rect::around(px, 6));
             }
-            obstacles.extend(polyline_obstacles(&pixels));
-            labelled.extend(points.iter().map(|p| (p, color)));
+            marks.obstacles.extend(polyline_obstacles(&pixels));
+            marks.labelled.extend(points.iter().map(|p| (p, color)));
             entries.push(Entry {
                 label: family.clone(),
                 color,
@@ -138,46 +141,81 @@ impl Figure for Figure2<'_> {
                 marker: Some(Marker::Circle),
             });
         }
+        Ok(entries)
+    }
+
+    /// A black cross per measured point; returns their legend entry when there is one.
+    fn draw_measured<'p, DB: DrawingBackend>(
+        &'p self,
+        root: &DrawingArea<DB, Shift>,
+        chart: &Chart<'_, DB>,
+        marks: &mut Marks<'p>,
+    ) -> Result<Option<Entry>>
+    where
+        DB::ErrorType: 'static,
+    {
         for point in self.measured {
             let px = chart.backend_coord(&(point.params_m, point.top1_err));
             draw_marker(root, Marker::Cross, px, BLACK)?;
-            obstacles.push(Rect::around(px, 9));
-            labelled.push((point, RGBColor(0, 0, 0)));
+            marks.obstacles.push(Rect::around(px, 9));
+            marks.labelled.push((point, RGBColor(0, 0, 0)));
         }
-        if !self.measured.is_empty() {
-            entries.push(Entry {
-                label: "your runs (mean)".into(),
-                color: RGBColor(0, 0, 0),
-                stroke: None,
-                marker: Some(Marker::Cross),
-            });
-        }
+        Ok((!self.measured.is_empty()).then(|| Entry {
+            label: "your runs (mean)".into(),
+            color: RGBColor(0, 0, 0),
+            stroke: None,
+            marker: Some(Marker::Cross),
+        }))
+    }
+}
 
-        let (xs, ys) = chart.plotting_area().get_pixel_range();
-        let plot = Rect { x0: xs.start, y0: ys.start, x1: xs.end, y1: ys.end };
-        obstacles.push(draw_legend(root, &entries, plot, &obstacles)?);
+/// Names every marked point next to it, clear of the lines, markers and legend; a faint leader line joins a
+/// label pushed away from its point.
+fn draw_point_labels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &Chart<'_, DB>,
+    marks: &Marks<'_>,
+    plot: Rect,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let label_style = text(LABEL_SIZE);
+    let anchors: Vec<(i32, i32)> =
+        marks.labelled.iter().map(|(p, _)| chart.backend_coord(&(p.params_m, p.top1_err))).collect();
+    let mut sizes = Vec::new();
+    for (point, _) in &marks.labelled {
+        let (w, h) = root.estimate_text_size(&point.label, &label_style)?;
+        // The estimate is the font's em box; glyph ink reaches a little beyond it.
+        sizes.push((w + 2 * LABEL_PAD as u32, h + 2 * LABEL_PAD as u32));
+    }
+    let placed = place_labels(&anchors, &sizes, &marks.obstacles, plot);
+    for (((point, color), anchor), spot) in marks.labelled.iter().zip(&anchors).zip(&placed) {
+        if spot.leader {
+            root.draw(&PathElement::new(vec![*anchor, spot.rect.nearest_point(*anchor)], color.mix(0.6)))?;
+        }
+        root.draw_text(&point.label, &label_style.color(color), (spot.rect.x0 + LABEL_PAD, spot.rect.y0 + LABEL_PAD))?;
+    }
+    Ok(())
+}
 
-        let label_style = text(LABEL_SIZE);
-        let anchors: Vec<(i32, i32)> =
-            labelled.iter().map(|(p, _)| chart.backend_coord(&(p.params_m, p.top1_err))).collect();
-        let mut sizes = Vec::new();
-        for (point, _) in &labelled {
-            let (w, h) = root.estimate_text_size(&point.label, &label_style)?;
-            // The estimate is the font's em box; glyph ink reaches a little beyond it.
-            sizes.push((w + 2 * LABEL_PAD as u32, h + 2 * LABEL_PAD as u32));
-        }
-        let placed = place_labels(&anchors, &sizes, &obstacles, plot);
-        for (((point, color), anchor), spot) in labelled.iter().zip(&anchors).zip(&placed) {
-            if spot.leader {
-                root.draw(&PathElement::new(vec![*anchor, spot.rect.nearest_point(*anchor)], color.mix(0.6)))?;
-            }
-            root.draw_text(
-                &point.label,
-                &label_style.color(color),
-                (spot.rect.x0 + LABEL_PAD, spot.rect.y0 + LABEL_PAD),
-            )?;
-        }
-        Ok(())
+impl Figure for Figure2<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1280, 860)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let (x, y) = self.axes();
+        let (chart, plot) = chart(root, &Frame::figure(self.title(), (60, 75)), &x, &y)?;
+        let mut marks = Marks::default();
+        let mut entries = self.draw_families(root, &chart, &mut marks)?;
+        entries.extend(self.draw_measured(root, &chart, &mut marks)?);
+        let legend = draw_legend(root, &entries, plot, &marks.obstacles)?;
+        marks.obstacles.push(legend);
+        draw_point_labels(root, &chart, &marks, plot)
     }
 }
 
