@@ -3,7 +3,7 @@
 use super::attention::{small_and_large_paths, zoom_center, AttentionStats};
 use crate::data::loader::{batches, LoaderConfig};
 use crate::data::spec::DataSpec;
-use crate::data::synthetic::{Part, Synthetic, ANALYSIS_SCALES};
+use crate::data::synthetic::{Subset, Synthetic, ANALYSIS_SCALES};
 use crate::data::{self, Dataset};
 use crate::models::{self, Model, ModelSpec};
 use crate::report::plots::attention as plots;
@@ -110,7 +110,7 @@ pub struct AnalysisData {
 impl AnalysisData {
     pub fn open(spec: &DataSpec, data_root: Option<&Path>) -> Result<AnalysisData> {
         let synthetic = match spec {
-            DataSpec::Synthetic(s) => Some(Synthetic::new(s, Part::Eval)?),
+            DataSpec::Synthetic(s) => Some(Synthetic::new(s, Subset::Eval)?),
             _ => None,
         };
         let dataset = data::open_eval(spec, data_root)?;

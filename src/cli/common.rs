@@ -1,7 +1,6 @@
 //! Flag values several subcommands share: a model with `--set` changes, and a `--data` source.
 use anyhow::{anyhow, bail, Context, Result};
-use sk_exp::data::spec::{CifarLabel, CifarSpec, FolderSpec};
-use sk_exp::data::DataSpec;
+use sk_exp::data::{CifarLabel, CifarSpec, DataSpec, FolderSpec};
 use sk_exp::models::{registry, ModelSpec};
 use sk_exp::overrides;
 use sk_exp::train::config::RunConfig;

@@ -3,6 +3,7 @@
 //! scheduling and a resumed run sees exactly the batches an uninterrupted run would.
 pub mod cifar;
 pub mod folder;
+pub mod image;
 pub mod loader;
 pub mod pickle;
 pub mod resample;
@@ -16,6 +17,8 @@ use std::fmt;
 use std::path::PathBuf;
 use tch::Tensor;
 
+pub use cifar::{CifarLabel, CifarSpec};
+pub use folder::FolderSpec;
 pub use loader::{batches, Batches, LoaderConfig};
 pub use spec::{open, open_eval, DataSpec, DataSplits};
 
