@@ -365,3 +365,56 @@ fn build(target: &Value, state: &Value) -> Result<()> {
         _ => bail!("BUILD on an object this reader does not know"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// pickle.dumps of {"labels": [1, 300, 70000, -5, 2**40], "name": "cat", "raw": b"\x00\xff",
+    /// "pair": (True, None), "x": 1.5, "again": None, "same": <the labels list>} with protocol 2 (byte
+    /// strings as _codecs.encode calls, BINPUT) and protocol 4 (FRAME, MEMOIZE, SHORT_BINBYTES).
+    const PROTOCOL_2: &[u8] = b"\
+        \x80\x02\x7d\x71\x00\x28\x58\x06\x00\x00\x00\x6c\x61\x62\x65\x6c\x73\x71\x01\x5d\x71\x02\x28\x4b\
+        \x01\x4d\x2c\x01\x4a\x70\x11\x01\x00\x4a\xfb\xff\xff\xff\x8a\x06\x00\x00\x00\x00\x00\x01\x65\x58\
+        \x04\x00\x00\x00\x6e\x61\x6d\x65\x71\x03\x58\x03\x00\x00\x00\x63\x61\x74\x71\x04\x58\x03\x00\x00\
+        \x00\x72\x61\x77\x71\x05\x63\x5f\x63\x6f\x64\x65\x63\x73\x0a\x65\x6e\x63\x6f\x64\x65\x0a\x71\x06\
+        \x58\x03\x00\x00\x00\x00\xc3\xbf\x71\x07\x58\x06\x00\x00\x00\x6c\x61\x74\x69\x6e\x31\x71\x08\x86\
+        \x71\x09\x52\x71\x0a\x58\x04\x00\x00\x00\x70\x61\x69\x72\x71\x0b\x88\x4e\x86\x71\x0c\x58\x01\x00\
+        \x00\x00\x78\x71\x0d\x47\x3f\xf8\x00\x00\x00\x00\x00\x00\x58\x05\x00\x00\x00\x61\x67\x61\x69\x6e\
+        \x71\x0e\x4e\x58\x04\x00\x00\x00\x73\x61\x6d\x65\x71\x0f\x68\x02\x75\x2e";
+    const PROTOCOL_4: &[u8] = b"\
+        \x80\x04\x95\x6b\x00\x00\x00\x00\x00\x00\x00\x7d\x94\x28\x8c\x06\x6c\x61\x62\x65\x6c\x73\x94\x5d\
+        \x94\x28\x4b\x01\x4d\x2c\x01\x4a\x70\x11\x01\x00\x4a\xfb\xff\xff\xff\x8a\x06\x00\x00\x00\x00\x00\
+        \x01\x65\x8c\x04\x6e\x61\x6d\x65\x94\x8c\x03\x63\x61\x74\x94\x8c\x03\x72\x61\x77\x94\x43\x02\x00\
+        \xff\x94\x8c\x04\x70\x61\x69\x72\x94\x88\x4e\x86\x94\x8c\x01\x78\x94\x47\x3f\xf8\x00\x00\x00\x00\
+        \x00\x00\x8c\x05\x61\x67\x61\x69\x6e\x94\x4e\x8c\x04\x73\x61\x6d\x65\x94\x68\x02\x75\x2e";
+    /// pickle.dumps of an object whose __reduce__ is (os.system, ("true",)), protocol 4.
+    const CALLS_OS_SYSTEM: &[u8] = b"\
+        \x80\x04\x95\x1f\x00\x00\x00\x00\x00\x00\x00\x8c\x05\x70\x6f\x73\x69\x78\x94\x8c\x06\x73\x79\x73\
+        \x74\x65\x6d\x94\x93\x94\x8c\x04\x74\x72\x75\x65\x94\x85\x94\x52\x94\x2e";
+
+    #[test]
+    fn reads_every_opcode_group_of_protocols_2_and_4() {
+        for bytes in [PROTOCOL_2, PROTOCOL_4] {
+            let dict = parse(bytes).unwrap();
+            assert_eq!(dict.get("labels").unwrap().as_int_list().unwrap(), [1, 300, 70000, -5, 1 << 40]);
+            assert_eq!(dict.get("same").unwrap().as_int_list().unwrap(), [1, 300, 70000, -5, 1 << 40]);
+            assert_eq!(dict.get("name").unwrap().as_text().as_deref(), Some("cat"));
+            assert!(matches!(dict.get("raw"), Some(Value::Bytes(b)) if *b == [0u8, 255]));
+            assert!(matches!(dict.get("x"), Some(Value::Float(x)) if x == 1.5));
+            assert!(matches!(dict.get("again"), Some(Value::None)));
+            let Some(Value::Tuple(pair)) = dict.get("pair") else { panic!("pair is not a tuple") };
+            assert!(matches!(pair[..], [Value::Bool(true), Value::None]));
+        }
+    }
+
+    #[test]
+    fn refuses_calls_and_opcodes_the_cifar_files_do_not_use() {
+        let err = format!("{:#}", parse(CALLS_OS_SYSTEM).unwrap_err());
+        assert!(err.contains("unsupported call posix.system"), "{err}");
+        let err = format!("{:#}", parse(b"\x80\x02(i__builtin__\nobject\n.").unwrap_err());
+        assert!(err.contains("opcode 0x69 at byte 3") && err.contains("unsupported pickle opcode"), "{err}");
+        let err = format!("{:#}", parse(&PROTOCOL_4[..40]).unwrap_err());
+        assert!(err.contains("the pickle ends early"), "{err}");
+    }
+}
