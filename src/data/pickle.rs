@@ -94,7 +94,21 @@ impl<'a> Unpickler<'a> {
         }
     }
 
+    /// One opcode. Each group below returns whether it knows `op`; an opcode no group knows is refused.
     fn step(&mut self, op: u8) -> Result<()> {
+        let known = self.stack_or_memo_op(op)?
+            || self.number_op(op)?
+            || self.string_op(op)?
+            || self.container_op(op)?
+            || self.call_op(op)?;
+        if !known {
+            bail!("unsupported pickle opcode (not one the CIFAR files use)");
+        }
+        Ok(())
+    }
+
+    /// Protocol, framing, STOP, MARK, and storing to or loading from the memo.
+    fn stack_or_memo_op(&mut self, op: u8) -> Result<bool> {
         match op {
             0x80 => {
                 let version = self.take(1)?[0];
@@ -107,46 +121,6 @@ impl<'a> Unpickler<'a> {
             }
             b'.' => {} // STOP
             b'(' => self.marks.push(self.stack.len()),
-            b'}' => self.stack.push(Value::Dict(Default::default())),
-            b']' => self.stack.push(Value::List(Default::default())),
-            b')' => self.stack.push(Value::Tuple(Rc::new([]))),
-            b't' => {
-                let items = self.pop_mark()?;
-                self.stack.push(Value::Tuple(items.into()));
-            }
-            b'l' => {
-                let items = self.pop_mark()?;
-                self.stack.push(Value::List(Rc::new(RefCell::new(items))));
-            }
-            0x85..=0x87 => {
-                let n = (op - 0x84) as usize;
-                let items = self.pop_n(n)?;
-                self.stack.push(Value::Tuple(items.into()));
-            }
-            b'a' => {
-                let item = self.pop()?;
-                self.list_top()?.borrow_mut().push(item);
-            }
-            b'e' => {
-                let items = self.pop_mark()?;
-                self.list_top()?.borrow_mut().extend(items);
-            }
-            b's' => {
-                let pair = self.pop_n(2)?;
-                let [key, value]: [Value; 2] = pair.try_into().map_err(|_| anyhow!("SETITEM needs two values"))?;
-                self.dict_top()?.borrow_mut().push((key, value));
-            }
-            b'u' => {
-                let items = self.pop_mark()?;
-                if items.len() % 2 != 0 {
-                    bail!("SETITEMS with an odd number of values");
-                }
-                let dict = self.dict_top()?;
-                let mut it = items.into_iter();
-                while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    dict.borrow_mut().push((k, v));
-                }
-            }
             b'q' => {
                 let key = self.take(1)?[0] as u32;
                 self.put(key)?;
@@ -164,50 +138,44 @@ impl<'a> Unpickler<'a> {
                 let value = self.memo.get(&key).cloned().ok_or_else(|| anyhow!("memo key {key} was never stored"))?;
                 self.stack.push(value);
             }
-            b'N' => self.stack.push(Value::None),
-            0x88 => self.stack.push(Value::Bool(true)),
-            0x89 => self.stack.push(Value::Bool(false)),
-            b'K' => {
-                let v = self.take(1)?[0];
-                self.stack.push(Value::Int(v as i64));
-            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// None, booleans, integers of every width, and floats.
+    fn number_op(&mut self, op: u8) -> Result<bool> {
+        let value = match op {
+            b'N' => Value::None,
+            0x88 => Value::Bool(true),
+            0x89 => Value::Bool(false),
+            b'K' => Value::Int(self.take(1)?[0] as i64),
             b'M' => {
                 let b = self.take(2)?;
-                self.stack.push(Value::Int(u16::from_le_bytes([b[0], b[1]]) as i64));
+                Value::Int(u16::from_le_bytes([b[0], b[1]]) as i64)
             }
-            b'J' => {
-                let v = self.u32()? as i32;
-                self.stack.push(Value::Int(v as i64));
-            }
+            b'J' => Value::Int(self.u32()? as i32 as i64),
             0x8a => {
                 let n = self.take(1)?[0] as usize;
-                let b = self.take(n)?;
-                if n > 8 {
-                    bail!("integer of {n} bytes is too large");
-                }
-                let fill = if b.last().is_some_and(|&x| x & 0x80 != 0) { 0xff } else { 0 };
-                let mut le = [fill; 8];
-                le[..n].copy_from_slice(b);
-                self.stack.push(Value::Int(i64::from_le_bytes(le)));
+                Value::Int(long_from_le(self.take(n)?)?)
             }
-            b'G' => {
-                let b = self.take(8)?;
-                self.stack.push(Value::Float(f64::from_be_bytes(b.try_into().unwrap())));
-            }
-            b'U' | b'C' => {
-                let n = self.take(1)?[0] as usize;
-                let b = self.take(n)?;
-                self.stack.push(Value::Bytes(b.into()));
-            }
-            b'T' | b'B' => {
-                let n = self.u32()? as usize;
-                let b = self.take(n)?;
-                self.stack.push(Value::Bytes(b.into()));
-            }
-            0x8e => {
-                let n = self.u64()?;
-                let b = self.take(n)?;
-                self.stack.push(Value::Bytes(b.into()));
+            b'G' => Value::Float(f64::from_be_bytes(self.take(8)?.try_into().unwrap())),
+            _ => return Ok(false),
+        };
+        self.stack.push(value);
+        Ok(true)
+    }
+
+    /// Byte strings and UTF-8 strings, each with a 1-, 4- or 8-byte length.
+    fn string_op(&mut self, op: u8) -> Result<bool> {
+        let value = match op {
+            b'U' | b'C' | b'T' | b'B' | 0x8e => {
+                let n = match op {
+                    b'U' | b'C' => self.take(1)?[0] as usize,
+                    b'T' | b'B' => self.u32()? as usize,
+                    _ => self.u64()?,
+                };
+                Value::Bytes(self.take(n)?.into())
             }
             0x8c | b'X' | 0x8d => {
                 let n = match op {
@@ -215,9 +183,68 @@ impl<'a> Unpickler<'a> {
                     b'X' => self.u32()? as usize,
                     _ => self.u64()?,
                 };
-                let s = std::str::from_utf8(self.take(n)?).context("string is not UTF-8")?;
-                self.stack.push(Value::Str(s.into()));
+                Value::Str(std::str::from_utf8(self.take(n)?).context("string is not UTF-8")?.into())
             }
+            _ => return Ok(false),
+        };
+        self.stack.push(value);
+        Ok(true)
+    }
+
+    /// Building tuples, lists and dicts.
+    fn container_op(&mut self, op: u8) -> Result<bool> {
+        match op {
+            b'}' => self.stack.push(Value::Dict(Default::default())),
+            b']' => self.stack.push(Value::List(Default::default())),
+            b')' => self.stack.push(Value::Tuple(Rc::new([]))),
+            b't' => {
+                let items = self.pop_mark()?;
+                self.stack.push(Value::Tuple(items.into()));
+            }
+            b'l' => {
+                let items = self.pop_mark()?;
+                self.stack.push(Value::List(Rc::new(RefCell::new(items))));
+            }
+            0x85..=0x87 => {
+                let items = self.pop_n((op - 0x84) as usize)?;
+                self.stack.push(Value::Tuple(items.into()));
+            }
+            b'a' => {
+                let item = self.pop()?;
+                self.list_top()?.borrow_mut().push(item);
+            }
+            b'e' => {
+                let items = self.pop_mark()?;
+                self.list_top()?.borrow_mut().extend(items);
+            }
+            b's' => {
+                let pair = self.pop_n(2)?;
+                let [key, value]: [Value; 2] = pair.try_into().map_err(|_| anyhow!("SETITEM needs two values"))?;
+                self.dict_top()?.borrow_mut().push((key, value));
+            }
+            b'u' => self.set_items()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// SETITEMS: the key-value pairs above the last MARK into the dict below it.
+    fn set_items(&mut self) -> Result<()> {
+        let items = self.pop_mark()?;
+        if items.len() % 2 != 0 {
+            bail!("SETITEMS with an odd number of values");
+        }
+        let dict = self.dict_top()?;
+        let mut it = items.into_iter();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            dict.borrow_mut().push((k, v));
+        }
+        Ok(())
+    }
+
+    /// Naming globals, and calling them (REDUCE, BUILD): only what [`reduce`] and [`build`] allow runs.
+    fn call_op(&mut self, op: u8) -> Result<bool> {
+        match op {
             b'c' => {
                 let module = self.line()?;
                 let name = self.line()?;
@@ -241,9 +268,9 @@ impl<'a> Unpickler<'a> {
                 let target = self.stack.last().ok_or_else(|| anyhow!("BUILD on an empty stack"))?;
                 build(target, &state)?;
             }
-            _ => bail!("unsupported pickle opcode (not one the CIFAR files use)"),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
@@ -315,6 +342,18 @@ impl<'a> Unpickler<'a> {
             _ => bail!("SETITEM on something that is not a dict"),
         }
     }
+}
+
+/// LONG1's little-endian two's-complement bytes as an i64 (at most 8 bytes).
+fn long_from_le(bytes: &[u8]) -> Result<i64> {
+    let n = bytes.len();
+    if n > 8 {
+        bail!("integer of {n} bytes is too large");
+    }
+    let fill = if bytes.last().is_some_and(|&x| x & 0x80 != 0) { 0xff } else { 0 };
+    let mut le = [fill; 8];
+    le[..n].copy_from_slice(bytes);
+    Ok(i64::from_le_bytes(le))
 }
 
 /// The calls the CIFAR files make, and nothing else.
