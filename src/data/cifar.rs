@@ -1,11 +1,11 @@
 //! CIFAR-10 and CIFAR-100 from the directories researchers already have: the binary version
 //! (`cifar-10-batches-bin/`, `cifar-100-binary/`) or the pickled Python version torchvision downloads
 //! (`cifar-10-batches-py/`, `cifar-100-python/`), detected from the files present.
+use super::dataset::{Dataset, Sample, Split};
 use super::image::Image;
 use super::pickle::{self, Value};
 use super::seed;
 use super::transforms::{normalise, pad_crop_flip, Normalisation, CIFAR100_NORM, CIFAR10_NORM};
-use super::{Dataset, Sample, Split};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

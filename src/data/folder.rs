@@ -1,9 +1,10 @@
 //! ImageNet-style folders: `root/train/<class>/<image>` and `root/val/<class>/<image>`, JPEG or PNG. Class
 //! indices follow the sorted class folder names of `train/` (as torchvision's ImageFolder numbers them), or
 //! of `val/` when there is no `train/` (a folder for evaluation only, whose training set is then empty).
+use super::dataset::{BadSample, Dataset, Sample, Split};
 use super::image::Image;
+use super::seed;
 use super::transforms::{normalise, random_resized_crop_flip, resize_centre_crop, IMAGENET_NORM};
-use super::{seed, BadSample, Dataset, Sample, Split};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

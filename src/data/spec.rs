@@ -1,9 +1,9 @@
 //! The `data:` section of a run: which data set, where it lives, and its options; `open` turns it into
 //! the train and eval data sets.
 use super::cifar::{self, CifarLabel, CifarSpec};
+use super::dataset::Dataset;
 use super::folder::{self, FolderSpec};
 use super::synthetic::{Subset, Synthetic, SyntheticSpec};
-use super::Dataset;
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fmt;

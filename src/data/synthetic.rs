@@ -3,10 +3,10 @@
 //! between classes, so a model has to see the shape. Each image is a function of (data set seed, subset,
 //! index) only; `render(index, scale)` draws the same scene zoomed about the image centre, which is
 //! "centre crop 1/scale of the image, resize back" rendered at full resolution (for the attention analysis).
+use super::dataset::{Dataset, Sample, Split};
 use super::image::Image;
 use super::seed::{self, DataRng};
 use super::transforms::{normalise, pad_crop_flip, Normalisation};
-use super::{Dataset, Sample, Split};
 use anyhow::{bail, Result};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
