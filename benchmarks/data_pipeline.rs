@@ -3,8 +3,7 @@
 //! benchmarks/data_pipeline.sh runs it against benchmarks/data_pipeline.py (torchvision + PIL) on the same files.
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
-use sk_exp::data::spec::{CifarLabel, CifarSpec, FolderSpec};
-use sk_exp::data::{batches, open, DataSpec, LoaderConfig};
+use sk_exp::data::{batches, open, CifarLabel, CifarSpec, DataSpec, FolderSpec, LoaderConfig};
 use std::path::PathBuf;
 use std::time::Instant;
 

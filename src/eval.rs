@@ -3,8 +3,8 @@
 use crate::data::loader::Skipped;
 use crate::data::{self, Batch, Dataset, LoaderConfig, Split};
 use crate::interop::torchscript::TorchScript;
-use crate::models::{self, LoadedModel, Model, ModelSpec};
 use crate::loss::{cross_entropy, ClassificationStats};
+use crate::models::{self, LoadedModel, Model, ModelSpec};
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
@@ -142,9 +142,11 @@ mod tests {
         let expected = logits.cross_entropy_for_logits(&labels).double_value(&[]);
         assert!((m.loss() - expected).abs() < 1e-6);
         // Fewer than five classes: every label is in the "top 5".
-        let small =
-            batch_stats(&Tensor::from_slice(&[0.1f32, 0.9, 0.5, 0.2, 0.7, 0.1]).view([2, 3]), &Tensor::from_slice(&[1i64, 2]))
-                .unwrap();
+        let small = batch_stats(
+            &Tensor::from_slice(&[0.1f32, 0.9, 0.5, 0.2, 0.7, 0.1]).view([2, 3]),
+            &Tensor::from_slice(&[1i64, 2]),
+        )
+        .unwrap();
         assert_eq!((small.top1_errors, small.top5_errors), (1.0, 0.0));
     }
 

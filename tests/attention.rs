@@ -1,7 +1,7 @@
 //! The attention analysis: the probe records every SK unit without changing the model's output, under
 //! the paper's unit names; `sk-exp attention` and an experiment's `analysis:` section write the CSVs and
 //! figures whose numbers follow from the selection weights; timm's SKNet-50 gives the same weights as ours.
-use sk_exp::data::synthetic::{Part, Synthetic, SyntheticSpec};
+use sk_exp::data::synthetic::{Subset, Synthetic, SyntheticSpec};
 use sk_exp::data::{Dataset, Split};
 use sk_exp::models::weights::{load_safetensors, read_tensors, save_safetensors};
 use sk_exp::models::{registry, Model};
@@ -172,7 +172,7 @@ fn the_command_writes_the_csvs_and_figures_of_a_model_and_its_weights() {
 
     // The numbers follow from the selection weights of the same 18 images.
     let synthetic =
-        Synthetic::new(&SyntheticSpec { train_size: 20, eval_size: 20, ..SyntheticSpec::default() }, Part::Eval)
+        Synthetic::new(&SyntheticSpec { train_size: 20, eval_size: 20, ..SyntheticSpec::default() }, Subset::Eval)
             .unwrap();
     let pixels: Vec<f32> = (0..18).flat_map(|i| synthetic.sample(i, Split::Eval, 0).unwrap().pixels).collect();
     let images = Tensor::from_slice(&pixels).view([18, 3, 32, 32]);

@@ -3,9 +3,9 @@
 mod common;
 
 use sk_exp::data::cifar::{self, Cifar};
-use sk_exp::data::spec::{CifarLabel, CifarSpec};
-use sk_exp::data::transforms::{Image, CIFAR100_NORM, CIFAR10_NORM};
-use sk_exp::data::{open, DataSpec, Dataset, Split};
+use sk_exp::data::image::Image;
+use sk_exp::data::transforms::{CIFAR100_NORM, CIFAR10_NORM};
+use sk_exp::data::{open, CifarLabel, CifarSpec, DataSpec, Dataset, Split};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 

@@ -4,11 +4,9 @@ mod common;
 
 use anyhow::Result;
 use sk_exp::data::folder::{self, decode};
-use sk_exp::data::spec::FolderSpec;
-use sk_exp::data::transforms::{
-    normalise, random_resized_box, resize, resize_centre_crop, CropBox, Image, IMAGENET_NORM,
-};
-use sk_exp::data::{batches, open, seed, DataSpec, Dataset, LoaderConfig, Split};
+use sk_exp::data::image::{CropBox, Image};
+use sk_exp::data::transforms::{normalise, random_resized_box, resize, resize_centre_crop, IMAGENET_NORM};
+use sk_exp::data::{batches, open, seed, DataSpec, Dataset, FolderSpec, LoaderConfig, Split};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 

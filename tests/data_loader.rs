@@ -1,12 +1,12 @@
 //! The batch loader: seeded shuffling, ordered delivery from parallel workers, bad samples.
 use anyhow::{anyhow, Result};
-use sk_exp::data::synthetic::{Part, Synthetic, SyntheticSpec};
+use sk_exp::data::synthetic::{Subset, Synthetic, SyntheticSpec};
 use sk_exp::data::{batches, BadSample, Batch, Dataset, LoaderConfig, Sample, Split};
 use std::sync::Arc;
 
 fn synthetic(train_size: usize) -> Arc<dyn Dataset> {
     let spec = SyntheticSpec { seed: 1, train_size, eval_size: 10, classes: 10, image_size: 32 };
-    Arc::new(Synthetic::new(&spec, Part::Train).unwrap())
+    Arc::new(Synthetic::new(&spec, Subset::Train).unwrap())
 }
 
 fn collect(dataset: Arc<dyn Dataset>, config: LoaderConfig) -> Vec<Batch> {

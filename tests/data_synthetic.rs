@@ -1,5 +1,5 @@
 //! The `data:` spec and the built-in synthetic data set.
-use sk_exp::data::synthetic::{Part, Synthetic, SyntheticSpec, CLASS_NAMES};
+use sk_exp::data::synthetic::{Subset, Synthetic, SyntheticSpec, CLASS_NAMES};
 use sk_exp::data::{open, DataSpec, Dataset, Split};
 
 fn spec(size: usize) -> SyntheticSpec {
@@ -13,7 +13,7 @@ fn data_spec_reads_every_kind_and_rejects_unknown_fields() {
     assert_eq!((s.seed, s.train_size, s.eval_size, s.classes, s.image_size), (3, 64, 1000, 10, 32));
 
     let cifar: DataSpec = yaml_serde::from_str("kind: cifar\nroot: cifar-100-python\nlabel: coarse").unwrap();
-    assert!(matches!(cifar, DataSpec::Cifar(ref c) if c.label == sk_exp::data::spec::CifarLabel::Coarse));
+    assert!(matches!(cifar, DataSpec::Cifar(ref c) if c.label == sk_exp::data::CifarLabel::Coarse));
 
     let folder: DataSpec = yaml_serde::from_str("kind: folder\nroot: /data/imagenet\neval_crop: 320").unwrap();
     let DataSpec::Folder(f) = &folder else { panic!("expected folder") };
@@ -27,11 +27,11 @@ fn data_spec_reads_every_kind_and_rejects_unknown_fields() {
 }
 
 #[test]
-fn synthetic_images_are_a_function_of_seed_part_and_index() {
-    let a = Synthetic::new(&spec(32), Part::Train).unwrap();
-    let b = Synthetic::new(&spec(32), Part::Train).unwrap();
-    let eval = Synthetic::new(&spec(32), Part::Eval).unwrap();
-    let other_seed = Synthetic::new(&SyntheticSpec { seed: 6, ..spec(32) }, Part::Train).unwrap();
+fn synthetic_images_are_a_function_of_seed_subset_and_index() {
+    let a = Synthetic::new(&spec(32), Subset::Train).unwrap();
+    let b = Synthetic::new(&spec(32), Subset::Train).unwrap();
+    let eval = Synthetic::new(&spec(32), Subset::Eval).unwrap();
+    let other_seed = Synthetic::new(&SyntheticSpec { seed: 6, ..spec(32) }, Subset::Train).unwrap();
     let first = a.render(7, 1.0).unwrap();
     assert_eq!(first, b.render(7, 1.0).unwrap());
     assert_ne!(first, a.render(17, 1.0).unwrap());
@@ -47,8 +47,8 @@ fn synthetic_images_are_a_function_of_seed_part_and_index() {
 #[test]
 fn zoom_equals_centre_crop_of_a_finer_render() {
     // Scale 2 at 32 pixels samples the scene exactly where the centre 32x32 of a 64-pixel render does.
-    let small = Synthetic::new(&spec(32), Part::Eval).unwrap();
-    let large = Synthetic::new(&spec(64), Part::Eval).unwrap();
+    let small = Synthetic::new(&spec(32), Subset::Eval).unwrap();
+    let large = Synthetic::new(&spec(64), Subset::Eval).unwrap();
     for index in [0, 13, 42] {
         let zoomed = small.render(index, 2.0).unwrap();
         let full = large.render(index, 1.0).unwrap();
@@ -105,7 +105,7 @@ fn samples_are_normalised_labelled_and_augmented_from_their_seed() {
 
 #[test]
 fn bad_synthetic_specs_are_errors() {
-    let err = |s: SyntheticSpec| Synthetic::new(&s, Part::Train).unwrap_err().to_string();
+    let err = |s: SyntheticSpec| Synthetic::new(&s, Subset::Train).unwrap_err().to_string();
     assert!(err(SyntheticSpec { classes: 11, ..spec(32) }).contains("data.classes"));
     assert!(err(SyntheticSpec { classes: 1, ..spec(32) }).contains("data.classes"));
     assert!(err(SyntheticSpec { image_size: 4, ..spec(32) }).contains("data.image_size"));

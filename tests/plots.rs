@@ -3,10 +3,10 @@ mod common;
 
 use sk_exp::report::plots::{bars, curves, figure2};
 use sk_exp::report::results::{find_results_files, read_results, read_run_dir};
+use sk_exp::report::summary::{read_summary, summarise_results, write_summary};
 use sk_exp::train::metrics::read_metrics;
 use sk_exp::train::run::ResolvedRun;
 use sk_exp::train::run_dir::RunDir;
-use sk_exp::report::summary::{read_summary, summarise_results, write_summary};
 use sk_exp::util::stats::mean_std;
 use std::fs;
 use std::path::{Path, PathBuf};

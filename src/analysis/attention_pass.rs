@@ -4,7 +4,7 @@
 use super::attention::{small_and_large_paths, zoom_center, AttentionStats};
 use crate::data::loader::{batches, LoaderConfig};
 use crate::data::spec::DataSpec;
-use crate::data::synthetic::{Part, Synthetic};
+use crate::data::synthetic::{Subset, Synthetic};
 use crate::data::{self, Dataset};
 use crate::models::{Model, ModelSpec};
 use anyhow::{bail, Context, Result};
@@ -122,7 +122,7 @@ impl AnalysisData {
     /// `spec`'s evaluation set, already open.
     pub fn of(spec: &DataSpec, dataset: Arc<dyn Dataset>) -> Result<AnalysisData> {
         let synthetic = match spec {
-            DataSpec::Synthetic(s) => Some(Synthetic::new(s, Part::Eval)?),
+            DataSpec::Synthetic(s) => Some(Synthetic::new(s, Subset::Eval)?),
             _ => None,
         };
         Ok(AnalysisData { dataset, synthetic })

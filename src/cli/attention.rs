@@ -1,10 +1,11 @@
 //! `sk-exp attention`: the attention analysis of Figures 3 and 4 for a model with its weights (or a
 //! training run): how much weight the SK units give the larger kernel as the central object is enlarged.
-use super::common::{data_spec, read_run, resolve_spec, DEFAULT_CROP};
+use super::common::{read_run, resolve_spec, DEFAULT_CROP};
 use anyhow::{Context, Result};
 use clap::Args;
 use sk_exp::analysis::attention::AttentionStats;
 use sk_exp::analysis::attention_pass::{analyse, kernel_paths, AnalysisData, AttentionSpec};
+use sk_exp::data::DataSpec;
 use sk_exp::models::ModelSpec;
 use sk_exp::report::attention::{run_title, write_attention};
 use sk_exp::train::run_dir::{locate_weights, RunDir};
@@ -88,7 +89,7 @@ pub fn run(args: AttentionArgs) -> Result<()> {
 fn of_run(args: &AttentionArgs, dir: &Path) -> Result<Subject> {
     let run = read_run(dir)?;
     let data = match &args.data {
-        Some(source) => AnalysisData::open(&data_spec(source, args.crop, args.resize)?, None)?,
+        Some(source) => AnalysisData::open(&DataSpec::from_source(source, args.crop, args.resize)?, None)?,
         None => AnalysisData::open(&run.data, args.data_root.as_deref().or(run.data_root.as_deref()))
             .context("the run's data")?,
     };
@@ -113,7 +114,7 @@ fn of_model(args: &AttentionArgs) -> Result<Subject> {
     Ok(Subject {
         spec: resolve_spec(name, &args.set)?,
         weights: locate_weights(args.weights.as_deref().context("--weights is required")?)?,
-        data: AnalysisData::open(&data_spec(source, args.crop, args.resize)?, None)?,
+        data: AnalysisData::open(&DataSpec::from_source(source, args.crop, args.resize)?, None)?,
         out: args.out.clone().context("--out is required")?,
         title: name.to_string(),
     })

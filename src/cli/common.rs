@@ -1,7 +1,5 @@
-//! Flag values several subcommands share: a model with `--set` changes, and a `--data` source.
-use anyhow::{anyhow, bail, Context, Result};
-use sk_exp::data::spec::{CifarLabel, CifarSpec, FolderSpec};
-use sk_exp::data::DataSpec;
+//! Flag values several subcommands share: a model with `--set` changes, and a training run folder.
+use anyhow::{anyhow, Result};
 use sk_exp::models::{registry, ModelSpec};
 use sk_exp::overrides;
 use sk_exp::train::run::ResolvedRun;
@@ -33,37 +31,3 @@ pub fn read_run(run_dir: &Path) -> Result<ResolvedRun> {
 
 /// The side of image folders' evaluation centre crop when no flag sets it.
 pub const DEFAULT_CROP: usize = 224;
-
-/// The data set a `--data` value names: `synthetic` (the built-in set), `cifar:ROOT`, `folder:ROOT`, a
-/// YAML file holding a `data:` section's fields, or a folder (image folders, told apart by a `val/` inside,
-/// else CIFAR). Image folders get the evaluation `crop` and `resize` (default crop / 0.875).
-pub fn data_spec(source: &str, crop: usize, resize: Option<usize>) -> Result<DataSpec> {
-    let folder = |root: &Path| {
-        DataSpec::Folder(FolderSpec {
-            root: root.to_path_buf(),
-            crop,
-            eval_crop: crop,
-            eval_resize: resize,
-            skip_bad_images: false,
-        })
-    };
-    let cifar = |root: &Path| DataSpec::Cifar(CifarSpec { root: root.to_path_buf(), label: CifarLabel::Fine });
-    if source == "synthetic" {
-        return Ok(DataSpec::default());
-    }
-    if let Some(root) = source.strip_prefix("cifar:") {
-        return Ok(cifar(Path::new(root)));
-    }
-    if let Some(root) = source.strip_prefix("folder:") {
-        return Ok(folder(Path::new(root)));
-    }
-    let path = Path::new(source);
-    if path.is_file() && matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        return yaml_serde::from_str(&text).map_err(|e| anyhow!("{}: not a data section: {e}", path.display()));
-    }
-    if !path.is_dir() {
-        bail!("--data {source}: expected synthetic, cifar:ROOT, folder:ROOT, a data folder or a .yaml file");
-    }
-    Ok(if path.join("val").is_dir() { folder(path) } else { cifar(path) })
-}

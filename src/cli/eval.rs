@@ -1,6 +1,6 @@
 //! `sk-exp eval`: top-1/top-5 error, loss and images/s of a TorchScript file or of one of our models
 //! with its weights; or, with `--input`, the logits of a raw NCHW tensor for scripted comparisons.
-use super::common::{data_spec, read_run, resolve_spec, with_assignments};
+use super::common::{read_run, resolve_spec, with_assignments};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use sk_exp::data::{self, DataSpec, LoaderConfig};
@@ -118,7 +118,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         return dump_logits(&classifier, input, output);
     }
     let (spec, data_root) = match (&args.data, args.source.run()?) {
-        (Some(source), _) => (data_spec(source, args.crop, args.resize)?, None),
+        (Some(source), _) => (DataSpec::from_source(source, args.crop, args.resize)?, None),
         (None, Some(run)) => (run.data, run.data_root),
         (None, None) => bail!("give --data SOURCE, or --input FILE.npy --dump-logits FILE.npy"),
     };

@@ -1,7 +1,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use sk_exp::report::plots::{bars, curves, figure2};
 use sk_exp::experiment::store::ExperimentDir;
+use sk_exp::report::plots::{bars, curves, figure2};
 use sk_exp::report::results::{read_results, read_run_dir};
 use sk_exp::report::summary::{read_summary, summarise_results, SummaryRow};
 use std::path::{Path, PathBuf};

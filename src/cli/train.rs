@@ -1,9 +1,9 @@
 //! `sk-exp train`: one training run from a YAML file and/or flags; flags and `--set key=value` change
 //! the file's values. `--resume` continues the run in its output folder from its last checkpoint.
-use super::common::{data_spec, DEFAULT_CROP};
+use super::common::DEFAULT_CROP;
 use anyhow::{Context, Result};
 use clap::Args;
-use sk_exp::experiment::dry_run::data_name;
+use sk_exp::data::DataSpec;
 use sk_exp::overrides::{parse_assignment, set_dotted};
 use sk_exp::train::run::ResolvedRun;
 use sk_exp::train::trainer::{self, RunOptions};
@@ -73,7 +73,7 @@ fn run_tree(args: &TrainArgs) -> Result<Value> {
         set("model.name", m.as_str().into())?;
     }
     if let Some(d) = &args.data {
-        set("data", yaml_serde::to_value(data_spec(d, DEFAULT_CROP, None)?)?)?;
+        set("data", yaml_serde::to_value(DataSpec::from_source(d, DEFAULT_CROP, None)?)?)?;
     }
     if let Some(p) = &args.recipe {
         set("recipe.preset", p.as_str().into())?;
@@ -120,7 +120,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         eprintln!(
             "training {} on {} for {} epochs (batch {}, devices {}), writing {}",
             run.model.name,
-            data_name(&run.data),
+            run.data,
             run.recipe.epochs,
             run.recipe.batch_size,
             run.devices.join(","),

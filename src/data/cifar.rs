@@ -1,12 +1,13 @@
 //! CIFAR-10 and CIFAR-100 from the directories researchers already have: the binary version
 //! (`cifar-10-batches-bin/`, `cifar-100-binary/`) or the pickled Python version torchvision downloads
 //! (`cifar-10-batches-py/`, `cifar-100-python/`), detected from the files present.
+use super::dataset::{Dataset, Sample, Split};
+use super::image::Image;
 use super::pickle::{self, Value};
 use super::seed;
-use super::spec::CifarLabel;
-use super::transforms::{normalise, pad_crop_flip, Image, Normalisation, CIFAR100_NORM, CIFAR10_NORM};
-use super::{Dataset, Sample, Split};
+use super::transforms::{normalise, pad_crop_flip, Normalisation, CIFAR100_NORM, CIFAR10_NORM};
 use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,6 +16,26 @@ const IMAGE_BYTES: usize = 3 * SIDE * SIDE;
 const TRAIN_BATCHES: usize = 5;
 /// The directory names of the official archives, looked for under the given root.
 const KNOWN_DIRS: [&str; 4] = ["cifar-10-batches-bin", "cifar-10-batches-py", "cifar-100-binary", "cifar-100-python"];
+
+/// The `data:` section for CIFAR (`kind: cifar`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CifarSpec {
+    /// The batch directory (`cifar-10-batches-bin`, `cifar-100-python`, ...) or a directory holding one;
+    /// relative paths are taken from the data root.
+    pub root: PathBuf,
+    /// CIFAR-100 only: `fine` (100 classes, the usual benchmark) or `coarse` (20 superclasses).
+    #[serde(default)]
+    pub label: CifarLabel,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CifarLabel {
+    #[default]
+    Fine,
+    Coarse,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {

@@ -1,13 +1,45 @@
 //! ImageNet-style folders: `root/train/<class>/<image>` and `root/val/<class>/<image>`, JPEG or PNG. Class
 //! indices follow the sorted class folder names of `train/` (as torchvision's ImageFolder numbers them), or
 //! of `val/` when there is no `train/` (a folder for evaluation only, whose training set is then empty).
-use super::spec::FolderSpec;
-use super::transforms::{normalise, random_resized_crop_flip, resize_centre_crop, Image, IMAGENET_NORM};
-use super::{seed, BadSample, Dataset, Sample, Split};
+use super::dataset::{BadSample, Dataset, Sample, Split};
+use super::image::Image;
+use super::seed;
+use super::transforms::{normalise, random_resized_crop_flip, resize_centre_crop, IMAGENET_NORM};
 use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 const EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+
+/// The `data:` section for image folders (`kind: folder`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FolderSpec {
+    /// Holds `train/` and `val/`; relative paths are taken from the data root.
+    pub root: PathBuf,
+    /// Side of the random-resized training crop.
+    #[serde(default = "default_crop")]
+    pub crop: usize,
+    /// Side of the evaluation centre crop (224, or 320 for the paper's large-crop results).
+    #[serde(default = "default_crop")]
+    pub eval_crop: usize,
+    /// Shorter side after the evaluation resize; default eval_crop / 0.875 (256 for 224, 366 for 320).
+    #[serde(default)]
+    pub eval_resize: Option<usize>,
+    /// Skip (and count) images that fail to decode instead of stopping with an error.
+    #[serde(default)]
+    pub skip_bad_images: bool,
+}
+
+fn default_crop() -> usize {
+    224
+}
+
+impl FolderSpec {
+    pub fn eval_resize(&self) -> usize {
+        self.eval_resize.unwrap_or_else(|| (self.eval_crop as f64 / 0.875).round() as usize)
+    }
+}
 
 /// One folder split. Its output side is fixed (`Dataset::image_size`): the training transform is a
 /// random-resized crop to that side, the evaluation transform a resize then a centre crop to it.

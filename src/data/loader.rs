@@ -1,8 +1,8 @@
 //! The batch loader: a seeded shuffle, worker threads that decode and transform whole batches in
 //! parallel, delivery in order with a bounded number of batches prepared ahead. Every sample's randomness
 //! comes from (run seed, epoch, data set index), so the batches do not depend on the number of workers.
+use super::dataset::{BadSample, Batch, Dataset, Split};
 use super::seed::{self, sample_seed};
-use super::{BadSample, Batch, Dataset, Split};
 use anyhow::{anyhow, bail, Result};
 use rand::seq::SliceRandom;
 use std::collections::BTreeMap;

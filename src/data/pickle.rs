@@ -94,7 +94,21 @@ impl<'a> Unpickler<'a> {
         }
     }
 
+    /// One opcode. Each group below returns whether it knows `op`; an opcode no group knows is refused.
     fn step(&mut self, op: u8) -> Result<()> {
+        let known = self.stack_or_memo_op(op)?
+            || self.number_op(op)?
+            || self.string_op(op)?
+            || self.container_op(op)?
+            || self.call_op(op)?;
+        if !known {
+            bail!("unsupported pickle opcode (not one the CIFAR files use)");
+        }
+        Ok(())
+    }
+
+    /// Protocol, framing, STOP, MARK, and storing to or loading from the memo.
+    fn stack_or_memo_op(&mut self, op: u8) -> Result<bool> {
         match op {
             0x80 => {
                 let version = self.take(1)?[0];
@@ -107,46 +121,6 @@ impl<'a> Unpickler<'a> {
             }
             b'.' => {} // STOP
             b'(' => self.marks.push(self.stack.len()),
-            b'}' => self.stack.push(Value::Dict(Default::default())),
-            b']' => self.stack.push(Value::List(Default::default())),
-            b')' => self.stack.push(Value::Tuple(Rc::new([]))),
-            b't' => {
-                let items = self.pop_mark()?;
-                self.stack.push(Value::Tuple(items.into()));
-            }
-            b'l' => {
-                let items = self.pop_mark()?;
-                self.stack.push(Value::List(Rc::new(RefCell::new(items))));
-            }
-            0x85..=0x87 => {
-                let n = (op - 0x84) as usize;
-                let items = self.pop_n(n)?;
-                self.stack.push(Value::Tuple(items.into()));
-            }
-            b'a' => {
-                let item = self.pop()?;
-                self.list_top()?.borrow_mut().push(item);
-            }
-            b'e' => {
-                let items = self.pop_mark()?;
-                self.list_top()?.borrow_mut().extend(items);
-            }
-            b's' => {
-                let pair = self.pop_n(2)?;
-                let [key, value]: [Value; 2] = pair.try_into().map_err(|_| anyhow!("SETITEM needs two values"))?;
-                self.dict_top()?.borrow_mut().push((key, value));
-            }
-            b'u' => {
-                let items = self.pop_mark()?;
-                if items.len() % 2 != 0 {
-                    bail!("SETITEMS with an odd number of values");
-                }
-                let dict = self.dict_top()?;
-                let mut it = items.into_iter();
-                while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                    dict.borrow_mut().push((k, v));
-                }
-            }
             b'q' => {
                 let key = self.take(1)?[0] as u32;
                 self.put(key)?;
@@ -164,50 +138,44 @@ impl<'a> Unpickler<'a> {
                 let value = self.memo.get(&key).cloned().ok_or_else(|| anyhow!("memo key {key} was never stored"))?;
                 self.stack.push(value);
             }
-            b'N' => self.stack.push(Value::None),
-            0x88 => self.stack.push(Value::Bool(true)),
-            0x89 => self.stack.push(Value::Bool(false)),
-            b'K' => {
-                let v = self.take(1)?[0];
-                self.stack.push(Value::Int(v as i64));
-            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// None, booleans, integers of every width, and floats.
+    fn number_op(&mut self, op: u8) -> Result<bool> {
+        let value = match op {
+            b'N' => Value::None,
+            0x88 => Value::Bool(true),
+            0x89 => Value::Bool(false),
+            b'K' => Value::Int(self.take(1)?[0] as i64),
             b'M' => {
                 let b = self.take(2)?;
-                self.stack.push(Value::Int(u16::from_le_bytes([b[0], b[1]]) as i64));
+                Value::Int(u16::from_le_bytes([b[0], b[1]]) as i64)
             }
-            b'J' => {
-                let v = self.u32()? as i32;
-                self.stack.push(Value::Int(v as i64));
-            }
+            b'J' => Value::Int(self.u32()? as i32 as i64),
             0x8a => {
                 let n = self.take(1)?[0] as usize;
-                let b = self.take(n)?;
-                if n > 8 {
-                    bail!("integer of {n} bytes is too large");
-                }
-                let fill = if b.last().is_some_and(|&x| x & 0x80 != 0) { 0xff } else { 0 };
-                let mut le = [fill; 8];
-                le[..n].copy_from_slice(b);
-                self.stack.push(Value::Int(i64::from_le_bytes(le)));
+                Value::Int(long_from_le(self.take(n)?)?)
             }
-            b'G' => {
-                let b = self.take(8)?;
-                self.stack.push(Value::Float(f64::from_be_bytes(b.try_into().unwrap())));
-            }
-            b'U' | b'C' => {
-                let n = self.take(1)?[0] as usize;
-                let b = self.take(n)?;
-                self.stack.push(Value::Bytes(b.into()));
-            }
-            b'T' | b'B' => {
-                let n = self.u32()? as usize;
-                let b = self.take(n)?;
-                self.stack.push(Value::Bytes(b.into()));
-            }
-            0x8e => {
-                let n = self.u64()?;
-                let b = self.take(n)?;
-                self.stack.push(Value::Bytes(b.into()));
+            b'G' => Value::Float(f64::from_be_bytes(self.take(8)?.try_into().unwrap())),
+            _ => return Ok(false),
+        };
+        self.stack.push(value);
+        Ok(true)
+    }
+
+    /// Byte strings and UTF-8 strings, each with a 1-, 4- or 8-byte length.
+    fn string_op(&mut self, op: u8) -> Result<bool> {
+        let value = match op {
+            b'U' | b'C' | b'T' | b'B' | 0x8e => {
+                let n = match op {
+                    b'U' | b'C' => self.take(1)?[0] as usize,
+                    b'T' | b'B' => self.u32()? as usize,
+                    _ => self.u64()?,
+                };
+                Value::Bytes(self.take(n)?.into())
             }
             0x8c | b'X' | 0x8d => {
                 let n = match op {
@@ -215,9 +183,68 @@ impl<'a> Unpickler<'a> {
                     b'X' => self.u32()? as usize,
                     _ => self.u64()?,
                 };
-                let s = std::str::from_utf8(self.take(n)?).context("string is not UTF-8")?;
-                self.stack.push(Value::Str(s.into()));
+                Value::Str(std::str::from_utf8(self.take(n)?).context("string is not UTF-8")?.into())
             }
+            _ => return Ok(false),
+        };
+        self.stack.push(value);
+        Ok(true)
+    }
+
+    /// Building tuples, lists and dicts.
+    fn container_op(&mut self, op: u8) -> Result<bool> {
+        match op {
+            b'}' => self.stack.push(Value::Dict(Default::default())),
+            b']' => self.stack.push(Value::List(Default::default())),
+            b')' => self.stack.push(Value::Tuple(Rc::new([]))),
+            b't' => {
+                let items = self.pop_mark()?;
+                self.stack.push(Value::Tuple(items.into()));
+            }
+            b'l' => {
+                let items = self.pop_mark()?;
+                self.stack.push(Value::List(Rc::new(RefCell::new(items))));
+            }
+            0x85..=0x87 => {
+                let items = self.pop_n((op - 0x84) as usize)?;
+                self.stack.push(Value::Tuple(items.into()));
+            }
+            b'a' => {
+                let item = self.pop()?;
+                self.list_top()?.borrow_mut().push(item);
+            }
+            b'e' => {
+                let items = self.pop_mark()?;
+                self.list_top()?.borrow_mut().extend(items);
+            }
+            b's' => {
+                let pair = self.pop_n(2)?;
+                let [key, value]: [Value; 2] = pair.try_into().map_err(|_| anyhow!("SETITEM needs two values"))?;
+                self.dict_top()?.borrow_mut().push((key, value));
+            }
+            b'u' => self.set_items()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// SETITEMS: the key-value pairs above the last MARK into the dict below it.
+    fn set_items(&mut self) -> Result<()> {
+        let items = self.pop_mark()?;
+        if items.len() % 2 != 0 {
+            bail!("SETITEMS with an odd number of values");
+        }
+        let dict = self.dict_top()?;
+        let mut it = items.into_iter();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            dict.borrow_mut().push((k, v));
+        }
+        Ok(())
+    }
+
+    /// Naming globals, and calling them (REDUCE, BUILD): only what [`reduce`] and [`build`] allow runs.
+    fn call_op(&mut self, op: u8) -> Result<bool> {
+        match op {
             b'c' => {
                 let module = self.line()?;
                 let name = self.line()?;
@@ -241,9 +268,9 @@ impl<'a> Unpickler<'a> {
                 let target = self.stack.last().ok_or_else(|| anyhow!("BUILD on an empty stack"))?;
                 build(target, &state)?;
             }
-            _ => bail!("unsupported pickle opcode (not one the CIFAR files use)"),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
@@ -317,6 +344,18 @@ impl<'a> Unpickler<'a> {
     }
 }
 
+/// LONG1's little-endian two's-complement bytes as an i64 (at most 8 bytes).
+fn long_from_le(bytes: &[u8]) -> Result<i64> {
+    let n = bytes.len();
+    if n > 8 {
+        bail!("integer of {n} bytes is too large");
+    }
+    let fill = if bytes.last().is_some_and(|&x| x & 0x80 != 0) { 0xff } else { 0 };
+    let mut le = [fill; 8];
+    le[..n].copy_from_slice(bytes);
+    Ok(i64::from_le_bytes(le))
+}
+
 /// The calls the CIFAR files make, and nothing else.
 fn reduce(callable: &Value, args: &Value) -> Result<Value> {
     let Value::Global(name) = callable else { bail!("REDUCE of something that is not a global") };
@@ -363,5 +402,58 @@ fn build(target: &Value, state: &Value) -> Result<()> {
             Ok(())
         }
         _ => bail!("BUILD on an object this reader does not know"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// pickle.dumps of {"labels": [1, 300, 70000, -5, 2**40], "name": "cat", "raw": b"\x00\xff",
+    /// "pair": (True, None), "x": 1.5, "again": None, "same": <the labels list>} with protocol 2 (byte
+    /// strings as _codecs.encode calls, BINPUT) and protocol 4 (FRAME, MEMOIZE, SHORT_BINBYTES).
+    const PROTOCOL_2: &[u8] = b"\
+        \x80\x02\x7d\x71\x00\x28\x58\x06\x00\x00\x00\x6c\x61\x62\x65\x6c\x73\x71\x01\x5d\x71\x02\x28\x4b\
+        \x01\x4d\x2c\x01\x4a\x70\x11\x01\x00\x4a\xfb\xff\xff\xff\x8a\x06\x00\x00\x00\x00\x00\x01\x65\x58\
+        \x04\x00\x00\x00\x6e\x61\x6d\x65\x71\x03\x58\x03\x00\x00\x00\x63\x61\x74\x71\x04\x58\x03\x00\x00\
+        \x00\x72\x61\x77\x71\x05\x63\x5f\x63\x6f\x64\x65\x63\x73\x0a\x65\x6e\x63\x6f\x64\x65\x0a\x71\x06\
+        \x58\x03\x00\x00\x00\x00\xc3\xbf\x71\x07\x58\x06\x00\x00\x00\x6c\x61\x74\x69\x6e\x31\x71\x08\x86\
+        \x71\x09\x52\x71\x0a\x58\x04\x00\x00\x00\x70\x61\x69\x72\x71\x0b\x88\x4e\x86\x71\x0c\x58\x01\x00\
+        \x00\x00\x78\x71\x0d\x47\x3f\xf8\x00\x00\x00\x00\x00\x00\x58\x05\x00\x00\x00\x61\x67\x61\x69\x6e\
+        \x71\x0e\x4e\x58\x04\x00\x00\x00\x73\x61\x6d\x65\x71\x0f\x68\x02\x75\x2e";
+    const PROTOCOL_4: &[u8] = b"\
+        \x80\x04\x95\x6b\x00\x00\x00\x00\x00\x00\x00\x7d\x94\x28\x8c\x06\x6c\x61\x62\x65\x6c\x73\x94\x5d\
+        \x94\x28\x4b\x01\x4d\x2c\x01\x4a\x70\x11\x01\x00\x4a\xfb\xff\xff\xff\x8a\x06\x00\x00\x00\x00\x00\
+        \x01\x65\x8c\x04\x6e\x61\x6d\x65\x94\x8c\x03\x63\x61\x74\x94\x8c\x03\x72\x61\x77\x94\x43\x02\x00\
+        \xff\x94\x8c\x04\x70\x61\x69\x72\x94\x88\x4e\x86\x94\x8c\x01\x78\x94\x47\x3f\xf8\x00\x00\x00\x00\
+        \x00\x00\x8c\x05\x61\x67\x61\x69\x6e\x94\x4e\x8c\x04\x73\x61\x6d\x65\x94\x68\x02\x75\x2e";
+    /// pickle.dumps of an object whose __reduce__ is (os.system, ("true",)), protocol 4.
+    const CALLS_OS_SYSTEM: &[u8] = b"\
+        \x80\x04\x95\x1f\x00\x00\x00\x00\x00\x00\x00\x8c\x05\x70\x6f\x73\x69\x78\x94\x8c\x06\x73\x79\x73\
+        \x74\x65\x6d\x94\x93\x94\x8c\x04\x74\x72\x75\x65\x94\x85\x94\x52\x94\x2e";
+
+    #[test]
+    fn reads_every_opcode_group_of_protocols_2_and_4() {
+        for bytes in [PROTOCOL_2, PROTOCOL_4] {
+            let dict = parse(bytes).unwrap();
+            assert_eq!(dict.get("labels").unwrap().as_int_list().unwrap(), [1, 300, 70000, -5, 1 << 40]);
+            assert_eq!(dict.get("same").unwrap().as_int_list().unwrap(), [1, 300, 70000, -5, 1 << 40]);
+            assert_eq!(dict.get("name").unwrap().as_text().as_deref(), Some("cat"));
+            assert!(matches!(dict.get("raw"), Some(Value::Bytes(b)) if *b == [0u8, 255]));
+            assert!(matches!(dict.get("x"), Some(Value::Float(x)) if x == 1.5));
+            assert!(matches!(dict.get("again"), Some(Value::None)));
+            let Some(Value::Tuple(pair)) = dict.get("pair") else { panic!("pair is not a tuple") };
+            assert!(matches!(pair[..], [Value::Bool(true), Value::None]));
+        }
+    }
+
+    #[test]
+    fn refuses_calls_and_opcodes_the_cifar_files_do_not_use() {
+        let err = format!("{:#}", parse(CALLS_OS_SYSTEM).unwrap_err());
+        assert!(err.contains("unsupported call posix.system"), "{err}");
+        let err = format!("{:#}", parse(b"\x80\x02(i__builtin__\nobject\n.").unwrap_err());
+        assert!(err.contains("opcode 0x69 at byte 3") && err.contains("unsupported pickle opcode"), "{err}");
+        let err = format!("{:#}", parse(&PROTOCOL_4[..40]).unwrap_err());
+        assert!(err.contains("the pickle ends early"), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 //! path): a triangle filter stretched by the downscaling factor, separable passes with 8-bit rounding
 //! between them, fixed-point weights of 22 bits. The pass order is chosen for speed (the slower horizontal
 //! pass runs on the fewer rows); PIL may order them otherwise, which moves results by at most one level.
-use super::transforms::{CropBox, Image};
+use super::image::{CropBox, Image};
 
 const PRECISION: u32 = 22;
 const HALF: i32 = 1 << (PRECISION - 1);

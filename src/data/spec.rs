@@ -1,10 +1,12 @@
 //! The `data:` section of a run: which data set, where it lives, and its options; `open` turns it into
 //! the train and eval data sets.
-use super::synthetic::{Part, Synthetic, SyntheticSpec};
-use super::Dataset;
-use super::{cifar, folder};
-use anyhow::Result;
+use super::cifar::{self, CifarLabel, CifarSpec};
+use super::dataset::Dataset;
+use super::folder::{self, FolderSpec};
+use super::synthetic::{Subset, Synthetic, SyntheticSpec};
+use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -25,51 +27,54 @@ impl Default for DataSpec {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CifarSpec {
-    /// The batch directory (`cifar-10-batches-bin`, `cifar-100-python`, ...) or a directory holding one;
-    /// relative paths are taken from the data root.
-    pub root: PathBuf,
-    /// CIFAR-100 only: `fine` (100 classes, the usual benchmark) or `coarse` (20 superclasses).
-    #[serde(default)]
-    pub label: CifarLabel,
+impl DataSpec {
+    /// The data set a `--data` value names: `synthetic` (the built-in set), `cifar:ROOT`, `folder:ROOT`, a
+    /// YAML file holding a `data:` section's fields, or a folder (image folders, told apart by a `val/`
+    /// inside, else CIFAR). Image folders get `eval_crop` as both crops and `eval_resize` (default
+    /// eval_crop / 0.875): with 224 and None, `folder:R` is exactly `{kind: folder, root: R}`.
+    pub fn from_source(source: &str, eval_crop: usize, eval_resize: Option<usize>) -> Result<DataSpec> {
+        let folder = |root: &Path| {
+            let root = root.to_path_buf();
+            DataSpec::Folder(FolderSpec { root, crop: eval_crop, eval_crop, eval_resize, skip_bad_images: false })
+        };
+        let cifar = |root: &Path| DataSpec::Cifar(CifarSpec { root: root.to_path_buf(), label: CifarLabel::Fine });
+        let unknown =
+            || anyhow!("--data {source}: expected synthetic, cifar:ROOT, folder:ROOT, a data folder or a .yaml file");
+        if source == "synthetic" {
+            return Ok(DataSpec::default());
+        }
+        match source.split_once(':') {
+            Some(("cifar", root)) if !root.is_empty() => return Ok(cifar(Path::new(root))),
+            Some(("folder", root)) if !root.is_empty() => return Ok(folder(Path::new(root))),
+            Some(("cifar" | "folder", _)) => return Err(unknown()),
+            _ => {}
+        }
+        let path = Path::new(source);
+        if path.is_file() && matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            return read_data_section(path);
+        }
+        if !path.is_dir() {
+            return Err(unknown());
+        }
+        Ok(if path.join("val").is_dir() { folder(path) } else { cifar(path) })
+    }
 }
 
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum CifarLabel {
-    #[default]
-    Fine,
-    Coarse,
+/// A YAML file holding the fields of a `data:` section.
+fn read_data_section(path: &Path) -> Result<DataSpec> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    yaml_serde::from_str(&text).map_err(|e| anyhow!("{}: not a data section: {e}", path.display()))
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct FolderSpec {
-    /// Holds `train/` and `val/`; relative paths are taken from the data root.
-    pub root: PathBuf,
-    /// Side of the random-resized training crop.
-    #[serde(default = "default_crop")]
-    pub crop: usize,
-    /// Side of the evaluation centre crop (224, or 320 for the paper's large-crop results).
-    #[serde(default = "default_crop")]
-    pub eval_crop: usize,
-    /// Shorter side after the evaluation resize; default eval_crop / 0.875 (256 for 224, 366 for 320).
-    #[serde(default)]
-    pub eval_resize: Option<usize>,
-    /// Skip (and count) images that fail to decode instead of stopping with an error.
-    #[serde(default)]
-    pub skip_bad_images: bool,
-}
-
-fn default_crop() -> usize {
-    224
-}
-
-impl FolderSpec {
-    pub fn eval_resize(&self) -> usize {
-        self.eval_resize.unwrap_or_else(|| (self.eval_crop as f64 / 0.875).round() as usize)
+/// The `--data` form ([`DataSpec::from_source`] reads it back): `synthetic`, `cifar:ROOT` or `folder:ROOT`.
+/// Options besides the root (the synthetic seed and sizes, CIFAR-100's coarse labels, crops) are not shown.
+impl fmt::Display for DataSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataSpec::Synthetic(_) => write!(f, "synthetic"),
+            DataSpec::Cifar(c) => write!(f, "cifar:{}", c.root.display()),
+            DataSpec::Folder(s) => write!(f, "folder:{}", s.root.display()),
+        }
     }
 }
 
@@ -100,8 +105,8 @@ pub fn open_eval(spec: &DataSpec, data_root: Option<&Path>) -> Result<Arc<dyn Da
 pub fn open(spec: &DataSpec, data_root: Option<&Path>) -> Result<DataSplits> {
     match spec {
         DataSpec::Synthetic(s) => Ok(DataSplits {
-            train: Arc::new(Synthetic::new(s, Part::Train)?),
-            eval: Arc::new(Synthetic::new(s, Part::Eval)?),
+            train: Arc::new(Synthetic::new(s, Subset::Train)?),
+            eval: Arc::new(Synthetic::new(s, Subset::Eval)?),
         }),
         DataSpec::Cifar(s) => {
             let (train, eval) = cifar::open(&resolve(&s.root, data_root), s.label)?;
@@ -110,6 +115,90 @@ pub fn open(spec: &DataSpec, data_root: Option<&Path>) -> Result<DataSplits> {
         DataSpec::Folder(s) => {
             let (train, eval) = folder::open(&resolve(&s.root, data_root), s)?;
             Ok(DataSplits { train: Arc::new(train), eval: Arc::new(eval) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty scratch folder, unique to this test process.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sk-exp-data-spec-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn from_source(source: &str) -> DataSpec {
+        DataSpec::from_source(source, 224, None).unwrap()
+    }
+
+    #[test]
+    fn each_form_names_its_data_set() {
+        assert_eq!(from_source("synthetic"), DataSpec::default());
+        let cifar = CifarSpec { root: "/data/cifar-10-batches-bin".into(), label: CifarLabel::Fine };
+        assert_eq!(from_source("cifar:/data/cifar-10-batches-bin"), DataSpec::Cifar(cifar));
+        let folder = FolderSpec {
+            root: "in1k".into(),
+            crop: 320,
+            eval_crop: 320,
+            eval_resize: Some(320),
+            skip_bad_images: false,
+        };
+        assert_eq!(DataSpec::from_source("folder:in1k", 320, Some(320)).unwrap(), DataSpec::Folder(folder));
+    }
+
+    #[test]
+    fn the_forms_mean_what_the_data_section_means() {
+        let section = |yaml: &str| yaml_serde::from_str::<DataSpec>(yaml).unwrap();
+        assert_eq!(from_source("synthetic"), section("kind: synthetic"));
+        assert_eq!(from_source("cifar:c10"), section("kind: cifar\nroot: c10"));
+        assert_eq!(from_source("folder:/data/imagenet"), section("kind: folder\nroot: /data/imagenet"));
+    }
+
+    #[test]
+    fn display_round_trips_through_from_source() {
+        for source in ["synthetic", "cifar:/data/cifar-100-python", "folder:relative/imagenet"] {
+            let spec = from_source(source);
+            assert_eq!(spec.to_string(), source);
+            assert_eq!(from_source(&spec.to_string()), spec);
+        }
+    }
+
+    #[test]
+    fn a_bare_folder_is_an_image_folder_when_it_holds_val() {
+        let images = scratch("images");
+        std::fs::create_dir_all(images.join("val")).unwrap();
+        assert!(matches!(from_source(images.to_str().unwrap()), DataSpec::Folder(f) if f.root == images));
+        let cifar = scratch("cifar");
+        assert!(matches!(from_source(cifar.to_str().unwrap()), DataSpec::Cifar(c) if c.root == cifar));
+        std::fs::remove_dir_all(images).unwrap();
+        std::fs::remove_dir_all(cifar).unwrap();
+    }
+
+    #[test]
+    fn a_yaml_file_holds_a_data_section() {
+        let dir = scratch("yaml");
+        let path = dir.join("data.yaml");
+        std::fs::write(&path, "kind: cifar\nroot: cifar-100-python\nlabel: coarse\n").unwrap();
+        let spec = from_source(path.to_str().unwrap());
+        let expected = CifarSpec { root: "cifar-100-python".into(), label: CifarLabel::Coarse };
+        assert_eq!(spec, DataSpec::Cifar(expected));
+
+        std::fs::write(&path, "kind: cifar\nroot: x\nlabels: fine\n").unwrap();
+        let err = DataSpec::from_source(path.to_str().unwrap(), 224, None).unwrap_err().to_string();
+        assert!(err.contains("data.yaml: not a data section") && err.contains("labels"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_bad_value_names_itself_and_the_forms() {
+        for bad in ["mnist", "cifar:", "folder:", "/no/such/folder"] {
+            let err = DataSpec::from_source(bad, 224, None).unwrap_err().to_string();
+            let expected = "expected synthetic, cifar:ROOT, folder:ROOT, a data folder or a .yaml file";
+            assert_eq!(err, format!("--data {bad}: {expected}"));
         }
     }
 }

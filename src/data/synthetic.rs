@@ -1,11 +1,12 @@
 //! A built-in data set that needs no files: colour images of simple objects (disc, ring, square, ...)
 //! drawn at varying scale, position, rotation and colour on textured backgrounds. Object colours overlap
-//! between classes, so a model has to see the shape. Each image is a function of (data set seed, part,
+//! between classes, so a model has to see the shape. Each image is a function of (data set seed, subset,
 //! index) only; `render(index, scale)` draws the same scene zoomed about the image centre, which is
 //! "centre crop 1/scale of the image, resize back" rendered at full resolution (for the attention analysis).
+use super::dataset::{Dataset, Sample, Split};
+use super::image::Image;
 use super::seed::{self, DataRng};
-use super::transforms::{normalise, pad_crop_flip, Image, Normalisation};
-use super::{Dataset, Sample, Split};
+use super::transforms::{normalise, pad_crop_flip, Normalisation};
 use anyhow::{bail, Result};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -13,9 +14,6 @@ use std::f32::consts::{PI, TAU};
 
 pub const CLASS_NAMES: [&str; 10] =
     ["disc", "ring", "square", "triangle", "plus", "bar", "frame", "half_disc", "two_dots", "x_cross"];
-
-/// The zooms the attention analysis uses (object enlarged 1.0x, 1.5x, 2.0x).
-pub const ANALYSIS_SCALES: [f64; 3] = [1.0, 1.5, 2.0];
 
 /// Close to the measured statistics of the set (tested), so normalised inputs are roughly zero-mean, unit-std.
 pub const SYNTHETIC_NORM: Normalisation = Normalisation { mean: [0.4, 0.4, 0.4], std: [0.2, 0.2, 0.2] };
@@ -62,9 +60,10 @@ impl Default for SyntheticSpec {
     }
 }
 
-/// Which index space a `Synthetic` draws from; train and eval never share an image.
+/// Which of the set's two image collections a `Synthetic` draws from; train and eval never share an
+/// image. (Not `data::Split`, which says which transform a sample gets.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Part {
+pub enum Subset {
     Train,
     Eval,
 }
@@ -72,28 +71,28 @@ pub enum Part {
 #[derive(Clone, Debug)]
 pub struct Synthetic {
     seed: u64,
-    part: Part,
+    subset: Subset,
     len: usize,
     classes: usize,
     size: usize,
 }
 
 impl Synthetic {
-    pub fn new(spec: &SyntheticSpec, part: Part) -> Result<Synthetic> {
+    pub fn new(spec: &SyntheticSpec, subset: Subset) -> Result<Synthetic> {
         if !(2..=CLASS_NAMES.len()).contains(&spec.classes) {
             bail!("data.classes: the synthetic set has 2 to {} classes, got {}", CLASS_NAMES.len(), spec.classes);
         }
         if spec.image_size < 8 {
             bail!("data.image_size: expected at least 8 pixels, got {}", spec.image_size);
         }
-        let len = match part {
-            Part::Train => spec.train_size,
-            Part::Eval => spec.eval_size,
+        let len = match subset {
+            Subset::Train => spec.train_size,
+            Subset::Eval => spec.eval_size,
         };
         if len == 0 {
-            bail!("data.{}_size: expected at least one image", if part == Part::Train { "train" } else { "eval" });
+            bail!("data.{}_size: expected at least one image", if subset == Subset::Train { "train" } else { "eval" });
         }
-        Ok(Synthetic { seed: spec.seed, part, len, classes: spec.classes, size: spec.image_size })
+        Ok(Synthetic { seed: spec.seed, subset, len, classes: spec.classes, size: spec.image_size })
     }
 
     /// Classes are interleaved, so every prefix of the set is balanced.
@@ -109,11 +108,11 @@ impl Synthetic {
         if !(scale.is_finite() && scale > 0.0) {
             bail!("synthetic render: scale must be a positive number, got {scale}");
         }
-        let part_tag = match self.part {
-            Part::Train => 0,
-            Part::Eval => 1,
+        let subset_tag = match self.subset {
+            Subset::Train => 0,
+            Subset::Eval => 1,
         };
-        let mut rng = seed::rng(seed::derive(&[self.seed, part_tag, index as u64]));
+        let mut rng = seed::rng(seed::derive(&[self.seed, subset_tag, index as u64]));
         let scene = Scene::draw(self.label(index) as usize, &mut rng);
         Ok(scene.render(self.size, scale as f32))
     }

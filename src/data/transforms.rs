@@ -1,35 +1,9 @@
 //! Image transforms on 8-bit RGB images: the CIFAR augmentation (pad, random crop, flip), the ImageNet
 //! ones (random-resized crop, resize + centre crop; the resampler is in resample.rs) and the final
 //! normalisation to CHW floats.
+use super::image::{CropBox, Image};
 pub use super::resample::resize;
 use rand::Rng;
-
-/// An 8-bit RGB image, row-major, channels interleaved (HWC), as decoders and the CIFAR files give it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Image {
-    pub width: usize,
-    pub height: usize,
-    pub pixels: Vec<u8>,
-}
-
-impl Image {
-    pub fn new(width: usize, height: usize, pixels: Vec<u8>) -> Image {
-        assert_eq!(pixels.len(), width * height * 3, "image buffer does not match {width}x{height}x3");
-        Image { width, height, pixels }
-    }
-
-    /// From planar CHW bytes (the CIFAR layout: 1024 red, then green, then blue).
-    pub fn from_planar(width: usize, height: usize, planes: &[u8]) -> Image {
-        let area = width * height;
-        let mut pixels = vec![0u8; area * 3];
-        for (i, px) in pixels.chunks_exact_mut(3).enumerate() {
-            px[0] = planes[i];
-            px[1] = planes[area + i];
-            px[2] = planes[2 * area + i];
-        }
-        Image::new(width, height, pixels)
-    }
-}
 
 /// Per-channel mean and standard deviation (of pixel values in [0, 1]).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -84,15 +58,6 @@ pub fn pad_crop_flip(image: &Image, pad: usize, rng: &mut impl Rng) -> Image {
         }
     }
     Image::new(w, h, pixels)
-}
-
-/// A rectangle of an image: left, top, width, height.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CropBox {
-    pub left: usize,
-    pub top: usize,
-    pub width: usize,
-    pub height: usize,
 }
 
 /// torchvision's RandomResizedCrop box (Python's round-half-to-even included): area fraction in `scale`, aspect ratio log-uniform in `ratio`,

@@ -1,6 +1,5 @@
 //! `sk-exp run --dry-run`: every run with its #params and MACs beside the paper's row, nothing trained.
 use super::load::Experiment;
-use crate::data::DataSpec;
 use crate::models::complexity::{self, Complexity};
 use crate::report::table::relative_difference;
 use anyhow::{Context, Result};
@@ -32,19 +31,10 @@ pub fn dry_run(exp: &Experiment) -> Result<String> {
             relative_difference(params as f64 / 1e6, pp),
             pf.map_or("-".into(), |f| f.to_string()),
             relative_difference(gmacs, pf),
-            data_name(&run.data),
+            run.data,
             run.recipe.epochs,
             run.devices.join(","),
         )?;
     }
     Ok(out)
-}
-
-/// How the table and `sk-exp train` name a data set.
-pub fn data_name(data: &DataSpec) -> String {
-    match data {
-        DataSpec::Synthetic(_) => "synthetic".into(),
-        DataSpec::Cifar(c) => format!("cifar:{}", c.root.display()),
-        DataSpec::Folder(f) => format!("folder:{}", f.root.display()),
-    }
 }

@@ -80,8 +80,8 @@ pub fn load(path: &Path, options: &ExperimentOptions) -> Result<Experiment> {
         if let Some(root) = &options.data_root {
             crate::overrides::set_dotted(&mut tree, "data_root", Value::String(root.display().to_string()))?;
         }
-        let run = ResolvedRun::from_tree(tree)
-            .map_err(|e| with_line(e.context(format!("run {}", p.run_id)), path, &text))?;
+        let run =
+            ResolvedRun::from_tree(tree).map_err(|e| with_line(e.context(format!("run {}", p.run_id)), path, &text))?;
         runs.push(PlannedRun { label: p.label, seed: p.seed, run_id: p.run_id, paper: p.paper, run });
     }
     file.analysis.validate().with_context(|| path.display().to_string())?;

@@ -32,7 +32,10 @@ fn markdown(exp: &Experiment, rows: &[SummaryRow], results: &[RunResult]) -> Res
     if let Some(d) = &exp.description {
         writeln!(md, "{}\n", d.trim())?;
     }
-    writeln!(md, "| variant | model | #params | runs | top-1 error (%) mean ± std | paper top-1 error (%) | difference |")?;
+    writeln!(
+        md,
+        "| variant | model | #params | runs | top-1 error (%) mean ± std | paper top-1 error (%) | difference |"
+    )?;
     writeln!(md, "|---|---|---:|---:|---:|---:|---:|")?;
     for r in rows {
         let std = r.std_top1_err.map_or("-".into(), |s| format!("{s:.2}"));

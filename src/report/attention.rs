@@ -27,7 +27,12 @@ pub fn write_csvs(stats: &AttentionStats, out_dir: &Path, unit: &str, group: usi
 
 /// Writes the CSVs and the three figures of `stats` into `out_dir`; `title` names the model in the
 /// figures. Returns the files written.
-pub fn write_attention(stats: &AttentionStats, spec: &AttentionSpec, out_dir: &Path, title: &str) -> Result<Vec<PathBuf>> {
+pub fn write_attention(
+    stats: &AttentionStats,
+    spec: &AttentionSpec,
+    out_dir: &Path,
+    title: &str,
+) -> Result<Vec<PathBuf>> {
     let title = match spec.zoom {
         Zoom::Resize => format!("{title}, centre crop + resize"),
         Zoom::Render => format!("{title}, scenes rendered zoomed"),

@@ -7,8 +7,8 @@
 use crate::util::fs::{sync_dir, sync_file, write_synced};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::fs;
 use std::collections::BTreeMap;
+use std::fs;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 

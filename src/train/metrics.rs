@@ -88,7 +88,10 @@ mod tests {
         let back: EpochMetrics = csv::Reader::from_reader(text.as_slice()).deserialize().next().unwrap().unwrap();
         assert_eq!(back, row);
         assert_eq!(back.deterministic_row().unwrap(), row.deterministic_row().unwrap());
-        assert_eq!(row.csv_row().unwrap(), "3,0.03333333333333333,2.302585092994046,100,,12.345678901234567,0,1234.5,0.30000000000000004");
+        assert_eq!(
+            row.csv_row().unwrap(),
+            "3,0.03333333333333333,2.302585092994046,100,,12.345678901234567,0,1234.5,0.30000000000000004"
+        );
     }
 
     #[test]

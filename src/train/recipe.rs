@@ -1,7 +1,7 @@
 //! A training recipe: optimizer, schedule, length and batch size, with the paper's recipes as presets.
-use crate::loss::check_smoothing;
 use super::schedule::Schedule;
 use super::sgd::SgdConfig;
+use crate::loss::check_smoothing;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 

@@ -95,7 +95,8 @@ impl ResolvedRun {
         let fixed_classes = choice.overrides.as_ref().and_then(|o| o.get("num_classes")).is_some();
         let recipe = resolve_recipe(file.recipe, &spec)?;
         ensure!(!file.devices.is_empty(), "devices: expected at least one device (cpu, cuda:0, ...)");
-        let out_dir = file.out_dir.unwrap_or_else(|| PathBuf::from("runs").join(format!("{}_s{}", choice.name, file.seed)));
+        let out_dir =
+            file.out_dir.unwrap_or_else(|| PathBuf::from("runs").join(format!("{}_s{}", choice.name, file.seed)));
         Ok(ResolvedRun {
             model: ResolvedModel { name: choice.name, spec, fixed_classes },
             data: file.data,
@@ -193,8 +194,9 @@ fn first_difference(path: &str, saved: &Value, now: &Value) -> Option<String> {
         v.map_or("nothing".into(), |v| yaml_serde::to_string(v).unwrap_or_default().trim().replace('\n', " "))
     };
     let (Some(a), Some(b)) = (saved.as_mapping(), now.as_mapping()) else {
-        return (saved != now)
-            .then(|| format!("'{path}' is {} in the run being resumed but {} now", show(Some(saved)), show(Some(now))));
+        return (saved != now).then(|| {
+            format!("'{path}' is {} in the run being resumed but {} now", show(Some(saved)), show(Some(now)))
+        });
     };
     let keys = b.keys().chain(a.keys().filter(|k| !b.contains_key(*k)));
     keys.into_iter().find_map(|key| {

@@ -81,7 +81,8 @@ impl RunDir {
             bail!("run folder {}: holds no {RUN_FILE} (not a training run folder?)", self.root.display());
         }
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        yaml_serde::from_str(&text).with_context(|| format!("{}: not a run file written by this sk-exp", path.display()))
+        yaml_serde::from_str(&text)
+            .with_context(|| format!("{}: not a run file written by this sk-exp", path.display()))
     }
 
     /// The model name of the run file, read leniently (files of other versions and tools have it too);

@@ -220,7 +220,8 @@ impl Loop<'_> {
     fn evaluate(&mut self, epoch: usize) -> Result<ClassificationStats> {
         self.replicas.sync_buffers()?;
         let mut eval = ClassificationStats::default();
-        let mut loader = batches(self.data.eval.clone(), LoaderConfig::eval(self.run.recipe.batch_size, self.run.workers))?;
+        let mut loader =
+            batches(self.data.eval.clone(), LoaderConfig::eval(self.run.recipe.batch_size, self.run.workers))?;
         for batch in loader.by_ref() {
             let batch = batch?;
             eval.add(self.replicas.evaluate(&batch.images, &batch.labels)?);
