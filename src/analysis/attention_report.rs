@@ -5,6 +5,7 @@ use crate::data::loader::{batches, LoaderConfig};
 use crate::data::spec::DataSpec;
 use crate::data::synthetic::{Part, Synthetic, ANALYSIS_SCALES};
 use crate::data::{self, Dataset};
+use crate::models::attention::record_attention;
 use crate::models::{self, Model, ModelSpec};
 use crate::report::plots::attention as plots;
 use crate::train::config::RunConfig;
@@ -161,9 +162,7 @@ pub fn analyse(
                 None => zoom_center(&images, scale)?,
             };
             let zoomed = zoomed.to_device(device);
-            model.probe.start();
-            let forward = tch::no_grad(|| model.forward_t(&zoomed, false));
-            let records = model.probe.finish();
+            let (forward, records) = record_attention(|| tch::no_grad(|| model.forward_t(&zoomed, false)));
             let _logits = forward?;
             stats.add(&records, &labels, &scale_key(scale), paths)?;
         }
