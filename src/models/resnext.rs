@@ -121,14 +121,14 @@ fn bottleneck(vs: nn::Path, spec: &BottleneckNetSpec, site: BlockSite) -> Result
     // Units are named as in the paper: SK_{stage}_{block}, stages counted from 2 (conv2_x).
     let label = format!("SK_{}_{}", stage + 2, index + 1);
     let conv2_site = ConvSite { vs: &vs / "conv2", channels: width, stride, groups: spec.groups, stage, label };
-    let conv2 = |site: ConvSite| conv3x3_bn_or_sk(site, &vs / "bn2", true, spec.sk.as_ref());
+    let make_conv2 = |site: ConvSite| conv3x3_bn_or_sk(site, &vs / "bn2", true, spec.sk.as_ref());
     // The creation order fixes what a seeded initialisation draws: an SK unit has always come first.
     let (conv1, conv2) = if spec.sk.is_some() {
-        let conv2 = conv2(conv2_site)?;
+        let conv2 = make_conv2(conv2_site)?;
         (conv1x1_bn(1, c_in, width), conv2)
     } else {
         let conv1 = conv1x1_bn(1, c_in, width);
-        (conv1, conv2(conv2_site)?)
+        (conv1, make_conv2(conv2_site)?)
     };
     let conv3 = conv1x1_bn(3, width, c_out);
     let se = spec.se.as_ref().map(|se| se_unit(&vs / "se", c_out, se));
