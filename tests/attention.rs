@@ -3,6 +3,7 @@
 //! figures whose numbers follow from the selection weights; timm's SKNet-50 gives the same weights as ours.
 use sk_exp::data::synthetic::{Subset, Synthetic, SyntheticSpec};
 use sk_exp::data::{Dataset, Split};
+use sk_exp::models::attention::record_attention;
 use sk_exp::models::weights::{load_safetensors, read_tensors, save_safetensors};
 use sk_exp::models::{registry, Model};
 use std::fs;
@@ -66,9 +67,8 @@ fn the_probe_records_every_unit_and_leaves_the_logits_unchanged() {
     let (_vs, model) = tiny_model();
     let xs = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
     let idle = tch::no_grad(|| model.forward_t(&xs, false)).unwrap();
-    model.probe.start();
-    let probed = tch::no_grad(|| model.forward_t(&xs, false)).unwrap();
-    let records = model.probe.finish();
+    let (probed, records) = record_attention(|| tch::no_grad(|| model.forward_t(&xs, false)));
+    let probed = probed.unwrap();
     assert!(idle.equal(&probed), "the logits changed while the probe recorded");
     let labels: Vec<&str> = records.iter().map(|r| r.label.as_str()).collect();
     assert_eq!(labels, ["SK_2_1", "SK_3_1", "SK_4_1"]);
@@ -80,12 +80,11 @@ fn the_probe_records_every_unit_and_leaves_the_logits_unchanged() {
     }
     // Training-mode forwards (with gradients) are unchanged too, and nothing is kept once finished.
     let train_idle = model.forward_t(&xs, true).unwrap();
-    model.probe.start();
-    let train_probed = model.forward_t(&xs, true).unwrap();
-    assert_eq!(model.probe.finish().len(), 3);
-    assert!(train_idle.equal(&train_probed));
+    let (train_probed, train_records) = record_attention(|| model.forward_t(&xs, true));
+    assert_eq!(train_records.len(), 3);
+    assert!(train_idle.equal(&train_probed.unwrap()));
     let _logits = tch::no_grad(|| model.forward_t(&xs, false)).unwrap();
-    assert!(model.probe.finish().is_empty(), "an idle probe recorded");
+    assert!(record_attention(|| ()).1.is_empty(), "an idle probe recorded");
 }
 
 #[test]
@@ -93,10 +92,10 @@ fn sknet50_units_are_named_sk_2_1_to_sk_5_3() {
     let spec = registry::resolve("sknet50", None).unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
     let model = Model::build(&vs.root(), &spec).unwrap();
-    model.probe.start();
-    let _logits =
-        tch::no_grad(|| model.forward_t(&Tensor::zeros([1, 3, 32, 32], (Kind::Float, Device::Cpu)), false)).unwrap();
-    let labels: Vec<String> = model.probe.finish().into_iter().map(|r| r.label).collect();
+    let xs = Tensor::zeros([1, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let (logits, records) = record_attention(|| tch::no_grad(|| model.forward_t(&xs, false)));
+    let _logits = logits.unwrap();
+    let labels: Vec<String> = records.into_iter().map(|r| r.label).collect();
     let expected: Vec<String> = [(2, 3), (3, 4), (4, 6), (5, 3)]
         .iter()
         .flat_map(|&(stage, blocks)| (1..=blocks).map(move |b| format!("SK_{stage}_{b}")))
@@ -113,9 +112,9 @@ fn direct_difference(model: &Model, images: &Tensor, unit: &str, scale: f64) -> 
     let offset = (side - crop) / 2;
     let zoomed =
         images.narrow(2, offset, crop).narrow(3, offset, crop).upsample_bilinear2d([side, side], false, None, None);
-    model.probe.start();
-    let _logits = tch::no_grad(|| model.forward_t(&zoomed, false)).unwrap();
-    let record = model.probe.finish().into_iter().find(|r| r.label == unit).unwrap();
+    let (logits, records) = record_attention(|| tch::no_grad(|| model.forward_t(&zoomed, false)));
+    let _logits = logits.unwrap();
+    let record = records.into_iter().find(|r| r.label == unit).unwrap();
     (record.weights.select(1, 1) - record.weights.select(1, 0)).mean(Kind::Double).double_value(&[])
 }
 
@@ -288,9 +287,8 @@ fn timm_skresnext50_weights_give_timms_selection_weights_and_run_the_analysis() 
     let weights = reference.join("weights.safetensors");
     load_safetensors(&vs, &weights).unwrap();
     let input = read_tensors(&reference.join("input.safetensors")).unwrap().remove(0).1;
-    model.probe.start();
-    let _logits = tch::no_grad(|| model.forward_t(&input, false)).unwrap();
-    let ours = model.probe.finish();
+    let (logits, ours) = record_attention(|| tch::no_grad(|| model.forward_t(&input, false)));
+    let _logits = logits.unwrap();
     let timm = read_tensors(&reference.join("attention.safetensors")).unwrap();
     assert_eq!(ours.len(), 16);
     assert_eq!(timm.len(), 16);

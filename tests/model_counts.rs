@@ -2,59 +2,49 @@
 //! (1%) and GFLOPs (2%), a forward pass of every model, and the batch-1 training error of SK models.
 use sk_exp::models::complexity::count_params;
 use sk_exp::models::layers::count_macs;
-use sk_exp::models::registry::{self, Entry};
+use sk_exp::models::registry::{self, Entry, Quantity};
 use sk_exp::models::Model;
 use tch::{nn, Device, Kind, Tensor};
 
 const PARAMS_TOLERANCE: f64 = 0.01;
 const GFLOPS_TOLERANCE: f64 = 0.02;
 
-#[derive(Clone, Copy, PartialEq)]
-enum Quantity {
-    Params,
-    Gflops,
-}
-
-/// Paper figures our models are known to miss by more than the tolerance, each with the largest relative
-/// gap still accepted (so that a model that drifts further fails) and why (see the registry entries).
-const KNOWN_GAPS: &[(&str, Quantity, f64)] = &[
-    // The original ShuffleNetV2 paper gives "1.4M" (one decimal); torchvision's 1.367M rounds to it.
-    ("shufflenetv2_0.5x_484", Quantity::Params, 0.03),
-    // The paper's +SE rows need SE r = 4 at 0.5x but r = 16 at 1.0x; we use SENet's r = 16 (-8.1%).
-    ("shufflenetv2_0.5x_se", Quantity::Params, 0.09),
-    // SK with the stated r = 4 gives 2.84M at 1.0x, the paper 2.63M (+8.0%); 0.5x matches.
-    ("shufflenetv2_1.0x_sk", Quantity::Params, 0.09),
-    // The paper's 1.0x GFLOPs are 3.1% below the exact torchvision-layout count (0.5x matches to 4 digits);
-    // +SE and +SK inherit the offset.
-    ("shufflenetv2_1.0x", Quantity::Gflops, 0.035),
-    ("shufflenetv2_1.0x_se", Quantity::Gflops, 0.03),
-    ("shufflenetv2_1.0x_sk", Quantity::Gflops, 0.03),
-];
-
-fn allowed_gap(name: &str, quantity: Quantity, tolerance: f64) -> f64 {
-    KNOWN_GAPS.iter().find(|(n, q, _)| *n == name && *q == quantity).map_or(tolerance, |(_, _, gap)| *gap)
+/// The largest relative gap accepted: the tolerance, or the bound of a gap the registry entry knows of.
+fn allowed_gap(entry: &Entry, quantity: Quantity, tolerance: f64) -> f64 {
+    entry.known_gap(quantity).map_or(tolerance, |gap| gap.bound)
 }
 
 fn check(entry: &Entry, quantity: Quantity, ours: f64, paper: f64, tolerance: f64, failures: &mut Vec<String>) {
     let gap = (ours - paper).abs() / paper;
-    let allowed = allowed_gap(entry.name, quantity, tolerance);
+    let allowed = allowed_gap(entry, quantity, tolerance);
     let what = if quantity == Quantity::Params { "#params (M)" } else { "GFLOPs" };
     let (name, gap_pct, allowed_pct) = (entry.name, gap * 100.0, allowed * 100.0);
     if gap >= allowed {
         failures.push(format!("{name}: {what} {ours:.5} vs paper {paper} ({gap_pct:.2}% > {allowed_pct:.1}%)"));
     } else if allowed > tolerance && gap < tolerance {
-        failures.push(format!("{name}: {what} is now within {gap_pct:.2}% of the paper: drop its KNOWN_GAPS row"));
+        failures.push(format!("{name}: {what} is now within {gap_pct:.2}% of the paper: drop its known gap"));
+    }
+}
+
+/// Known gaps must name a figure the paper gives and allow more than the tolerance, or they mean nothing.
+fn check_known_gaps(entry: &Entry, failures: &mut Vec<String>) {
+    for gap in entry.known_gaps {
+        let (paper, tolerance) = match gap.quantity {
+            Quantity::Params => (entry.paper_params_m(), PARAMS_TOLERANCE),
+            Quantity::Gflops => (entry.paper_gflops(), GFLOPS_TOLERANCE),
+        };
+        if paper.is_none() || gap.bound <= tolerance || gap.reason.is_empty() {
+            failures.push(format!("{}: known gap {gap:?} has no paper figure, reason or effect", entry.name));
+        }
     }
 }
 
 #[test]
 fn counts_match_references_and_paper() {
-    for (name, _, _) in KNOWN_GAPS {
-        registry::entry(name).unwrap();
-    }
     let mut failures = Vec::new();
     let mut checked = 0;
     for entry in registry::ENTRIES {
+        check_known_gaps(entry, &mut failures);
         let spec = (entry.spec)();
         let vs = nn::VarStore::new(Device::Cpu);
         let model = Model::build(&vs.root(), &spec).unwrap();

@@ -121,7 +121,7 @@ pub struct ChannelRow {
 pub const CHANNEL_HEADER: [&str; 4] = ["unit", "scale", "channel_group", "mean_large_weight"];
 
 impl AttentionStats {
-    /// Adds one batch's records (as the probe returned them) for images with `labels` seen at `scale`;
+    /// Adds one batch's records (as record_attention returned them) for images with `labels` seen at `scale`;
     /// `paths` are the (smaller, larger) kernel's path indices.
     pub fn add(&mut self, records: &[UnitAttention], labels: &[i64], scale: &str, paths: (usize, usize)) -> Result<()> {
         let (small, large) = paths;

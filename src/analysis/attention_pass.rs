@@ -6,6 +6,7 @@ use crate::data::loader::{batches, LoaderConfig};
 use crate::data::spec::DataSpec;
 use crate::data::synthetic::{Subset, Synthetic};
 use crate::data::{self, Dataset};
+use crate::models::attention::record_attention;
 use crate::models::{Model, ModelSpec};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -172,9 +173,7 @@ pub fn analyse(
                 None => zoom_center(&images, scale)?,
             };
             let zoomed = zoomed.to_device(device);
-            model.probe.start();
-            let forward = tch::no_grad(|| model.forward_t(&zoomed, false));
-            let records = model.probe.finish();
+            let (forward, records) = record_attention(|| tch::no_grad(|| model.forward_t(&zoomed, false)));
             let _logits = forward?;
             stats.add(&records, &labels, &scale_key(scale), paths)?;
         }

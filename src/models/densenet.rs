@@ -1,6 +1,9 @@
 //! DenseNet-BC (Huang et al., 2017), the Figure 2 comparison models. Variable names are torchvision's
 //! `DenseNet` state_dict keys (everything under `features.`, then `classifier`).
-use super::layers::{batch_norm, conv2d, global_avg_pool, linear, stem_max_pool, Conv2d, ConvOpts, Linear};
+use super::layers::{
+    batch_norm, bn_relu_conv, conv2d, global_avg_pool, linear, stem_max_pool, BnReluConv, Conv2d, ConvOpts, Linear,
+    BN_EPS,
+};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
@@ -40,29 +43,18 @@ impl DenseNetSpec {
     }
 }
 
-/// BN -> ReLU -> conv, DenseNet's pre-activation unit.
-#[derive(Debug)]
-struct NormReluConv {
-    norm: nn::BatchNorm,
-    conv: Conv2d,
-}
-
-impl ModuleT for NormReluConv {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        xs.apply_t(&self.norm, train).relu().apply(&self.conv)
-    }
-}
-
-fn norm_relu_conv(vs: &nn::Path, norm: &str, conv: &str, c_in: i64, c_out: i64, kernel: i64) -> NormReluConv {
-    let conv = conv2d(vs / conv, c_in, c_out, kernel, ConvOpts::default());
-    NormReluConv { norm: batch_norm(vs / norm, c_in), conv }
+/// BN -> ReLU -> conv named `norm<suffix>` and `conv<suffix>` under `vs`, as torchvision's dense layers and
+/// transitions name theirs (suffix "1", "2", or "" in a transition).
+fn norm_relu_conv(vs: &nn::Path, suffix: &str, c_in: i64, c_out: i64, kernel: i64) -> BnReluConv {
+    let (norm, conv) = (vs / format!("norm{suffix}"), vs / format!("conv{suffix}"));
+    bn_relu_conv(norm, conv, BN_EPS, c_in, c_out, kernel, ConvOpts::default())
 }
 
 /// One dense layer: a 1x1 bottleneck to bn_size * k channels, then a 3x3 conv to k new channels.
 #[derive(Debug)]
 struct DenseLayer {
-    bottleneck: NormReluConv,
-    conv: NormReluConv,
+    bottleneck: BnReluConv,
+    conv: BnReluConv,
 }
 
 /// A dense block (each layer's k new channels are concatenated to its input), then, between blocks, a
@@ -70,7 +62,7 @@ struct DenseLayer {
 #[derive(Debug)]
 struct DenseBlock {
     layers: Vec<DenseLayer>,
-    transition: Option<NormReluConv>,
+    transition: Option<BnReluConv>,
 }
 
 impl ModuleT for DenseBlock {
@@ -110,8 +102,8 @@ pub fn build(vs: &nn::Path, spec: &DenseNetSpec) -> Result<DenseNet> {
                 let layer_vs = &block_vs / format!("denselayer{}", j + 1);
                 let c_in = channels + j * spec.growth_rate;
                 DenseLayer {
-                    bottleneck: norm_relu_conv(&layer_vs, "norm1", "conv1", c_in, inner, 1),
-                    conv: norm_relu_conv(&layer_vs, "norm2", "conv2", inner, spec.growth_rate, 3),
+                    bottleneck: norm_relu_conv(&layer_vs, "1", c_in, inner, 1),
+                    conv: norm_relu_conv(&layer_vs, "2", inner, spec.growth_rate, 3),
                 }
             })
             .collect();
@@ -119,7 +111,7 @@ pub fn build(vs: &nn::Path, spec: &DenseNetSpec) -> Result<DenseNet> {
         let transition = (i + 1 < spec.blocks.len()).then(|| {
             let transition_vs = &features / format!("transition{}", i + 1);
             // DenseNet-BC compression 0.5.
-            norm_relu_conv(&transition_vs, "norm", "conv", channels, channels / 2, 1)
+            norm_relu_conv(&transition_vs, "", channels, channels / 2, 1)
         });
         if transition.is_some() {
             channels /= 2;

@@ -1,6 +1,8 @@
 //! Dual Path Networks (Chen et al., 2017), the Figure 2 / Table 2 comparison models. Variable names are
 //! timm's `DPN` state_dict keys (`features.conv{stage}_{block}.c1x1_a.bn`, ..., `classifier`).
-use super::layers::{batch_norm_eps, classifier_conv, conv2d, stem_max_pool, Conv2d, ConvOpts};
+use super::layers::{
+    batch_norm_eps, bn_relu_conv, classifier_conv, conv2d, stem_max_pool, BnReluConv, Conv2d, ConvOpts,
+};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
@@ -59,21 +61,9 @@ impl DpnSpec {
     }
 }
 
-/// BN -> ReLU -> conv (timm's `BnActConv2d`: `bn`, `conv`).
-#[derive(Debug)]
-struct BnReluConv {
-    bn: nn::BatchNorm,
-    conv: Conv2d,
-}
-
-impl ModuleT for BnReluConv {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        xs.apply_t(&self.bn, train).relu().apply(&self.conv)
-    }
-}
-
-fn bn_relu_conv(vs: nn::Path, c_in: i64, c_out: i64, kernel: i64, opts: ConvOpts) -> BnReluConv {
-    BnReluConv { bn: batch_norm_eps(&vs / "bn", c_in, BN_EPS), conv: conv2d(&vs / "conv", c_in, c_out, kernel, opts) }
+/// BN -> ReLU -> conv named as timm's `BnActConv2d`: `<vs>.bn`, `<vs>.conv`.
+fn bn_act_conv(vs: nn::Path, c_in: i64, c_out: i64, kernel: i64, opts: ConvOpts) -> BnReluConv {
+    bn_relu_conv(&vs / "bn", &vs / "conv", BN_EPS, c_in, c_out, kernel, opts)
 }
 
 /// A dual path block. Its input and output are one tensor: the residual path (first `residual` channels)
@@ -103,6 +93,36 @@ impl ModuleT for DualPathBlock {
     }
 }
 
+/// Channels and stride of one dual path block.
+struct BlockShape {
+    c_in: i64,
+    /// Channels of the residual path, and of the grouped 3x3 conv.
+    residual: i64,
+    width: i64,
+    /// Channels the block adds to the densely connected path.
+    inc: i64,
+    /// The stage's stride, for its first block (which also projects its input); None for the others.
+    first_stride: Option<i64>,
+}
+
+fn dual_path_block(vs: &nn::Path, shape: BlockShape, groups: i64) -> DualPathBlock {
+    let BlockShape { c_in, residual, width, inc, first_stride } = shape;
+    let pointwise = ConvOpts::default();
+    // timm keeps separate names for the stride-1 and stride-2 projections (pretrained weight keys).
+    let projection = first_stride.map(|stride| {
+        let name = if stride == 1 { "c1x1_w_s1" } else { "c1x1_w_s2" };
+        bn_act_conv(vs / name, c_in, residual + 2 * inc, 1, pointwise.stride(stride))
+    });
+    let grouped = pointwise.stride(first_stride.unwrap_or(1)).groups(groups);
+    DualPathBlock {
+        residual,
+        projection,
+        c1x1_a: bn_act_conv(vs / "c1x1_a", c_in, width, 1, pointwise),
+        c3x3_b: bn_act_conv(vs / "c3x3_b", width, width, 3, grouped),
+        c1x1_c: bn_act_conv(vs / "c1x1_c", width, residual + inc, 1, pointwise),
+    }
+}
+
 #[derive(Debug)]
 pub struct Dpn {
     stem_conv: Conv2d,
@@ -123,30 +143,13 @@ pub fn build(vs: &nn::Path, spec: &DpnSpec) -> Result<Dpn> {
     let mut c_in = spec.init_features;
     let mut blocks = Vec::new();
     for (stage, (&n_blocks, &inc)) in spec.blocks.iter().zip(&spec.inc).enumerate() {
-        let residual = (64 << stage) * width_factor;
-        let width = spec.k_r << stage;
-        let stride = if stage == 0 { 1 } else { 2 };
+        let (residual, width) = ((64 << stage) * width_factor, spec.k_r << stage);
+        let stage_stride = if stage == 0 { 1 } else { 2 };
         for index in 0..n_blocks {
             let block_vs = &features / format!("conv{}_{}", stage + 2, index + 1);
-            // timm keeps separate names for the stride-1 and stride-2 projections (pretrained weight keys).
-            let projection = (index == 0).then(|| {
-                let name = if stride == 1 { "c1x1_w_s1" } else { "c1x1_w_s2" };
-                bn_relu_conv(&block_vs / name, c_in, residual + 2 * inc, 1, ConvOpts::default().stride(stride))
-            });
-            let block_stride = if index == 0 { stride } else { 1 };
-            blocks.push(DualPathBlock {
-                residual,
-                projection,
-                c1x1_a: bn_relu_conv(&block_vs / "c1x1_a", c_in, width, 1, ConvOpts::default()),
-                c3x3_b: bn_relu_conv(
-                    &block_vs / "c3x3_b",
-                    width,
-                    width,
-                    3,
-                    ConvOpts::default().stride(block_stride).groups(spec.groups),
-                ),
-                c1x1_c: bn_relu_conv(&block_vs / "c1x1_c", width, residual + inc, 1, ConvOpts::default()),
-            });
+            let first_stride = (index == 0).then_some(stage_stride);
+            let shape = BlockShape { c_in, residual, width, inc, first_stride };
+            blocks.push(dual_path_block(&block_vs, shape, spec.groups));
             c_in = if index == 0 { residual + 3 * inc } else { c_in + inc };
         }
     }

@@ -110,9 +110,12 @@ impl nn::Module for Conv2d {
     }
 }
 
+/// PyTorch's default batch norm epsilon.
+pub const BN_EPS: f64 = 1e-5;
+
 /// Batch norm with gamma 1, beta 0 (tch would draw gamma from U(0,1)).
 pub fn batch_norm(vs: nn::Path, channels: i64) -> nn::BatchNorm {
-    batch_norm_eps(vs, channels, 1e-5)
+    batch_norm_eps(vs, channels, BN_EPS)
 }
 
 /// Batch norm with gamma 1, beta 0 and a given epsilon (DPN's weights were trained with 1e-3).
@@ -171,7 +174,16 @@ impl nn::ModuleT for ConvBn {
     }
 }
 
-/// A conv-BN unit whose variables are `<conv_name>.weight` and `<bn_name>.*` under `vs`.
+impl ConvBn {
+    /// The same unit with a ReLU after its BN.
+    pub fn with_relu(self) -> ConvBn {
+        ConvBn { relu: true, ..self }
+    }
+}
+
+/// A conv-BN unit whose variables are `<conv_name>.weight` and `<bn_name>.*` under `vs`. The helpers below
+/// name the conventions the families use.
+#[allow(clippy::too_many_arguments)]
 pub fn conv_bn(
     vs: &nn::Path,
     conv_name: &str,
@@ -183,6 +195,47 @@ pub fn conv_bn(
     relu: bool,
 ) -> ConvBn {
     ConvBn { conv: conv2d(vs / conv_name, c_in, c_out, kernel, opts), bn: batch_norm(vs / bn_name, c_out), relu }
+}
+
+/// Conv -> BN named as timm's `ConvNormAct`: `<vs>.conv.weight`, `<vs>.bn.*`.
+pub fn conv_bn_unit(vs: &nn::Path, c_in: i64, c_out: i64, kernel: i64, opts: ConvOpts) -> ConvBn {
+    conv_bn(vs, "conv", "bn", c_in, c_out, kernel, opts, false)
+}
+
+/// Conv -> BN named as torchvision's ResNet: `conv<n>.weight`, `bn<n>.*` under `vs`.
+pub fn conv_bn_numbered(vs: &nn::Path, n: usize, c_in: i64, c_out: i64, kernel: i64, opts: ConvOpts) -> ConvBn {
+    conv_bn(vs, &format!("conv{n}"), &format!("bn{n}"), c_in, c_out, kernel, opts, false)
+}
+
+/// Conv -> BN in two slots of a torchvision `Sequential`: the conv at index `slot`, its BN at `slot + 1`.
+pub fn conv_bn_slots(vs: &nn::Path, slot: usize, c_in: i64, c_out: i64, kernel: i64, opts: ConvOpts) -> ConvBn {
+    conv_bn(vs, &slot.to_string(), &(slot + 1).to_string(), c_in, c_out, kernel, opts, false)
+}
+
+/// BN -> ReLU -> conv, the pre-activation unit of DenseNet and DPN.
+#[derive(Debug)]
+pub struct BnReluConv {
+    bn: nn::BatchNorm,
+    conv: Conv2d,
+}
+
+impl nn::ModuleT for BnReluConv {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        xs.apply_t(&self.bn, train).relu().apply(&self.conv)
+    }
+}
+
+/// A BN (epsilon `bn_eps`) over `c_in` channels at `bn_vs`, then a ReLU and a conv at `conv_vs`.
+pub fn bn_relu_conv(
+    bn_vs: nn::Path,
+    conv_vs: nn::Path,
+    bn_eps: f64,
+    c_in: i64,
+    c_out: i64,
+    kernel: i64,
+    opts: ConvOpts,
+) -> BnReluConv {
+    BnReluConv { bn: batch_norm_eps(bn_vs, c_in, bn_eps), conv: conv2d(conv_vs, c_in, c_out, kernel, opts) }
 }
 
 /// The ImageNet stems' 3x3/2 max pool (padding 1).

@@ -12,7 +12,6 @@ pub mod sk;
 pub mod weights;
 
 use anyhow::{bail, Result};
-use attention::AttentionProbe;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
@@ -64,30 +63,27 @@ impl ModelSpec {
 
     /// Whether some unit pools to a 1x1 vector and batch-normalises it, which needs > 1 sample in training.
     pub fn has_pooled_batch_norm(&self) -> bool {
-        match self {
-            _ => self.sk().is_some_and(|sk| sk.select),
-        }
+        self.sk().is_some_and(|sk| sk.select)
     }
 }
 
-/// A built model: its spec, its network over a VarStore path, and the SK attention probe.
+/// A built model: its spec and its network over a VarStore path. (`attention::record_attention` reads its
+/// SK units' selection weights during a forward pass.)
 #[derive(Debug)]
 pub struct Model {
     pub spec: ModelSpec,
-    pub probe: AttentionProbe,
     net: Box<dyn ModuleT>,
 }
 
 impl Model {
     pub fn build(vs: &nn::Path, spec: &ModelSpec) -> Result<Model> {
-        let probe = AttentionProbe::default();
         let net: Box<dyn ModuleT> = match spec {
-            ModelSpec::Bottleneck(s) => Box::new(resnext::build(vs, s, &probe)?),
-            ModelSpec::ShuffleNetV2(s) => Box::new(shufflenet::build(vs, s, &probe)?),
+            ModelSpec::Bottleneck(s) => Box::new(resnext::build(vs, s)?),
+            ModelSpec::ShuffleNetV2(s) => Box::new(shufflenet::build(vs, s)?),
             ModelSpec::DenseNet(s) => Box::new(densenet::build(vs, s)?),
             ModelSpec::Dpn(s) => Box::new(dpn::build(vs, s)?),
         };
-        Ok(Model { spec: spec.clone(), probe, net })
+        Ok(Model { spec: spec.clone(), net })
     }
 
     /// Logits (N, classes) for an NCHW float batch; shape problems are errors, not libtorch aborts.
@@ -131,4 +127,35 @@ pub fn load(spec: &ModelSpec, weights: Option<&std::path::Path>, device: tch::De
         weights::load_safetensors(&vs, path)?;
     }
     Ok(LoadedModel { model, vs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attention::record_attention;
+    use super::*;
+
+    /// SKNet-29 cut down to one block per stage of 16, 32 and 64 channels, at 32x32.
+    fn tiny_sknet() -> ModelSpec {
+        let overrides = "{stem_width: 8, blocks: [1, 1, 1], widths: [16, 32, 64], outputs: [16, 32, 64], groups: 4, \
+                         sk: {groups: 4, reduction: 4, min_dim: 4}}";
+        registry::resolve("sknet29", Some(&yaml_serde::from_str(overrides).unwrap())).unwrap()
+    }
+
+    #[test]
+    fn recording_returns_each_sk_unit_in_forward_order_and_nothing_outside_a_scope() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let model = Model::build(&vs.root(), &tiny_sknet()).unwrap();
+        let xs = Tensor::randn([3, 3, 32, 32], tch::kind::FLOAT_CPU);
+        let (logits, records) = record_attention(|| tch::no_grad(|| model.forward_t(&xs, false)));
+        assert_eq!(logits.unwrap().size(), [3, 10]);
+        let labels: Vec<&str> = records.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels, ["SK_2_1", "SK_3_1", "SK_4_1"]);
+        for (record, channels) in records.iter().zip([16, 32, 64]) {
+            assert_eq!(record.weights.size(), [3, 2, channels], "{}", record.label);
+        }
+        // A forward pass outside any scope leaves nothing for the next scope.
+        let _logits = tch::no_grad(|| model.forward_t(&xs, false)).unwrap();
+        let ((), records) = record_attention(|| ());
+        assert!(records.is_empty());
+    }
 }

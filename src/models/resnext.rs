@@ -1,9 +1,11 @@
 //! The bottleneck family: ResNet, ResNeXt (and the Table 3 variants), SENet and SKNet, on ImageNet
 //! (7x7 stem) and CIFAR (3x3 stem, ResNeXt-29). Variable names follow torchvision/timm.
-use super::attention::AttentionProbe;
-use super::layers::{batch_norm, conv2d, conv_bn, global_avg_pool, linear, stem_max_pool, ConvBn, ConvOpts, Linear};
+use super::layers::{
+    batch_norm, conv2d, conv_bn_numbered, conv_bn_unit, global_avg_pool, linear, stem_max_pool, Conv2d, ConvBn,
+    ConvOpts, Linear,
+};
 use super::se::{se_unit, SeSpec, SeUnit};
-use super::sk::{sk_unit, SkSite, SkSpec, SkUnit};
+use super::sk::{conv3x3_bn_or_sk, ConvSite, SkSpec};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, ModuleT};
@@ -73,29 +75,20 @@ impl BottleneckNetSpec {
     }
 }
 
-/// The middle of a bottleneck block: a grouped 3x3 conv + BN + ReLU, or an SK unit.
-#[derive(Debug)]
-enum Middle {
-    Conv(ConvBn),
-    Sk(SkUnit),
-}
-
 #[derive(Debug)]
 struct Bottleneck {
     conv1: ConvBn,
-    middle: Middle,
+    /// The grouped 3x3 conv + BN + ReLU, or the SK unit that replaces it.
+    conv2: Box<dyn ModuleT>,
     conv3: ConvBn,
     se: Option<SeUnit>,
-    downsample: Option<(super::layers::Conv2d, nn::BatchNorm)>,
+    downsample: Option<(Conv2d, nn::BatchNorm)>,
 }
 
 impl ModuleT for Bottleneck {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut ys = self.conv1.forward_t(xs, train);
-        ys = match &self.middle {
-            Middle::Conv(c) => c.forward_t(&ys, train),
-            Middle::Sk(sk) => sk.forward_t(&ys, train),
-        };
+        ys = self.conv2.forward_t(&ys, train);
         ys = self.conv3.forward_t(&ys, train);
         if let Some(se) = &self.se {
             ys = se.forward(&ys);
@@ -108,6 +101,7 @@ impl ModuleT for Bottleneck {
     }
 }
 
+/// The `index`-th block (0-based) of stage `stage` (0-based), taking `c_in` channels.
 struct BlockSite {
     stage: usize,
     index: usize,
@@ -115,36 +109,34 @@ struct BlockSite {
     stride: i64,
 }
 
-fn bottleneck(vs: nn::Path, spec: &BottleneckNetSpec, site: BlockSite, probe: &AttentionProbe) -> Result<Bottleneck> {
-    let (width, c_out) = (spec.widths[site.stage], spec.outputs[site.stage]);
-    let pw = ConvOpts::default();
+fn bottleneck(vs: nn::Path, spec: &BottleneckNetSpec, site: BlockSite) -> Result<Bottleneck> {
+    let BlockSite { stage, index, c_in, stride } = site;
+    let (width, c_out) = (spec.widths[stage], spec.outputs[stage]);
+    let pointwise = ConvOpts::default();
     // timm's SK bottleneck nests conv+BN as `conv1.conv`/`conv1.bn`; torchvision's uses `conv1`/`bn1`.
-    let (conv1, middle, conv3) = match &spec.sk {
-        Some(sk) => {
-            let label = format!("SK_{}_{}", site.stage + 2, site.index + 1);
-            let sk_site = SkSite { stage: site.stage, label, default_groups: spec.groups, probe };
-            let unit = sk_unit(&vs / "conv2", width, width, site.stride, sk, sk_site)?;
-            (
-                conv_bn(&(&vs / "conv1"), "conv", "bn", site.c_in, width, 1, pw, true),
-                Middle::Sk(unit),
-                conv_bn(&(&vs / "conv3"), "conv", "bn", width, c_out, 1, pw, false),
-            )
-        }
-        None => {
-            let opts = ConvOpts::default().stride(site.stride).groups(spec.groups);
-            (
-                conv_bn(&vs, "conv1", "bn1", site.c_in, width, 1, pw, true),
-                Middle::Conv(conv_bn(&vs, "conv2", "bn2", width, width, 3, opts, true)),
-                conv_bn(&vs, "conv3", "bn3", width, c_out, 1, pw, false),
-            )
-        }
+    let conv1x1_bn = |n: usize, c_in: i64, c_out: i64| match spec.sk {
+        Some(_) => conv_bn_unit(&(&vs / format!("conv{n}")), c_in, c_out, 1, pointwise),
+        None => conv_bn_numbered(&vs, n, c_in, c_out, 1, pointwise),
     };
+    // Units are named as in the paper: SK_{stage}_{block}, stages counted from 2 (conv2_x).
+    let label = format!("SK_{}_{}", stage + 2, index + 1);
+    let conv2_site = ConvSite { vs: &vs / "conv2", channels: width, stride, groups: spec.groups, stage, label };
+    let make_conv2 = |site: ConvSite| conv3x3_bn_or_sk(site, &vs / "bn2", true, spec.sk.as_ref());
+    // The creation order fixes what a seeded initialisation draws: an SK unit has always come first.
+    let (conv1, conv2) = if spec.sk.is_some() {
+        let conv2 = make_conv2(conv2_site)?;
+        (conv1x1_bn(1, c_in, width), conv2)
+    } else {
+        let conv1 = conv1x1_bn(1, c_in, width);
+        (conv1, make_conv2(conv2_site)?)
+    };
+    let conv3 = conv1x1_bn(3, width, c_out);
     let se = spec.se.as_ref().map(|se| se_unit(&vs / "se", c_out, se));
-    let downsample = (site.stride != 1 || site.c_in != c_out).then(|| {
+    let downsample = (stride != 1 || c_in != c_out).then(|| {
         let ds = &vs / "downsample";
-        (conv2d(&ds / "0", site.c_in, c_out, 1, pw.stride(site.stride)), batch_norm(&ds / "1", c_out))
+        (conv2d(&ds / "0", c_in, c_out, 1, pointwise.stride(stride)), batch_norm(&ds / "1", c_out))
     });
-    Ok(Bottleneck { conv1, middle, conv3, se, downsample })
+    Ok(Bottleneck { conv1: conv1.with_relu(), conv2, conv3, se, downsample })
 }
 
 #[derive(Debug)]
@@ -155,14 +147,14 @@ pub struct BottleneckNet {
     fc: Linear,
 }
 
-pub fn build(vs: &nn::Path, spec: &BottleneckNetSpec, probe: &AttentionProbe) -> Result<BottleneckNet> {
+pub fn build(vs: &nn::Path, spec: &BottleneckNetSpec) -> Result<BottleneckNet> {
     spec.validate()?;
     let (stem_kernel, stem_stride) = match spec.stem {
         Stem::Imagenet => (7, 2),
         Stem::Cifar => (3, 1),
     };
-    let stem =
-        conv_bn(vs, "conv1", "bn1", 3, spec.stem_width, stem_kernel, ConvOpts::default().stride(stem_stride), true);
+    let stem_opts = ConvOpts::default().stride(stem_stride);
+    let stem = conv_bn_numbered(vs, 1, 3, spec.stem_width, stem_kernel, stem_opts).with_relu();
     let mut c_in = spec.stem_width;
     let mut stages = Vec::new();
     for (stage, &n_blocks) in spec.blocks.iter().enumerate() {
@@ -170,7 +162,7 @@ pub fn build(vs: &nn::Path, spec: &BottleneckNetSpec, probe: &AttentionProbe) ->
         let mut blocks = Vec::new();
         for index in 0..n_blocks as usize {
             let stride = if stage > 0 && index == 0 { 2 } else { 1 };
-            blocks.push(bottleneck(&layer_vs / index, spec, BlockSite { stage, index, c_in, stride }, probe)?);
+            blocks.push(bottleneck(&layer_vs / index, spec, BlockSite { stage, index, c_in, stride })?);
             c_in = spec.outputs[stage];
         }
         stages.push(blocks);

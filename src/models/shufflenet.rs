@@ -1,9 +1,8 @@
 //! ShuffleNetV2 (Ma et al., 2018) as the paper re-implements it for Table 4, with the "+SE" and "+SK"
 //! variants. Variable names are torchvision's `ShuffleNetV2` state_dict keys, so its weights load unchanged.
-use super::attention::AttentionProbe;
-use super::layers::{batch_norm, conv2d, conv_bn, linear, stem_max_pool, Conv2d, ConvBn, ConvOpts, Linear};
+use super::layers::{conv_bn_slots, linear, stem_max_pool, ConvBn, ConvOpts, Linear};
 use super::se::{se_unit, SeSpec, SeUnit};
-use super::sk::{sk_unit, SkSite, SkSpec, SkUnit};
+use super::sk::{conv3x3_bn_or_sk, ConvSite, SkSpec};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, ModuleT};
@@ -59,52 +58,10 @@ impl ShuffleNetV2Spec {
     }
 }
 
-/// A 3x3 depthwise conv + BN (no ReLU, as in ShuffleNetV2), or the SK unit that replaces both.
-#[derive(Debug)]
-enum Depthwise {
-    Conv(Conv2d, nn::BatchNorm),
-    Sk(SkUnit),
-}
-
-impl ModuleT for Depthwise {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        match self {
-            Depthwise::Conv(conv, bn) => xs.apply(conv).apply_t(bn, train),
-            Depthwise::Sk(sk) => sk.forward_t(xs, train),
-        }
-    }
-}
-
-/// Where a depthwise conv sits: `branch` is torchvision's Sequential, `index` the conv's position in it.
-struct DwSite<'a> {
-    branch: &'a nn::Path<'a>,
-    index: usize,
-    channels: i64,
-    stride: i64,
-    stage: usize,
-    label: String,
-}
-
-fn depthwise(site: DwSite, sk: Option<&SkSpec>, probe: &AttentionProbe) -> Result<Depthwise> {
-    let DwSite { branch, index, channels, stride, stage, label } = site;
-    Ok(match sk {
-        // The SK unit takes the conv's name; its paths carry their own BNs, so the conv's BN goes away.
-        Some(sk) => {
-            let sk_site = SkSite { stage, label, default_groups: channels, probe };
-            Depthwise::Sk(sk_unit(branch / index, channels, channels, stride, sk, sk_site)?)
-        }
-        None => {
-            let opts = ConvOpts::default().stride(stride).groups(channels);
-            let conv = conv2d(branch / index, channels, channels, 3, opts);
-            Depthwise::Conv(conv, batch_norm(branch / (index + 1), channels))
-        }
-    })
-}
-
 /// The downsampling block's shortcut branch: depthwise 3x3/2 -> BN, then 1x1 -> BN -> ReLU.
 #[derive(Debug)]
 struct Branch1 {
-    dw: Depthwise,
+    dw: Box<dyn ModuleT>,
     pw: ConvBn,
 }
 
@@ -112,7 +69,7 @@ struct Branch1 {
 #[derive(Debug)]
 struct Branch2 {
     pw_in: ConvBn,
-    dw: Depthwise,
+    dw: Box<dyn ModuleT>,
     pw_out: ConvBn,
 }
 
@@ -151,6 +108,7 @@ fn channel_shuffle(xs: &Tensor, groups: i64) -> Tensor {
     xs.view([-1, groups, c / groups, h, w]).transpose(1, 2).contiguous().view([-1, c, h, w])
 }
 
+/// The `index`-th block (0-based) of stage `stage` (0-based, stage2 in torchvision's names).
 struct BlockSite {
     stage: usize,
     index: usize,
@@ -158,21 +116,25 @@ struct BlockSite {
     c_out: i64,
 }
 
-fn block(vs: nn::Path, spec: &ShuffleNetV2Spec, site: BlockSite, probe: &AttentionProbe) -> Result<Block> {
+fn block(vs: nn::Path, spec: &ShuffleNetV2Spec, site: BlockSite) -> Result<Block> {
     let BlockSite { stage, index, c_in, c_out } = site;
     let downsample = index == 0;
     let stride = if downsample { 2 } else { 1 };
     let half = c_out / 2;
     // Units are named as the paper names SKNet's: SK_{stage}_{block}, stages counted from 2.
     let label = format!("SK_{}_{}", stage + 2, index + 1);
-    let pw = ConvOpts::default();
+    let pointwise = ConvOpts::default();
+    // A 3x3 depthwise conv + BN (no ReLU, as in ShuffleNetV2) in slots `slot` and `slot + 1` of a branch, or
+    // the SK unit that replaces both: it takes the conv's name, and its paths carry their own BNs.
+    let depthwise = |branch: &nn::Path, slot: usize, channels: i64, label: String| {
+        let site = ConvSite { vs: branch / slot, channels, stride, groups: channels, stage, label };
+        conv3x3_bn_or_sk(site, branch / (slot + 1), false, spec.sk.as_ref())
+    };
     let branch1 = if downsample {
         let b1 = &vs / "branch1";
-        let dw_site =
-            DwSite { branch: &b1, index: 0, channels: c_in, stride, stage, label: format!("{label}_branch1") };
         Some(Branch1 {
-            dw: depthwise(dw_site, spec.sk.as_ref(), probe)?,
-            pw: conv_bn(&b1, "2", "3", c_in, half, 1, pw, true),
+            dw: depthwise(&b1, 0, c_in, format!("{label}_branch1"))?,
+            pw: conv_bn_slots(&b1, 2, c_in, half, 1, pointwise).with_relu(),
         })
     } else {
         None
@@ -180,9 +142,9 @@ fn block(vs: nn::Path, spec: &ShuffleNetV2Spec, site: BlockSite, probe: &Attenti
     let b2 = &vs / "branch2";
     let pw_in_channels = if downsample { c_in } else { half };
     let branch2 = Branch2 {
-        pw_in: conv_bn(&b2, "0", "1", pw_in_channels, half, 1, pw, true),
-        dw: depthwise(DwSite { branch: &b2, index: 3, channels: half, stride, stage, label }, spec.sk.as_ref(), probe)?,
-        pw_out: conv_bn(&b2, "5", "6", half, half, 1, pw, true),
+        pw_in: conv_bn_slots(&b2, 0, pw_in_channels, half, 1, pointwise).with_relu(),
+        dw: depthwise(&b2, 3, half, label)?,
+        pw_out: conv_bn_slots(&b2, 5, half, half, 1, pointwise).with_relu(),
     };
     let se = spec.se.as_ref().map(|se| se_unit(&vs / "se", c_out, se));
     Ok(Block { branch1, branch2, se })
@@ -196,22 +158,22 @@ pub struct ShuffleNetV2 {
     fc: Linear,
 }
 
-pub fn build(vs: &nn::Path, spec: &ShuffleNetV2Spec, probe: &AttentionProbe) -> Result<ShuffleNetV2> {
+pub fn build(vs: &nn::Path, spec: &ShuffleNetV2Spec) -> Result<ShuffleNetV2> {
     spec.validate()?;
     let stem_width = spec.widths[0];
-    let stem = conv_bn(&(vs / "conv1"), "0", "1", 3, stem_width, 3, ConvOpts::default().stride(2), true);
+    let stem = conv_bn_slots(&(vs / "conv1"), 0, 3, stem_width, 3, ConvOpts::default().stride(2)).with_relu();
     let mut c_in = stem_width;
     let mut blocks = Vec::new();
     for (stage, &n_blocks) in spec.blocks.iter().enumerate() {
         let stage_vs = vs / format!("stage{}", stage + 2);
         let c_out = spec.widths[stage + 1];
         for index in 0..n_blocks as usize {
-            blocks.push(block(&stage_vs / index, spec, BlockSite { stage, index, c_in, c_out }, probe)?);
+            blocks.push(block(&stage_vs / index, spec, BlockSite { stage, index, c_in, c_out })?);
             c_in = c_out;
         }
     }
     let head_width = spec.widths[spec.widths.len() - 1];
-    let conv5 = conv_bn(&(vs / "conv5"), "0", "1", c_in, head_width, 1, ConvOpts::default(), true);
+    let conv5 = conv_bn_slots(&(vs / "conv5"), 0, c_in, head_width, 1, ConvOpts::default()).with_relu();
     let fc = linear(vs / "fc", head_width, spec.num_classes);
     Ok(ShuffleNetV2 { stem, blocks, conv5, fc })
 }
@@ -230,6 +192,7 @@ impl ModuleT for ShuffleNetV2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::attention::record_attention;
     use crate::models::registry;
 
     fn spec_0_5x() -> ShuffleNetV2Spec {
@@ -257,11 +220,10 @@ mod tests {
         spec.blocks = vec![2, 1, 1];
         spec.sk = Some(SkSpec::k3_k5(4, 16, false));
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let probe = AttentionProbe::default();
-        let net = build(&vs.root(), &spec, &probe).unwrap();
-        probe.start();
-        let _ = tch::no_grad(|| net.forward_t(&Tensor::zeros([2, 3, 64, 64], tch::kind::FLOAT_CPU), false));
-        let labels: Vec<String> = probe.finish().into_iter().map(|u| u.label).collect();
+        let net = build(&vs.root(), &spec).unwrap();
+        let xs = Tensor::zeros([2, 3, 64, 64], tch::kind::FLOAT_CPU);
+        let (_, records) = record_attention(|| tch::no_grad(|| net.forward_t(&xs, false)));
+        let labels: Vec<String> = records.into_iter().map(|u| u.label).collect();
         let expected = ["SK_2_1_branch1", "SK_2_1", "SK_2_2", "SK_3_1_branch1", "SK_3_1", "SK_4_1_branch1", "SK_4_1"];
         assert_eq!(labels, expected);
         // The SK unit takes the depthwise conv's name; its BN (branch2.4) is gone.

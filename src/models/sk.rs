@@ -1,6 +1,6 @@
 //! The Selective Kernel convolution (split, fuse, select), with every option the paper's ablations use.
-use super::attention::AttentionProbe;
-use super::layers::{batch_norm, conv2d, conv_bn, ConvBn, ConvOpts};
+use super::attention;
+use super::layers::{batch_norm, conv2d, conv_bn_unit, Conv2d, ConvBn, ConvOpts};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
@@ -112,52 +112,67 @@ pub struct SkUnit {
     paths: Vec<ConvBn>,
     attn: Option<SkAttention>,
     label: String,
-    probe: AttentionProbe,
 }
 
 #[derive(Debug)]
 struct SkAttention {
-    fc_reduce: super::layers::Conv2d,
+    fc_reduce: Conv2d,
     bn: nn::BatchNorm,
-    fc_select: super::layers::Conv2d,
+    fc_select: Conv2d,
 }
 
-/// Where an SK unit sits in its network; `label` names it in the attention analysis (e.g. SK_3_4).
-pub struct SkSite<'a> {
+/// Where a host block's 3x3 conv sits (grouped in a bottleneck, depthwise in ShuffleNetV2), for the conv
+/// or the SK unit that replaces it. Input and output have `channels` channels.
+pub struct ConvSite<'a> {
+    /// The conv's variable path; an SK unit takes it over.
+    pub vs: nn::Path<'a>,
+    pub channels: i64,
+    pub stride: i64,
+    /// Groups of the conv, and of the SK unit's paths unless its spec sets them.
+    pub groups: i64,
+    /// The 0-based stage, which picks the SK unit's fuse dim d.
     pub stage: usize,
+    /// Names the SK unit in the attention analysis, e.g. SK_3_4.
     pub label: String,
-    pub default_groups: i64,
-    pub probe: &'a AttentionProbe,
 }
 
-pub fn sk_unit(vs: nn::Path, c_in: i64, c_out: i64, stride: i64, spec: &SkSpec, site: SkSite) -> Result<SkUnit> {
-    let unit_groups = spec.groups.unwrap_or(site.default_groups);
+/// A 3x3 conv -> BN (`bn_vs`) -> optional ReLU at `site`, or, with `sk`, the SK unit that replaces all
+/// three (its paths carry their own BNs and ReLUs, so `bn_vs` and `relu` then go unused).
+pub fn conv3x3_bn_or_sk(site: ConvSite, bn_vs: nn::Path, relu: bool, sk: Option<&SkSpec>) -> Result<Box<dyn ModuleT>> {
+    if let Some(spec) = sk {
+        return Ok(Box::new(sk_unit(site, spec)?));
+    }
+    let opts = ConvOpts::default().stride(site.stride).groups(site.groups);
+    let conv = conv2d(site.vs, site.channels, site.channels, 3, opts);
+    Ok(Box::new(ConvBn { conv, bn: batch_norm(bn_vs, site.channels), relu }))
+}
+
+pub fn sk_unit(site: ConvSite, spec: &SkSpec) -> Result<SkUnit> {
+    let ConvSite { vs, channels, stride, groups: host_groups, stage, label } = site;
+    let unit_groups = spec.groups.unwrap_or(host_groups);
     let mut paths = Vec::with_capacity(spec.paths.len());
     for (m, p) in spec.paths.iter().enumerate() {
         let groups = p.groups.unwrap_or(unit_groups);
-        if c_in % groups != 0 || c_out % groups != 0 {
+        if channels % groups != 0 {
             bail!(
-                "SK unit {}: path {m} groups {groups} do not divide its channels ({c_in} in, {c_out} out)",
-                site.label
+                "SK unit {label}: path {m} groups {groups} do not divide its channels ({channels} in, {channels} out)"
             );
         }
         let opts = ConvOpts::default().stride(stride).dilation(p.dilation).groups(groups);
-        let path_vs = &vs / "paths" / m;
-        paths.push(conv_bn(&path_vs, "conv", "bn", c_in, c_out, p.kernel, opts, p.relu));
+        let path = conv_bn_unit(&(&vs / "paths" / m), channels, channels, p.kernel, opts);
+        paths.push(if p.relu { path.with_relu() } else { path });
     }
-    let attn = if spec.select {
-        let d = spec.fuse_dim(c_out, site.stage);
+    let attn = spec.select.then(|| {
+        let d = spec.fuse_dim(channels, stage);
         let m = spec.paths.len() as i64;
         let attn_vs = &vs / "attn";
-        Some(SkAttention {
-            fc_reduce: conv2d(&attn_vs / "fc_reduce", c_out, d, 1, ConvOpts::default()),
+        SkAttention {
+            fc_reduce: conv2d(&attn_vs / "fc_reduce", channels, d, 1, ConvOpts::default()),
             bn: batch_norm(&attn_vs / "bn", d),
-            fc_select: conv2d(&attn_vs / "fc_select", d, m * c_out, 1, ConvOpts::default()),
-        })
-    } else {
-        None
-    };
-    Ok(SkUnit { paths, attn, label: site.label, probe: site.probe.clone() })
+            fc_select: conv2d(&attn_vs / "fc_select", d, m * channels, 1, ConvOpts::default()),
+        }
+    });
+    Ok(SkUnit { paths, attn, label })
 }
 
 impl ModuleT for SkUnit {
@@ -175,7 +190,7 @@ impl ModuleT for SkUnit {
         // Select: one fc to M*C logits in path-major order (index m*C + c), softmax over the paths.
         // -1, not the batch size: a traced graph (TorchScript export) then accepts any batch size.
         let weights = z.apply(&attn.fc_select).view([-1, m, c, 1, 1]).softmax(1, None);
-        self.probe.record(&self.label, &weights);
+        attention::record(&self.label, &weights);
         (Tensor::stack(&feats, 1) * weights).sum_dim_intlist(1, false, None)
     }
 }
