@@ -42,7 +42,7 @@ pub struct AttentionSpec {
     pub batch_size: usize,
     /// `resize` (the paper's centre crop + resize) or `render` (synthetic data: the scene drawn zoomed).
     #[serde(default)]
-    #[arg(long, value_enum, default_value_t = Zoom::Resize)]
+    #[arg(long, default_value = "resize", value_parser = parse_zoom)]
     pub zoom: Zoom,
 }
 
@@ -73,7 +73,7 @@ impl Default for AttentionSpec {
 }
 
 /// How the central object is enlarged.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Zoom {
     /// The paper's: crop the centre 1/scale of the image, resize it back (bilinear).
@@ -81,6 +81,15 @@ pub enum Zoom {
     Resize,
     /// The synthetic set only: draw the scene zoomed at full resolution (no blur from resizing).
     Render,
+}
+
+/// `--zoom`: the flag's value, with a one-line error naming the choices.
+fn parse_zoom(value: &str) -> Result<Zoom, String> {
+    match value {
+        "resize" => Ok(Zoom::Resize),
+        "render" => Ok(Zoom::Render),
+        _ => Err(format!("'{value}': expected resize or render")),
+    }
 }
 
 impl AttentionSpec {
