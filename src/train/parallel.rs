@@ -248,10 +248,6 @@ impl Replicas {
         self.workers.is_empty()
     }
 
-    pub fn devices(&self) -> Vec<Device> {
-        self.workers.iter().map(|w| w.device).collect()
-    }
-
     /// Runs `make(i)` on replica i (for each i in `which`), in parallel, and returns the results in order.
     fn run<R: Send + 'static>(
         &self,

@@ -16,16 +16,21 @@ use yaml_serde::{Mapping, Value};
 #[serde(deny_unknown_fields)]
 pub struct ResolvedRun {
     pub model: ResolvedModel,
+    #[serde(default)]
     pub data: DataSpec,
     /// Relative data paths are taken from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_root: Option<PathBuf>,
     pub recipe: Recipe,
     /// One replica per entry: `cpu`, `cuda`, `cuda:N`; the global batch is split over them.
+    #[serde(default = "default_devices")]
     pub devices: Vec<String>,
+    #[serde(default)]
     pub seed: u64,
+    /// Default: runs/<model>_s<seed>.
     pub out_dir: PathBuf,
     /// Data loading threads.
+    #[serde(default = "default_workers")]
     pub workers: usize,
     /// libtorch intra-op threads per replica; default libtorch's choice. Exact resume needs the same count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,29 +57,6 @@ struct ModelChoice {
     overrides: Option<Value>,
 }
 
-/// A run file as written; `recipe:` may start from a preset, so it is resolved separately.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RunFile {
-    model: Option<ModelChoice>,
-    #[serde(default)]
-    data: DataSpec,
-    #[serde(default)]
-    data_root: Option<PathBuf>,
-    #[serde(default)]
-    recipe: Option<Value>,
-    #[serde(default = "default_devices")]
-    devices: Vec<String>,
-    #[serde(default)]
-    seed: u64,
-    #[serde(default)]
-    out_dir: Option<PathBuf>,
-    #[serde(default = "default_workers")]
-    workers: usize,
-    #[serde(default)]
-    threads: Option<i32>,
-}
-
 fn default_devices() -> Vec<String> {
     vec!["cpu".into()]
 }
@@ -87,27 +69,27 @@ impl ResolvedRun {
     /// `recipe.preset: NAME` (cifar10, cifar100, imagenet, imagenet_light; by default the one for the
     /// model's input size: 32 -> cifar10, else imagenet) changed by the recipe's other keys.
     pub fn from_tree(tree: Value) -> Result<ResolvedRun> {
-        ensure!(tree.is_mapping() || tree.is_null(), "run config: expected a mapping with model, data, recipe, ...");
-        let tree = if tree.is_null() { Value::Mapping(Mapping::new()) } else { tree };
-        let file: RunFile = yaml_serde::from_value(tree).context("run config")?;
-        let choice = file.model.context("run config: 'model' is missing (e.g. model: {name: sknet29})")?;
+        let mut tree = if tree.is_null() { Value::Mapping(Mapping::new()) } else { tree };
+        let map = tree.as_mapping_mut().context("run config: expected a mapping with model, data, recipe, ...")?;
+        let choice: ModelChoice = map
+            .remove("model")
+            .map(yaml_serde::from_value)
+            .transpose()
+            .context("model")?
+            .context("run config: 'model' is missing (e.g. model: {name: sknet29})")?;
         let spec = registry::resolve(&choice.name, choice.overrides.as_ref())?;
         let fixed_classes = choice.overrides.as_ref().and_then(|o| o.get("num_classes")).is_some();
-        let recipe = resolve_recipe(file.recipe, &spec)?;
-        ensure!(!file.devices.is_empty(), "devices: expected at least one device (cpu, cuda:0, ...)");
-        let out_dir =
-            file.out_dir.unwrap_or_else(|| PathBuf::from("runs").join(format!("{}_s{}", choice.name, file.seed)));
-        Ok(ResolvedRun {
-            model: ResolvedModel { name: choice.name, spec, fixed_classes },
-            data: file.data,
-            data_root: file.data_root,
-            recipe,
-            devices: file.devices,
-            seed: file.seed,
-            out_dir,
-            workers: file.workers,
-            threads: file.threads,
-        })
+        let recipe = resolve_recipe(map.remove("recipe"), &spec)?;
+        if !map.contains_key("out_dir") {
+            let seed = map.get("seed").and_then(Value::as_u64).unwrap_or(0);
+            map.insert("out_dir".into(), format!("runs/{}_s{seed}", choice.name).into());
+        }
+        let model = ResolvedModel { name: choice.name, spec, fixed_classes };
+        map.insert("model".into(), yaml_serde::to_value(&model)?);
+        map.insert("recipe".into(), yaml_serde::to_value(&recipe)?);
+        let run = ResolvedRun { model, ..yaml_serde::from_value(tree).context("run config")? };
+        ensure!(!run.devices.is_empty(), "devices: expected at least one device (cpu, cuda:0, ...)");
+        Ok(run)
     }
 
     pub fn from_file(path: &Path) -> Result<ResolvedRun> {
@@ -155,7 +137,8 @@ impl ResolvedRun {
             ("recipe", yaml_serde::to_value(&saved.recipe)?, yaml_serde::to_value(&self.recipe)?),
             ("seed", Value::from(saved.seed), Value::from(self.seed)),
         ];
-        let same = saved.model == self.model
+        // The model's name and spec; whether the run file fixed the class count is not part of the run.
+        let same = (&saved.model.name, &saved.model.spec) == (&self.model.name, &self.model.spec)
             && saved.data == self.data
             && saved.recipe == self.recipe
             && saved.seed == self.seed;
@@ -264,6 +247,10 @@ mod tests {
         let d = parse("model: {name: sknet29}\nrecipe: {lr: 0.2}").unwrap();
         let err = d.check_resumes(&a).unwrap_err().to_string();
         assert!(err.contains("'recipe.lr' is 0.1 in the run being resumed but 0.2 now"), "{err}");
+        // A run file read back resumes its run, also where the class count was fixed.
+        let fixed = parse("model: {name: sknet29, overrides: {num_classes: 10}}").unwrap();
+        let back: ResolvedRun = yaml_serde::from_str(&yaml_serde::to_string(&fixed).unwrap()).unwrap();
+        fixed.check_resumes(&back).unwrap();
     }
 
     #[test]

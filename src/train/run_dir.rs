@@ -216,3 +216,24 @@ pub fn locate_weights(path: &Path) -> Result<PathBuf> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_rows_after_the_checkpoint_are_dropped_even_when_cut_short() {
+        let root = std::env::temp_dir().join(format!("sk-exp-run-dir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = RunDir::new(&root);
+        dir.create().unwrap();
+        let header = super::super::metrics::METRICS_HEADER.join(",");
+        let text = format!("{header}\n1,0.1,2,90,2.1,88,50,10,1\n2,0.1,1.5,80,1.6,79,40,10,1\n3,0.1,1.2,7");
+        std::fs::write(dir.metrics_file(), text).unwrap();
+        let kept = dir.metrics_up_to(2).unwrap();
+        assert_eq!(kept.iter().map(|m| m.epoch).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!((kept[1].train_loss, kept[1].eval_top1_err), (1.5, Some(79.0)));
+        assert!(dir.metrics_up_to(0).unwrap().is_empty());
+        std::fs::remove_dir_all(root).ok();
+    }
+}

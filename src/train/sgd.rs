@@ -103,10 +103,6 @@ impl Sgd {
         Ok(Sgd { config, slots, params, flat, momentum, decay, neg_lr, padding })
     }
 
-    pub fn config(&self) -> &SgdConfig {
-        &self.config
-    }
-
     pub fn device(&self) -> Device {
         self.flat.device()
     }
