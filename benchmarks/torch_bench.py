@@ -3,7 +3,9 @@ printing the same key=value line, so that benchmarks/*.sh can set the two side b
 
   fwd-bwd  forward, cross entropy, backward, zero_grad (PyTorch eager)
   train    forward, cross entropy, backward, torch.optim.SGD step (momentum 0.9, weight decay 5e-4, as the
-           CIFAR recipe sk-exp's bench uses), zero_grad; the loss is read back every step, as sk-exp does
+           CIFAR recipe sk-exp's bench uses), zero_grad; the loss is read back every step, as sk-exp does.
+           Under torchrun (WORLD_SIZE > 1): DistributedDataParallel over Gloo (CPU) or NCCL (GPU), --batch per
+           rank, images/s of all ranks together, printed by rank 0
   eval     eval-mode forward of a TorchScript file; with --make, first writes that file: timm's
            skresnext50_32x4d (SKNet-50), random weights, eval mode, traced by torch.jit.trace at --size
 """
@@ -105,8 +107,16 @@ def fwd_bwd(a):
 
 
 def train(a):
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and a.device.startswith("cuda"):
+        a.device = f"cuda:{os.environ['LOCAL_RANK']}"
+        torch.cuda.set_device(a.device)
     model, x, y, size = model_and_batch(a)
     params = sum(p.numel() for p in model.parameters())
+    if world > 1:
+        import torch.distributed as dist
+        dist.init_process_group("nccl" if a.device.startswith("cuda") else "gloo")
+        model = torch.nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
     def step():
@@ -117,8 +127,10 @@ def train(a):
         return loss.item()
 
     rate, _ = time_loop(step, a, a.device)
+    if world > 1 and int(os.environ["RANK"]) != 0:
+        return None
     return f"model={a.model} batch={a.batch} size={size} threads={torch.get_num_threads()} device={a.device} " \
-           f"params={params} images_per_s={rate:.2f}"
+           f"params={params} world={world} images_per_s={rate * world:.2f}"
 
 
 def evaluate(a):

@@ -8,8 +8,9 @@
 SK_EXP_HOME="${SK_EXP_HOME:-$HOME/.cache/sk-exp}"
 SK_EXP_VENV="${SK_EXP_VENV:-$SK_EXP_HOME/venv-torch-2.11.0}"
 # Bump when the package list below changes, so existing venvs get the new packages.
-SK_EXP_VENV_STAMP_VERSION=1
-SK_EXP_PACKAGES=(torch==2.11.0 torchvision==0.26.0 timm==1.0.31 safetensors numpy pillow)
+SK_EXP_VENV_STAMP_VERSION=2
+# nvidia-cuda-crt and -cccl: header-only, they complete the wheel's CUDA headers so that src/dist/shim.cpp builds NCCL in.
+SK_EXP_PACKAGES=(torch==2.11.0 torchvision==0.26.0 timm==1.0.31 safetensors numpy pillow "nvidia-cuda-crt==13.0.*" "nvidia-cuda-cccl==13.0.*")
 
 sk_exp_install_venv() {
     local stamp="$SK_EXP_VENV/.sk-exp-ready-$SK_EXP_VENV_STAMP_VERSION"
@@ -30,7 +31,23 @@ sk_exp_install_venv() {
     ) 9>"$SK_EXP_HOME/.install.lock"
 }
 
+# Gloo's headers, for src/dist/shim.cpp (the wheel has gloo compiled into libtorch_cpu, not its headers):
+# Debian's libgloo-dev. GLOO_INCLUDE points elsewhere when they are installed another way.
+sk_exp_install_gloo_headers() {
+    if [ -f "${GLOO_INCLUDE:-/usr/include}/gloo/config.h" ]; then
+        return 0
+    fi
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    echo "sk-exp setup: installing Debian's libgloo-dev (gloo's headers, for data parallel on c10d)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y -qq libgloo-dev >/dev/null 2>&1 ||
+        { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq libgloo-dev >/dev/null; } ||
+        echo "sk-exp setup: could not install libgloo-dev; install it (or set GLOO_INCLUDE) before building" >&2
+}
+
 sk_exp_install_venv
+sk_exp_install_gloo_headers
 export VIRTUAL_ENV="$SK_EXP_VENV"
 export PATH="$SK_EXP_VENV/bin:$PATH"
 export LIBTORCH_USE_PYTORCH=1

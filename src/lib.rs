@@ -2,6 +2,7 @@
 pub mod analysis;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod eval;
 pub mod experiment;
 pub mod interop;

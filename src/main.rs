@@ -29,6 +29,9 @@ enum Command {
     Plot(cli::plot::PlotArgs),
     /// The attention analysis (Figures 3, 4): SK selection weights as the central object is enlarged.
     Attention(cli::attention::AttentionArgs),
+    /// One rank of a multi-device run (started by `sk-exp train` itself).
+    #[command(hide = true)]
+    Rank(cli::train::RankArgs),
 }
 
 #[derive(Subcommand)]
@@ -46,6 +49,7 @@ fn main() {
     let result: Result<()> = match cli.command {
         Command::Models(args) => cli::models::run(args),
         Command::Train(args) => cli::train::run(args),
+        Command::Rank(args) => cli::train::run_rank(args),
         Command::Run(args) => cli::run::run(args),
         Command::Bench(BenchCommand::FwdBwd(args)) => cli::bench::run_fwd_bwd(args),
         Command::Plot(args) => cli::plot::run(args),

@@ -1,21 +1,21 @@
-//! Data parallelism: without batch norm, two replicas take the same steps as one device with the same
-//! global batch; with batch norm, the averaged gradient is the mean of the shard gradients, replicas stay
-//! bitwise identical, and BN statistics are averaged before evaluation and checkpoints.
-//! The replicas run on the CPU, or on SK_EXP_TEST_DEVICE (e.g. `cuda:0`) where a GPU is at hand.
+//! Data parallel on c10d: two Gloo ranks (two processes on 127.0.0.1, each this test binary re-run as
+//! `rank_worker` with torchrun's variables) against one process with the whole batch. Without batch norm
+//! they take the same steps; with batch norm the averaged gradient is the mean of the shards' gradients,
+//! the ranks stay identical, and BN statistics after the epoch-end reduction are the ranks' mean.
 mod train_common;
 use anyhow::Result;
-use sk_exp::data::{Batch, DataSplits};
+use sk_exp::data::Batch;
 use sk_exp::device::{check, parse as parse_device};
-use sk_exp::train::checkpoint::{self, NamedTensors};
-use sk_exp::train::parallel::{Network, NetworkBuilder, ReplicaSetup, Replicas, StartState};
-use sk_exp::train::recipe::Recipe;
-use sk_exp::train::run_dir::RunDir;
+use sk_exp::dist::{Launch, ProcessGroup};
+use sk_exp::train::checkpoint::NamedTensors;
+use sk_exp::train::replica::{Network, NetworkBuilder, Replica, ReplicaSetup, StartState};
 use sk_exp::train::sgd::SgdConfig;
-use sk_exp::train::trainer::{train, RunOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use tch::nn;
-use tch::{Device, Tensor};
-use train_common::{batch_of, blobs, temp_dir, tiny_run, tiny_sknet};
+use std::time::{Duration, Instant};
+use tch::{nn, Device, Tensor};
+use train_common::{batch_of, blobs, tiny_sknet};
 
 /// A network without batch norm: conv, ReLU, global pool, linear.
 #[derive(Debug)]
@@ -38,8 +38,13 @@ fn plain() -> NetworkBuilder {
     })
 }
 
-fn sgd() -> SgdConfig {
+fn momentum_sgd() -> SgdConfig {
     SgdConfig { momentum: 0.9, nesterov: true, weight_decay: 5e-4, wd_on_bn_bias: false }
+}
+
+/// Plain SGD: a step at lr 1 moves the parameters by minus the gradient, which the BN case reads off.
+fn plain_sgd() -> SgdConfig {
+    SgdConfig { momentum: 0.0, nesterov: false, weight_decay: 0.0, wd_on_bn_bias: false }
 }
 
 fn initial(build: &NetworkBuilder) -> NamedTensors {
@@ -49,25 +54,22 @@ fn initial(build: &NetworkBuilder) -> NamedTensors {
     vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect()
 }
 
-fn device_name() -> String {
-    std::env::var("SK_EXP_TEST_DEVICE").unwrap_or_else(|_| "cpu".into())
-}
-
-fn device() -> Device {
-    parse_device(&device_name()).unwrap()
-}
-
-fn start(build: &NetworkBuilder, devices: usize) -> Replicas {
-    let setup = ReplicaSetup { build: build.clone(), sgd: sgd(), label_smoothing: 0.0, threads: 1 };
-    let weights = initial(build).into_iter().map(|(n, t)| (n, t.copy())).collect();
-    Replicas::start(&vec![device(); devices], setup, StartState { weights, optimizer: None }).unwrap()
+fn replica(build: &NetworkBuilder, sgd: SgdConfig, group: Option<ProcessGroup>) -> Replica {
+    let setup = ReplicaSetup { build: build.clone(), sgd, label_smoothing: 0.0 };
+    Replica::start(Device::Cpu, &setup, &StartState { weights: initial(build), optimizer: None }, group).unwrap()
 }
 
 fn batch(step: usize, size: usize) -> Batch {
     batch_of(blobs(512, 0).as_ref(), step * size..(step + 1) * size, 3)
 }
 
+/// Rows `start..start + len` of a batch.
+fn part(b: &Batch, start: i64, len: i64) -> (Tensor, Tensor) {
+    (b.images.narrow(0, start, len), b.labels.narrow(0, start, len))
+}
+
 fn max_diff(a: &NamedTensors, b: &NamedTensors) -> f64 {
+    assert_eq!(a.len(), b.len());
     a.iter()
         .zip(b)
         .map(|((na, ta), (nb, tb))| {
@@ -77,91 +79,161 @@ fn max_diff(a: &NamedTensors, b: &NamedTensors) -> f64 {
         .fold(0.0, f64::max)
 }
 
-#[test]
-fn two_replicas_without_batch_norm_step_like_one_device() {
-    let build = plain();
-    let (one, two) = (start(&build, 1), start(&build, 2));
-    for step in 0..6 {
-        let b = batch(step, 16);
-        let lr = 0.1;
-        one.train_step(&b.images, &b.labels, lr).unwrap();
-        two.train_step(&b.images, &b.labels, lr).unwrap();
-    }
-    let (w1, m1) = one.snapshot(0).unwrap();
-    let (w2, m2) = two.snapshot(0).unwrap();
-    let (w2b, m2b) = two.snapshot(1).unwrap();
-    assert!(max_diff(&w1, &initial(&build)) > 1e-3, "the weights did not move");
-    let (dw, dm) = (max_diff(&w1, &w2), max_diff(&m1, &m2));
-    assert!(dw < 1e-5 && dm < 1e-5, "weights differ by {dw}, momentum by {dm}");
-    assert_eq!((max_diff(&w2, &w2b), max_diff(&m2, &m2b)), (0.0, 0.0), "replicas drifted apart");
+fn save(path: &Path, tensors: &NamedTensors) {
+    let named: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    Tensor::save_multi(&named, path).unwrap();
 }
 
+fn load(path: &Path) -> NamedTensors {
+    Tensor::load_multi(path).unwrap().into_iter().collect()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("data_parallel").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What a rank does in each case; it writes its tensors to `out/<what>-rank<r>.pt`.
+fn run_case(case: &str, group: ProcessGroup, out: &Path) {
+    let rank = group.rank() as i64;
+    match case {
+        "plain" => {
+            let mut r = replica(&plain(), momentum_sgd(), Some(group));
+            for step in 0..6 {
+                let (x, y) = part(&batch(step, 16), 8 * rank, 8);
+                let stats = r.train_step(&x, &y, 0.1).unwrap();
+                assert_eq!(stats.samples, 16, "the step's statistics are the global batch's");
+            }
+            let (weights, momentum) = r.snapshot();
+            save(&out.join(format!("weights-rank{rank}.pt")), &weights);
+            save(&out.join(format!("momentum-rank{rank}.pt")), &momentum);
+        }
+        "bn" => {
+            let mut r = replica(&tiny_sknet(), plain_sgd(), Some(group));
+            let (x, y) = part(&batch(0, 16), 8 * rank, 8);
+            r.train_step(&x, &y, 1.0).unwrap();
+            save(&out.join(format!("stepped-rank{rank}.pt")), &r.snapshot().0);
+            r.sync_buffers().unwrap();
+            save(&out.join(format!("synced-rank{rank}.pt")), &r.snapshot().0);
+        }
+        other => panic!("unknown case {other}"),
+    }
+}
+
+/// The entry point of a rank: not a test of its own (ignored), run by [`two_ranks`] with the environment.
 #[test]
-fn with_batch_norm_the_averaged_gradient_is_the_mean_of_the_shard_gradients() {
-    let build = tiny_sknet();
-    let (one, two) = (start(&build, 1), start(&build, 2));
-    let b = batch(0, 16);
-    let (averaged, stats) = two.reduced_gradient(&b.images, &b.labels).unwrap();
-    let averaged = averaged.to_device(Device::Cpu);
-    let halves: Vec<Tensor> = [0, 8]
-        .iter()
-        .map(|&s| {
-            one.reduced_gradient(&b.images.narrow(0, s, 8), &b.labels.narrow(0, s, 8)).unwrap().0.to_device(Device::Cpu)
+#[ignore]
+fn rank_worker() {
+    let Some(launch) = Launch::from_env().unwrap() else { return };
+    tch::set_num_threads(1);
+    let group = ProcessGroup::join(&launch, "gloo", Duration::from_secs(60)).unwrap();
+    let case = std::env::var("SK_EXP_TEST_CASE").unwrap();
+    run_case(&case, group, Path::new(&std::env::var("SK_EXP_TEST_OUT").unwrap()));
+}
+
+/// Runs `case` on two ranks (this binary's `rank_worker`) and waits for both, a minute at most.
+fn two_ranks(case: &str, out: &Path) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut children: Vec<_> = (0..2)
+        .map(|rank| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["rank_worker", "--exact", "--ignored", "--nocapture", "--test-threads", "1"])
+                .env("RANK", rank.to_string())
+                .env("WORLD_SIZE", "2")
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", port.to_string())
+                .env("SK_EXP_TEST_CASE", case)
+                .env("SK_EXP_TEST_OUT", out)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
         })
         .collect();
-    let mean = (&halves[0] + &halves[1]) / 2.0;
-    let diff = (&averaged - &mean).abs().max().double_value(&[]);
-    assert!(diff < 1e-6, "averaged gradient differs from the shard mean by {diff}");
-    assert_eq!(stats.samples, 16);
-    // Batch norm makes the shard mean differ from the full-batch gradient: the test compares the right thing.
-    let full = one.reduced_gradient(&b.images, &b.labels).unwrap().0.to_device(Device::Cpu);
-    assert!((&full - &mean).abs().max().double_value(&[]) > 1e-4);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut statuses = [None, None];
+    while statuses.iter().any(Option::is_none) && Instant::now() < deadline {
+        for (child, status) in children.iter_mut().zip(statuses.iter_mut()) {
+            if status.is_none() {
+                *status = child.try_wait().unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for (rank, status) in statuses.iter().enumerate() {
+        assert!(status.is_some_and(|s| s.success()), "rank {rank} of case {case}: {status:?} (None: timed out)");
+    }
 }
 
 #[test]
-fn batch_norm_statistics_are_averaged_and_replicas_stay_identical() {
-    let build = tiny_sknet();
-    let two = start(&build, 2);
-    for step in 0..3 {
+fn two_ranks_without_batch_norm_step_like_one_process_with_the_whole_batch() {
+    let out = scratch("plain");
+    two_ranks("plain", &out);
+    tch::set_num_threads(1);
+    let build = plain();
+    let mut one = replica(&build, momentum_sgd(), None);
+    for step in 0..6 {
         let b = batch(step, 16);
-        two.train_step(&b.images, &b.labels, 0.05).unwrap();
+        one.train_step(&b.images, &b.labels, 0.1).unwrap();
     }
-    let (a, _) = two.snapshot(0).unwrap();
-    let (b, _) = two.snapshot(1).unwrap();
-    let stats = |w: &NamedTensors| -> NamedTensors {
-        w.iter().filter(|(n, _)| n.contains("running_")).map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
-    };
-    let params = |w: &NamedTensors| -> NamedTensors {
-        w.iter().filter(|(n, _)| !n.contains("running_")).map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
-    };
-    assert_eq!(max_diff(&params(&a), &params(&b)), 0.0, "parameters must be bitwise identical");
-    assert!(max_diff(&stats(&a), &stats(&b)) > 0.0, "each replica saw different shards");
-    two.sync_buffers().unwrap();
-    let (a2, _) = two.snapshot(0).unwrap();
-    let (b2, _) = two.snapshot(1).unwrap();
-    assert_eq!(max_diff(&a2, &b2), 0.0);
-    for ((name, before_a), (_, before_b)) in stats(&a).iter().zip(stats(&b)) {
-        let after = checkpoint::find(&a2, name, "synced").unwrap();
-        let mean = (before_a + &before_b) / 2.0;
-        assert!((after - mean).abs().max().double_value(&[]) < 1e-6, "{name} is not the replica mean");
-    }
+    let (w1, m1) = one.snapshot();
+    let (w0, wr0, wr1) = (initial(&build), load(&out.join("weights-rank0.pt")), load(&out.join("weights-rank1.pt")));
+    assert!(max_diff(&w1, &w0) > 1e-3, "the weights did not move");
+    let (dw, dm) = (max_diff(&w1, &wr0), max_diff(&m1, &load(&out.join("momentum-rank0.pt"))));
+    assert!(dw < 1e-5 && dm < 1e-5, "weights differ by {dw}, momentum by {dm}");
+    assert_eq!(max_diff(&wr0, &wr1), 0.0, "the ranks drifted apart");
 }
 
 #[test]
-fn the_loop_trains_on_a_device_list() {
-    let dir = temp_dir("two-cpus");
-    let mut recipe = Recipe::preset("cifar10").unwrap();
-    (recipe.epochs, recipe.batch_size) = (2, 16);
-    let name = device_name();
-    let run = tiny_run(dir.clone(), recipe, 1, &[name.as_str(), name.as_str()]);
-    let data = DataSplits { train: blobs(64, 0), eval: blobs(24, 5000) };
-    let trained = train(&run, &RunDir::new(&dir), &data, tiny_sknet(), &RunOptions::default()).unwrap();
-    assert_eq!(trained.epochs_done(), 2);
-    assert!(trained.history.iter().all(|m| m.train_loss.is_finite() && m.eval_top1_err.is_some()));
-    let checkpoint = RunDir::new(&dir).load_checkpoint().unwrap().unwrap();
-    assert_eq!((checkpoint.state.epoch, checkpoint.state.step), (2, 8), "2 epochs of 64 / 16 steps");
-    assert_eq!(RunDir::new(&dir).read_run().unwrap().devices, [name.clone(), name]);
-    std::fs::remove_dir_all(dir).ok();
+fn with_batch_norm_ranks_average_shard_gradients_and_bn_statistics() {
+    let out = scratch("bn");
+    two_ranks("bn", &out);
+    tch::set_num_threads(1);
+    let build = tiny_sknet();
+    let start = initial(&build);
+    let is_stat = |name: &str| name.contains("running_");
+    let params = |w: &NamedTensors| -> NamedTensors {
+        w.iter().filter(|(n, _)| !is_stat(n)).map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
+    };
+    let stats = |w: &NamedTensors| -> NamedTensors {
+        w.iter().filter(|(n, _)| is_stat(n)).map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
+    };
+    // Alone, one plain step at lr 1 on each half: the parameters move by minus that half's gradient.
+    let b = batch(0, 16);
+    let halves: Vec<NamedTensors> = [0, 8]
+        .iter()
+        .map(|&s| {
+            let mut one = replica(&build, plain_sgd(), None);
+            let (x, y) = part(&b, s, 8);
+            one.train_step(&x, &y, 1.0).unwrap();
+            params(&one.snapshot().0)
+        })
+        .collect();
+    let stepped = [load(&out.join("stepped-rank0.pt")), load(&out.join("stepped-rank1.pt"))];
+    assert_eq!(max_diff(&params(&stepped[0]), &params(&stepped[1])), 0.0, "parameters must be identical");
+    // rank step = -(g0 + g1) / 2 = ((h0 - p) + (h1 - p)) / 2, so rank params = (h0 + h1) / 2.
+    let mean_of_halves: NamedTensors =
+        halves[0].iter().zip(&halves[1]).map(|((n, h0), (_, h1))| (n.clone(), (h0 + h1) / 2.0)).collect();
+    let diff = max_diff(&params(&stepped[0]), &mean_of_halves);
+    assert!(diff < 1e-6, "the averaged gradient differs from the shards' mean by {diff}");
+    // Batch norm makes the shards' mean differ from the whole batch's gradient: the test compares the right thing.
+    let mut whole = replica(&build, plain_sgd(), None);
+    whole.train_step(&b.images, &b.labels, 1.0).unwrap();
+    assert!(max_diff(&params(&whole.snapshot().0), &mean_of_halves) > 1e-4);
+    assert!(max_diff(&params(&start), &mean_of_halves) > 1e-3, "the step moved nothing");
+    // Each rank's BN statistics saw its own shard; after the reduction both hold their mean.
+    let (s0, s1) = (stats(&stepped[0]), stats(&stepped[1]));
+    assert!(max_diff(&s0, &s1) > 0.0, "each rank saw different shards");
+    let synced = [load(&out.join("synced-rank0.pt")), load(&out.join("synced-rank1.pt"))];
+    assert_eq!(max_diff(&synced[0], &synced[1]), 0.0);
+    let mean: NamedTensors = s0.iter().zip(&s1).map(|((n, a), (_, b))| (n.clone(), (a + b) / 2.0)).collect();
+    let diff = max_diff(&stats(&synced[0]), &mean);
+    assert!(diff < 1e-6, "BN statistics are {diff} from the ranks' mean");
 }
 
 #[test]

@@ -88,7 +88,10 @@ fn bad_flags_give_one_line_errors() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("error: ") && err.contains("--data imagenet: expected synthetic, cifar:ROOT, folder:ROOT"), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("--data imagenet: expected synthetic, cifar:ROOT, folder:ROOT"),
+        "{err}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_sk-exp"))
         .args(["train", "--model", "sknet29", "--set", "recipe.momentum=1.5", "--quiet"])
         .output()

@@ -34,7 +34,7 @@ fn data() -> DataSplits {
 /// Trains the tiny SKNet with `recipe` (seed 7) in `dir`.
 fn session(dir: &Path, recipe: Recipe, resume: bool, stop_after: Option<usize>) -> Result<Trained> {
     let run = tiny_run(dir.to_path_buf(), recipe, 7, &["cpu"]);
-    let options = RunOptions { resume, stop_after, progress: false };
+    let options = RunOptions { resume, stop_after, ..RunOptions::default() };
     train(&run, &RunDir::new(dir), &data(), tiny_sknet(), &options)
 }
 

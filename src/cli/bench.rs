@@ -4,9 +4,10 @@
 use super::eval::SourceArgs;
 use anyhow::{bail, Result};
 use clap::Args;
+use sk_exp::dist::{Launch, ProcessGroup};
 use sk_exp::models::{complexity, registry, Model, ModelSpec};
-use sk_exp::train::parallel::{network_builder, ReplicaSetup, Replicas, StartState};
 use sk_exp::train::recipe::Recipe;
+use sk_exp::train::replica::{network_builder, Replica, ReplicaSetup, StartState};
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -66,6 +67,9 @@ pub struct EvalBenchArgs {
     #[command(flatten)]
     timing: LoopArgs,
 }
+
+/// How long a benchmark rank waits for the others.
+const GROUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// What a timing loop measured.
 struct Timing {
@@ -166,11 +170,33 @@ pub fn run_train(args: TrainBenchArgs) -> Result<()> {
     let params = complexity::count_params(&vs);
     let weights = vs.variables().into_iter().collect();
     let recipe = Recipe::preset("cifar10")?;
-    let setup = ReplicaSetup { build, sgd: recipe.sgd(), label_smoothing: 0.0, threads: tch::get_num_threads() };
-    let replicas = Replicas::start(&[device], setup, StartState { weights, optimizer: None })?;
+    let setup = ReplicaSetup { build, sgd: recipe.sgd(), label_smoothing: 0.0 };
+    // Under torchrun: one rank of data parallel, --batch per rank, as PyTorch's DDP side of the benchmark.
+    let launch = Launch::from_env()?;
+    let device = match (&launch, device) {
+        (Some(launch), Device::Cuda(_)) => {
+            sk_exp::dist::set_cuda_device(launch.local_rank)?;
+            Device::Cuda(launch.local_rank)
+        }
+        _ => device,
+    };
+    let backend = if device.is_cuda() { "nccl" } else { "gloo" };
+    let group = launch.map(|launch| ProcessGroup::join(&launch, backend, GROUP_TIMEOUT)).transpose()?;
+    let (rank, world) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.world()));
+    let mut replica = Replica::start(device, &setup, &StartState { weights, optimizer: None }, group)?;
     // Each step reads its loss back, which waits for the device: the clock sees finished steps.
-    let timing = args.timing.time(args.batch, Device::Cpu, || replicas.train_step(&images, &labels, 0.01).map(drop))?;
-    args.model.print(args.batch, size, &format!(" params={params}"), &timing);
+    let timing = args.timing.time(args.batch, Device::Cpu, || replica.train_step(&images, &labels, 0.01).map(drop))?;
+    let steps = (args.timing.warmup + args.timing.iters) as f64;
+    let comm_ms = 1e3 * replica.communication().as_secs_f64() / steps;
+    if rank == 0 {
+        let timing = Timing { images_per_s: timing.images_per_s * world as f64, ..timing };
+        args.model.print(
+            args.batch,
+            size,
+            &format!(" params={params} world={world} comm_ms_per_step={comm_ms:.2}"),
+            &timing,
+        );
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@ use super::common::DEFAULT_CROP;
 use anyhow::{Context, Result};
 use clap::Args;
 use sk_exp::data::DataSpec;
+use sk_exp::dist::Launch;
 use sk_exp::overrides::{parse_assignment, set_dotted};
 use sk_exp::train::run::ResolvedRun;
 use sk_exp::train::trainer::{self, RunOptions};
@@ -27,12 +28,13 @@ pub struct TrainArgs {
     recipe: Option<String>,
     #[arg(long)]
     epochs: Option<usize>,
-    /// The global batch, split over the devices.
+    /// The global batch, split over the ranks (one per device, or torchrun's).
     #[arg(long)]
     batch_size: Option<usize>,
     #[arg(long)]
     lr: Option<f64>,
-    /// Comma-separated: cpu, cuda, cuda:N (one replica each).
+    /// Comma-separated: cpu, cuda, cuda:N. Several: one process (rank) per device, started by sk-exp.
+    /// Under torchrun: each rank's device (`cuda` = cuda:LOCAL_RANK).
     #[arg(long)]
     devices: Option<String>,
     #[arg(long)]
@@ -43,7 +45,7 @@ pub struct TrainArgs {
     /// Data loading threads.
     #[arg(long)]
     workers: Option<usize>,
-    /// libtorch intra-op threads per replica.
+    /// libtorch intra-op threads per rank.
     #[arg(long)]
     threads: Option<i32>,
     /// Change any value by its dotted key, e.g. --set recipe.weight_decay=1e-4 --set model.overrides.sk.reduction=8.
@@ -55,6 +57,10 @@ pub struct TrainArgs {
     /// Stop after this many completed epochs (the run can be resumed later).
     #[arg(long)]
     stop_after: Option<usize>,
+    /// With --resume: continue although the run was trained with another number of ranks (the per-rank
+    /// batch and BN's batch statistics change).
+    #[arg(long)]
+    new_world_size: bool,
     /// No progress bar or per-epoch lines.
     #[arg(long)]
     quiet: bool,
@@ -115,8 +121,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Some(path) => format!("{} (with the command line's changes)", path.display()),
         None => "the command line's run".into(),
     })?;
-    let options = RunOptions { resume: args.resume, stop_after: args.stop_after, progress: !args.quiet };
-    if !args.quiet {
+    let options = RunOptions {
+        resume: args.resume,
+        stop_after: args.stop_after,
+        progress: !args.quiet,
+        new_world_size: args.new_world_size,
+    };
+    let rank = Launch::from_env()?.map_or(0, |l| l.rank);
+    if !args.quiet && rank == 0 {
         eprintln!(
             "training {} on {} for {} epochs (batch {}, devices {}), writing {}",
             run.model.name,
@@ -128,11 +140,42 @@ pub fn run(args: TrainArgs) -> Result<()> {
         );
     }
     let finished = trainer::run(run, &options)?;
+    if rank != 0 {
+        return Ok(());
+    }
     let (run, trained) = (&finished.run, &finished.trained);
     let best = match (trained.best_eval_top1_err, trained.best_epoch) {
         (Some(err), Some(epoch)) => format!("best eval top-1 error {err:.2}% (epoch {epoch})"),
         _ => "no epoch evaluated".into(),
     };
     println!("{}: {} of {} epochs done, {best}", run.out_dir.display(), trained.epochs_done(), run.recipe.epochs);
+    Ok(())
+}
+
+/// `sk-exp rank`: one rank of a run that `sk-exp train` or the experiment runner started with one process
+/// per device (not for direct use: the run comes in the environment, the rank in torchrun's variables).
+#[derive(Args)]
+pub struct RankArgs {
+    #[arg(long)]
+    resume: bool,
+    #[arg(long)]
+    stop_after: Option<usize>,
+    #[arg(long)]
+    progress: bool,
+    #[arg(long)]
+    new_world_size: bool,
+}
+
+pub fn run_rank(args: RankArgs) -> Result<()> {
+    let text = std::env::var(trainer::RANK_RUN_VAR)
+        .with_context(|| format!("{} is not set: `sk-exp rank` is started by `sk-exp train`", trainer::RANK_RUN_VAR))?;
+    let run: ResolvedRun = yaml_serde::from_str(&text).context("the rank's run")?;
+    let options = RunOptions {
+        resume: args.resume,
+        stop_after: args.stop_after,
+        progress: args.progress,
+        new_world_size: args.new_world_size,
+    };
+    trainer::run_as_rank(run, &options)?;
     Ok(())
 }

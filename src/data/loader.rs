@@ -28,6 +28,29 @@ pub struct LoaderConfig {
     /// Batches prepared ahead of the consumer (in flight or ready); at least `workers` keeps all busy.
     pub prefetch: usize,
     pub split: Split,
+    /// This process's part of every batch when several processes train together (data parallel).
+    pub shard: Shard,
+}
+
+/// Rank `rank` of `world` takes the `rank`-th of `world` contiguous parts of each batch (the first parts
+/// one larger when the batch does not divide evenly), so the ranks' parts of one batch are the batch a
+/// single process would load: every sample once per epoch, no two ranks sharing one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub rank: usize,
+    pub world: usize,
+}
+
+impl Shard {
+    pub const WHOLE: Shard = Shard { rank: 0, world: 1 };
+
+    /// This shard's part of `batch`, possibly empty.
+    pub fn part<'a, T>(&self, batch: &'a [T]) -> &'a [T] {
+        let (n, w) = (batch.len(), self.world);
+        let start = self.rank * (n / w) + self.rank.min(n % w);
+        let len = n / w + usize::from(self.rank < n % w);
+        &batch[start..start + len]
+    }
 }
 
 impl LoaderConfig {
@@ -42,6 +65,7 @@ impl LoaderConfig {
             workers,
             prefetch: 2 * workers.max(1),
             split: Split::Train,
+            shard: Shard::WHOLE,
         }
     }
 
@@ -74,6 +98,9 @@ pub fn batches(dataset: Arc<dyn Dataset>, config: LoaderConfig) -> Result<Batche
     let mut chunks: Vec<Vec<usize>> = order.chunks(config.batch_size).map(<[usize]>::to_vec).collect();
     if config.drop_last && chunks.last().is_some_and(|c| c.len() < config.batch_size) {
         chunks.pop();
+    }
+    if config.shard != Shard::WHOLE {
+        chunks = chunks.iter().map(|c| config.shard.part(c).to_vec()).filter(|c| !c.is_empty()).collect();
     }
     let shared = Arc::new(Shared {
         dataset,
@@ -266,5 +293,22 @@ impl Shared {
             labels: Tensor::from_slice(&labels),
         };
         (Ok(Some(batch)), skipped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shard;
+
+    #[test]
+    fn shards_split_a_batch_into_contiguous_disjoint_parts() {
+        let batch: Vec<usize> = (0..10).collect();
+        for world in 1..=4 {
+            let parts: Vec<&[usize]> = (0..world).map(|rank| Shard { rank, world }.part(&batch)).collect();
+            assert_eq!(parts.concat(), batch, "world {world}");
+            let (min, max) = (parts.iter().map(|p| p.len()).min(), parts.iter().map(|p| p.len()).max());
+            assert!(max.unwrap() - min.unwrap() <= 1, "world {world}: uneven parts {parts:?}");
+        }
+        assert_eq!(Shard { rank: 2, world: 3 }.part(&[7, 8]), &[] as &[i32]);
     }
 }

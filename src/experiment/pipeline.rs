@@ -11,7 +11,7 @@ use crate::train::trainer::{self, Finished, RunOptions};
 use anyhow::{Context, Result};
 
 pub fn run_one(planned: &PlannedRun, analysis: &AnalysisSpec, progress: bool) -> Result<RunResult> {
-    let options = RunOptions { resume: true, stop_after: None, progress };
+    let options = RunOptions { resume: true, progress, ..RunOptions::default() };
     let finished = trainer::run(planned.run.clone(), &options)?;
     if let Some(spec) = &analysis.attention {
         let dir = RunDir::new(&finished.run.out_dir);

@@ -2,8 +2,8 @@
 //! and data parallelism.
 pub mod checkpoint;
 pub mod metrics;
-pub mod parallel;
 pub mod recipe;
+pub mod replica;
 pub mod run;
 pub mod run_dir;
 pub mod schedule;

@@ -22,7 +22,7 @@ pub struct ResolvedRun {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_root: Option<PathBuf>,
     pub recipe: Recipe,
-    /// One replica per entry: `cpu`, `cuda`, `cuda:N`; the global batch is split over them.
+    /// One rank (process) per entry: `cpu`, `cuda`, `cuda:N`; the global batch is split over them.
     #[serde(default = "default_devices")]
     pub devices: Vec<String>,
     #[serde(default)]
@@ -32,9 +32,13 @@ pub struct ResolvedRun {
     /// Data loading threads.
     #[serde(default = "default_workers")]
     pub workers: usize,
-    /// libtorch intra-op threads per replica; default libtorch's choice. Exact resume needs the same count.
+    /// libtorch intra-op threads per rank; default libtorch's choice. Exact resume needs the same count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<i32>,
+    /// Processes training together (data parallel); the per-rank batch is `recipe.batch_size / world_size`.
+    /// Set by the trainer (one per device, or torchrun's WORLD_SIZE), not by run files.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub world_size: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -62,6 +66,12 @@ fn default_devices() -> Vec<String> {
 }
 fn default_workers() -> usize {
     2
+}
+fn one() -> usize {
+    1
+}
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 impl ResolvedRun {
@@ -128,9 +138,20 @@ impl ResolvedRun {
         Ok(threads)
     }
 
-    /// Fails unless `saved` (the run being resumed) is the same run: same model, data, recipe and seed.
-    /// Devices, threads, workers and paths may change between sessions.
-    pub fn check_resumes(&self, saved: &ResolvedRun) -> Result<()> {
+    /// Fails unless `saved` (the run being resumed) is the same run: same model, data, recipe, seed and
+    /// world size (unless `new_world_size`). Devices, threads, workers and paths may change between sessions.
+    pub fn check_resumes(&self, saved: &ResolvedRun, new_world_size: bool) -> Result<()> {
+        if !new_world_size && saved.world_size != self.world_size {
+            let per_rank = |world: usize| self.recipe.batch_size / world.max(1);
+            bail!(
+                "the run was trained by {} rank(s) ({} images per rank), this session has {} ({} per rank); resume with {} rank(s), or pass --new-world-size to continue anyway",
+                saved.world_size,
+                per_rank(saved.world_size),
+                self.world_size,
+                per_rank(self.world_size),
+                saved.world_size
+            );
+        }
         let parts: [(&str, Value, Value); 4] = [
             ("model", yaml_serde::to_value(&saved.model)?, yaml_serde::to_value(&self.model)?),
             ("data", yaml_serde::to_value(&saved.data)?, yaml_serde::to_value(&self.data)?),
@@ -240,17 +261,17 @@ mod tests {
     fn a_resume_must_be_the_same_run_but_may_run_elsewhere() {
         let a = parse("model: {name: sknet29}\ndevices: [cpu]\nthreads: 2").unwrap();
         let b = parse("model: {name: sknet29}\ndevices: [cpu, cpu]\nworkers: 7\nout_dir: elsewhere").unwrap();
-        a.check_resumes(&b).unwrap();
+        a.check_resumes(&b, false).unwrap();
         let c = parse("model: {name: sknet29}\nseed: 4").unwrap();
-        let err = c.check_resumes(&a).unwrap_err().to_string();
+        let err = c.check_resumes(&a, false).unwrap_err().to_string();
         assert!(err.contains("'seed' is 0 in the run being resumed but 4 now"), "{err}");
         let d = parse("model: {name: sknet29}\nrecipe: {lr: 0.2}").unwrap();
-        let err = d.check_resumes(&a).unwrap_err().to_string();
+        let err = d.check_resumes(&a, false).unwrap_err().to_string();
         assert!(err.contains("'recipe.lr' is 0.1 in the run being resumed but 0.2 now"), "{err}");
         // A run file read back resumes its run, also where the class count was fixed.
         let fixed = parse("model: {name: sknet29, overrides: {num_classes: 10}}").unwrap();
         let back: ResolvedRun = yaml_serde::from_str(&yaml_serde::to_string(&fixed).unwrap()).unwrap();
-        fixed.check_resumes(&back).unwrap();
+        fixed.check_resumes(&back, false).unwrap();
     }
 
     #[test]

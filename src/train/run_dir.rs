@@ -140,7 +140,7 @@ impl RunDir {
     /// Opens the folder for training `run`: refuses a folder holding another run (or any run, unless
     /// `resume`), writes the run file, and keeps the metrics rows that the last checkpoint covers (rows of
     /// later epochs were written by a session that died before checkpointing them).
-    pub fn start_training(&self, run: &ResolvedRun, resume: bool) -> Result<Resumed> {
+    pub fn start_training(&self, run: &ResolvedRun, resume: bool, new_world_size: bool) -> Result<Resumed> {
         self.create()?;
         let checkpoint = self.load_checkpoint()?;
         if let (false, Some(c)) = (resume, &checkpoint) {
@@ -152,7 +152,7 @@ impl RunDir {
         }
         if resume && self.run_file().exists() {
             let saved = self.read_run()?;
-            run.check_resumes(&saved).with_context(|| self.run_file().display().to_string())?;
+            run.check_resumes(&saved, new_world_size).with_context(|| self.run_file().display().to_string())?;
         }
         self.write_run(run)?;
         if let Some(c) = checkpoint.as_ref().filter(|c| c.state.seed != run.seed) {

@@ -121,6 +121,11 @@ impl Sgd {
         &self.flat
     }
 
+    /// The momentum buffers as one flat tensor, laid out like [`Sgd::flat_params`].
+    pub fn flat_momentum(&self) -> &Tensor {
+        &self.momentum
+    }
+
     /// Gradients in slot order laid out like the flat buffer, in one concatenation.
     pub fn flatten(&self, grads: &[Tensor]) -> Tensor {
         let mut pieces = Vec::with_capacity(2 * grads.len());

@@ -4,17 +4,18 @@
 //! random choice is seeded from (seed, epoch, index).
 use super::checkpoint::{Checkpoint, NamedTensors, TrainState};
 use super::metrics::EpochMetrics;
-use super::parallel::{network_builder, NetworkBuilder, ReplicaSetup, Replicas, StartState};
+use super::replica::{network_builder, NetworkBuilder, Replica, ReplicaSetup, StartState};
 use super::run::ResolvedRun;
 use super::run_dir::RunDir;
 use super::schedule::LrSchedule;
-use crate::data::loader::Skipped;
+use crate::data::loader::{Shard, Skipped};
 use crate::data::{self, batches, seed, DataSplits, LoaderConfig};
+use crate::dist::{self, Launch, ProcessGroup};
 use crate::loss::ClassificationStats;
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::time::Instant;
-use tch::{nn, Device};
+use std::time::{Duration, Instant};
+use tch::{nn, Device, Tensor};
 
 /// How a session of a run is driven, beyond what the run is.
 #[derive(Clone, Debug, Default)]
@@ -24,6 +25,8 @@ pub struct RunOptions {
     /// Return after this many completed epochs, as if interrupted (time-boxed sessions, tests).
     pub stop_after: Option<usize>,
     pub progress: bool,
+    /// Resume a run although it was trained with another number of ranks (its per-rank batch changes).
+    pub new_world_size: bool,
 }
 
 /// Keeps the seed of torch's generator apart from the data streams derived from the same (seed, epoch).
@@ -59,11 +62,63 @@ pub fn run(mut run: ResolvedRun, options: &RunOptions) -> Result<Finished> {
     let data = data::open(&run.data, run.data_root.as_deref())?;
     run.bind_classes(data.train.num_classes())?;
     let dir = RunDir::new(&run.out_dir);
-    let trained = train(&run, &dir, &data, network_builder(&run.model.spec), options)?;
+    let trained = if run.devices.len() > 1 && Launch::from_env()?.is_none() {
+        run.world_size = run.devices.len();
+        train_in_local_ranks(&run, &dir, options)?
+    } else {
+        train(&run, &dir, &data, network_builder(&run.model.spec), options)?
+    };
     Ok(Finished { run, data, trained })
 }
 
-/// Trains the network `build` makes, as `run` says, on `data`, in the run folder `dir`.
+/// The environment variable that hands a rank started by [`train_in_local_ranks`] its run.
+pub const RANK_RUN_VAR: &str = "SK_EXP_RANK_RUN";
+
+/// Trains `run` with one process per device on this machine (`sk-exp rank` children, as torchrun would
+/// start them) and reads what rank 0 recorded.
+fn train_in_local_ranks(run: &ResolvedRun, dir: &RunDir, options: &RunOptions) -> Result<Trained> {
+    let earlier = if options.resume { dir.read_metrics().map(|m| m.len()).unwrap_or(0) } else { 0 };
+    // SK_EXP_BIN: the sk-exp binary, for callers that are not sk-exp themselves (tests, other programs).
+    let exe = match std::env::var_os("SK_EXP_BIN") {
+        Some(path) => path.into(),
+        None => std::env::current_exe().context("locating the sk-exp binary to start the ranks")?,
+    };
+    let mut command = std::process::Command::new(exe);
+    command.arg("rank").env(RANK_RUN_VAR, yaml_serde::to_string(run)?);
+    command.args(options.resume.then_some("--resume"));
+    command.args(options.new_world_size.then_some("--new-world-size"));
+    command.args(options.progress.then_some("--progress"));
+    if let Some(k) = options.stop_after {
+        command.args(["--stop-after", &k.to_string()]);
+    }
+    dist::spawn::run_local_ranks(&command, run.devices.len())?;
+    let history = dir.read_metrics()?;
+    let best = history.iter().filter_map(|row| row.eval_top1_err.map(|err| (err, row.epoch as usize))).fold(
+        None,
+        |best: Option<(f64, usize)>, (err, epoch)| match best {
+            Some((b, _)) if b <= err => best,
+            _ => Some((err, epoch)),
+        },
+    );
+    Ok(Trained {
+        new_epochs: history.len().saturating_sub(earlier),
+        best_eval_top1_err: best.map(|b| b.0),
+        best_epoch: best.map(|b| b.1),
+        history,
+    })
+}
+
+/// What a rank started by [`train_in_local_ranks`] (or by torchrun) runs: `run` on its data, as rank
+/// RANK of WORLD_SIZE.
+pub fn run_as_rank(mut run: ResolvedRun, options: &RunOptions) -> Result<Trained> {
+    let data = data::open(&run.data, run.data_root.as_deref())?;
+    run.bind_classes(data.train.num_classes())?;
+    train(&run, &RunDir::new(&run.out_dir), &data, network_builder(&run.model.spec), options)
+}
+
+/// Trains the network `build` makes, as `run` says, on `data`, in the run folder `dir`: alone, or as one
+/// rank of a group when the environment says so (torchrun's RANK, WORLD_SIZE, ...). Rank 0 alone writes
+/// the run folder; the others receive its starting state.
 pub fn train(
     run: &ResolvedRun,
     dir: &RunDir,
@@ -73,31 +128,131 @@ pub fn train(
 ) -> Result<Trained> {
     let recipe = &run.recipe;
     recipe.validate()?;
-    let devices = run.parsed_devices()?;
-    ensure!(!devices.is_empty(), "devices: expected at least one device");
     let threads = run.thread_count()?;
     ensure!(
-        data.train.len() > 0,
+        !data.train.is_empty(),
         "the training set is empty (an image folder needs train/<class>/ folders to train on; val/ alone serves evaluation)"
     );
-    let resumed = dir.start_training(run, options.resume)?;
-    let (state, start) = match resumed.checkpoint {
-        Some(c) => (c.state, StartState { weights: c.weights, optimizer: Some(c.optimizer) }),
-        None => (
-            TrainState { epoch: 0, seed: run.seed, step: 0, best_eval_top1_err: None, best_epoch: None },
-            StartState { weights: initial_weights(run.seed, &build)?, optimizer: None },
-        ),
+    let launch = Launch::from_env()?;
+    let (rank, world) = launch.as_ref().map_or((0, 1), |l| (l.rank, l.world));
+    let device = rank_device(run, launch.as_ref())?;
+    ensure!(
+        recipe.batch_size.is_multiple_of(world),
+        "recipe.batch_size: {} cannot be split evenly over {world} ranks",
+        recipe.batch_size
+    );
+    tch::set_num_threads(threads);
+    let group = match &launch {
+        Some(launch) => Some(join_group(launch, device)?),
+        None => None,
     };
-    let setup = ReplicaSetup { build, sgd: recipe.sgd(), label_smoothing: recipe.label_smoothing, threads };
-    let replicas = Replicas::start(&devices, setup, start)?;
-    let earlier = resumed.history.len();
-    let mut training = Loop { run, dir, options, data, replicas, state, history: resumed.history };
+    let mut run = run.clone();
+    run.world_size = world;
+    let (mut state, start, history) = if rank == 0 {
+        let resumed = dir.start_training(&run, options.resume, options.new_world_size)?;
+        match resumed.checkpoint {
+            Some(c) => (c.state, StartState { weights: c.weights, optimizer: Some(c.optimizer) }, resumed.history),
+            None => (fresh_state(run.seed), fresh_start(run.seed, &build)?, resumed.history),
+        }
+    } else {
+        (fresh_state(run.seed), fresh_start(run.seed, &build)?, Vec::new())
+    };
+    if let Some(group) = &group {
+        state = share_state(group, state)?;
+    }
+    let setup = ReplicaSetup { build, sgd: recipe.sgd(), label_smoothing: recipe.label_smoothing };
+    let replica = Replica::start(device, &setup, &start, group)?;
+    drop(start);
+    let earlier = history.len();
+    let shard = Shard { rank, world };
+    let mut training = Loop { run: &run, dir, options, data, replica, shard, state, history };
     training.run()?;
     Ok(Trained {
         new_epochs: training.history.len() - earlier,
         best_eval_top1_err: training.state.best_eval_top1_err,
         best_epoch: training.state.best_epoch,
         history: training.history,
+    })
+}
+
+/// How long a rank waits for the others (joining, and in every collective) before it gives up. A rank that
+/// dies is usually noticed at once (its connections close); this bounds the rest. SK_EXP_DIST_TIMEOUT_S
+/// changes it.
+fn group_timeout() -> Result<Duration> {
+    let seconds = match std::env::var("SK_EXP_DIST_TIMEOUT_S") {
+        Ok(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|&s| s > 0)
+            .with_context(|| format!("SK_EXP_DIST_TIMEOUT_S={text}: expected a whole number of seconds"))?,
+        Err(_) => 600,
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+/// Joins the launch's group: NCCL between GPUs, Gloo between CPUs (SK_EXP_DIST_BACKEND=gloo makes GPUs use
+/// Gloo too, e.g. two ranks on one GPU, which NCCL refuses).
+fn join_group(launch: &Launch, device: Device) -> Result<ProcessGroup> {
+    let backend = match std::env::var("SK_EXP_DIST_BACKEND") {
+        Ok(name) if name == "gloo" || name == "nccl" => name,
+        Ok(other) => bail!("SK_EXP_DIST_BACKEND={other}: expected gloo or nccl"),
+        Err(_) => (if device.is_cuda() { "nccl" } else { "gloo" }).to_string(),
+    };
+    let backend = backend.as_str();
+    ensure!(
+        backend == "gloo" || dist::has_nccl(),
+        "this sk-exp was built without NCCL (no libtorch_cuda or NCCL headers at build time): cannot train on {device:?} with several ranks"
+    );
+    ProcessGroup::join(launch, backend, group_timeout()?)
+}
+
+/// This process's device: alone, the run's one device; as rank r, `devices[LOCAL_RANK]` when the list
+/// names one per local rank, else the list's one kind (`cuda` -> cuda:LOCAL_RANK, as torchrun users
+/// expect; `cpu` -> cpu).
+fn rank_device(run: &ResolvedRun, launch: Option<&Launch>) -> Result<Device> {
+    let devices = run.parsed_devices()?;
+    let device = match (launch, devices.as_slice()) {
+        (None, [device]) => *device,
+        (None, _) => bail!(
+            "devices: {} devices need one process each: start them with `sk-exp train` or torchrun",
+            devices.len()
+        ),
+        (Some(l), list) if list.len() > l.local_rank && list.len() > 1 => list[l.local_rank],
+        (Some(l), [Device::Cuda(_)]) => Device::Cuda(l.local_rank),
+        (Some(_), [device]) => *device,
+        (Some(l), list) => bail!("devices: {} listed, but this is local rank {}", list.len(), l.local_rank),
+    };
+    crate::device::check(device)?;
+    if let Device::Cuda(index) = device {
+        dist::set_cuda_device(index)?;
+    }
+    Ok(device)
+}
+
+fn fresh_state(seed: u64) -> TrainState {
+    TrainState { epoch: 0, seed, step: 0, best_eval_top1_err: None, best_epoch: None }
+}
+
+fn fresh_start(seed: u64, build: &NetworkBuilder) -> Result<StartState> {
+    Ok(StartState { weights: initial_weights(seed, build)?, optimizer: None })
+}
+
+/// Rank 0's training state, on every rank (where a resumed run continues, and its best epoch so far).
+fn share_state(group: &ProcessGroup, state: TrainState) -> Result<TrainState> {
+    let packed = Tensor::from_slice(&[
+        state.epoch as f64,
+        state.step as f64,
+        state.best_eval_top1_err.unwrap_or(f64::NAN),
+        state.best_epoch.map_or(-1.0, |e| e as f64),
+    ]);
+    group.broadcast(&packed, 0)?;
+    let v: Vec<f64> = Vec::try_from(&packed)?;
+    Ok(TrainState {
+        epoch: v[0] as usize,
+        seed: state.seed,
+        step: v[1] as u64,
+        best_eval_top1_err: (!v[2].is_nan()).then_some(v[2]),
+        best_epoch: (v[3] >= 0.0).then_some(v[3] as usize),
     })
 }
 
@@ -115,7 +270,9 @@ struct Loop<'a> {
     dir: &'a RunDir,
     options: &'a RunOptions,
     data: &'a DataSplits,
-    replicas: Replicas,
+    replica: Replica,
+    /// This rank's part of every batch.
+    shard: Shard,
     state: TrainState,
     history: Vec<EpochMetrics>,
 }
@@ -135,12 +292,6 @@ impl Loop<'_> {
             "recipe.batch_size: {} is larger than the training set ({} samples)",
             recipe.batch_size,
             self.data.train.len()
-        );
-        ensure!(
-            recipe.batch_size >= self.replicas.len(),
-            "recipe.batch_size: {} cannot be split over {} devices",
-            recipe.batch_size,
-            self.replicas.len()
         );
         let schedule = LrSchedule {
             base_lr: recipe.lr,
@@ -170,7 +321,7 @@ impl Loop<'_> {
                 wall_s: started.elapsed().as_secs_f64(),
             };
             self.record(row)?;
-            if self.options.progress {
+            if self.options.progress && self.shard.rank == 0 {
                 let per_epoch = run_start.elapsed().as_secs_f64() / (epoch + 1 - first) as f64;
                 let eta = per_epoch * (recipe.epochs - epoch - 1) as f64;
                 let eta = indicatif::HumanDuration(std::time::Duration::from_secs_f64(eta));
@@ -187,13 +338,14 @@ impl Loop<'_> {
         // Anything that draws from torch's generator during the epoch gets a stream fixed by (seed, epoch).
         tch::manual_seed(seed::derive(&[self.run.seed, epoch as u64, TORCH_STREAM]) as i64);
         let (batch_size, workers) = (self.run.recipe.batch_size, self.run.workers);
-        let mut loader =
-            batches(self.data.train.clone(), LoaderConfig::train(batch_size, self.run.seed, epoch as u64, workers))?;
+        let config =
+            LoaderConfig { shard: self.shard, ..LoaderConfig::train(batch_size, self.run.seed, epoch as u64, workers) };
+        let mut loader = batches(self.data.train.clone(), config)?;
         let bar = self.progress_bar(epoch, loader.num_batches() as u64);
         let mut train = ClassificationStats::default();
         for (iter, batch) in loader.by_ref().enumerate() {
             let batch = batch?;
-            let stats = self.replicas.train_step(&batch.images, &batch.labels, schedule.lr(epoch, iter))?;
+            let stats = self.replica.train_step(&batch.images, &batch.labels, schedule.lr(epoch, iter))?;
             if !stats.loss_sum.is_finite() {
                 bar.abandon();
                 bail!(
@@ -218,15 +370,17 @@ impl Loop<'_> {
 
     /// The evaluation set's counts, with the replicas' BN statistics averaged first.
     fn evaluate(&mut self, epoch: usize) -> Result<ClassificationStats> {
-        self.replicas.sync_buffers()?;
+        self.replica.sync_buffers()?;
         let mut eval = ClassificationStats::default();
-        let mut loader =
-            batches(self.data.eval.clone(), LoaderConfig::eval(self.run.recipe.batch_size, self.run.workers))?;
+        let config =
+            LoaderConfig { shard: self.shard, ..LoaderConfig::eval(self.run.recipe.batch_size, self.run.workers) };
+        let mut loader = batches(self.data.eval.clone(), config)?;
         for batch in loader.by_ref() {
             let batch = batch?;
-            eval.add(self.replicas.evaluate(&batch.images, &batch.labels)?);
+            eval.add(self.replica.evaluate(&batch.images, &batch.labels)?);
         }
         report_skipped("evaluation", epoch, &loader.skipped());
+        let eval = self.replica.reduce_stats(eval)?;
         ensure!(eval.samples > 0, "the evaluation set is empty");
         if !eval.loss().is_finite() {
             bail!(
@@ -240,15 +394,19 @@ impl Loop<'_> {
     }
 
     /// The epoch's row into metrics.csv, the best epoch so far, and the checkpoint.
+    /// Every rank keeps the state; rank 0 alone writes.
     fn record(&mut self, row: EpochMetrics) -> Result<()> {
-        self.dir.append_metrics(&row)?;
         self.state.epoch = row.epoch as usize;
         if let Some(err) = row.eval_top1_err.filter(|&e| self.state.best_eval_top1_err.is_none_or(|best| e < best)) {
             self.state.best_eval_top1_err = Some(err);
             self.state.best_epoch = Some(self.state.epoch);
         }
+        if self.shard.rank != 0 {
+            return Ok(());
+        }
+        self.dir.append_metrics(&row)?;
         self.history.push(row);
-        let (weights, optimizer) = self.replicas.snapshot(0)?;
+        let (weights, optimizer) = self.replica.snapshot();
         self.dir.save_checkpoint(&Checkpoint { weights, optimizer, state: self.state.clone() })
     }
 
@@ -260,7 +418,7 @@ impl Loop<'_> {
     }
 
     fn progress_bar(&self, epoch: usize, iters: u64) -> ProgressBar {
-        if !self.options.progress {
+        if !self.options.progress || self.shard.rank != 0 {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::with_draw_target(Some(iters), ProgressDrawTarget::stderr());

@@ -3,8 +3,8 @@
 use anyhow::Result;
 use sk_exp::data::{Batch, Dataset, Sample, Split};
 use sk_exp::models::registry;
-use sk_exp::train::parallel::{network_builder, NetworkBuilder};
 use sk_exp::train::recipe::Recipe;
+use sk_exp::train::replica::{network_builder, NetworkBuilder};
 use sk_exp::train::run::ResolvedRun;
 use std::path::PathBuf;
 use std::sync::Arc;
