@@ -2,6 +2,7 @@
 //! global batch; with batch norm, the averaged gradient is the mean of the shard gradients, replicas stay
 //! bitwise identical, and BN statistics are averaged before evaluation and checkpoints.
 //! The replicas run on the CPU, or on SK_EXP_TEST_DEVICE (e.g. `cuda:0`) where a GPU is at hand.
+mod common;
 mod train_common;
 use anyhow::Result;
 use sk_exp::data::{Batch, DataSplits};
@@ -15,7 +16,7 @@ use sk_exp::train::trainer::{train, RunOptions};
 use std::sync::Arc;
 use tch::nn;
 use tch::{Device, Tensor};
-use train_common::{batch_of, blobs, temp_dir, tiny_run, tiny_sknet};
+use train_common::{batch_of, blobs, tiny_run, tiny_sknet};
 
 /// A network without batch norm: conv, ReLU, global pool, linear.
 #[derive(Debug)]
@@ -149,7 +150,7 @@ fn batch_norm_statistics_are_averaged_and_replicas_stay_identical() {
 
 #[test]
 fn the_loop_trains_on_a_device_list() {
-    let dir = temp_dir("two-cpus");
+    let dir = common::fresh_dir("data_parallel/two-cpus");
     let mut recipe = Recipe::preset("cifar10").unwrap();
     (recipe.epochs, recipe.batch_size) = (2, 16);
     let name = device_name();
