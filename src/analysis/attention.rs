@@ -3,7 +3,7 @@
 //! weight), for each image; the paper's finding is that it grows with the object's size in early stages.
 use crate::models::attention::UnitAttention;
 use crate::models::sk::SkSpec;
-use crate::util::csv_file::{four_decimals, six_decimals, six_decimals_opt};
+use crate::util::csv_file::{four_decimals, six_decimals};
 use crate::util::stats::{index_or_push, mean_std};
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -64,7 +64,7 @@ pub struct UnitRow {
     #[serde(rename = "mean_diff", serialize_with = "six_decimals")]
     pub mean: f64,
     /// None for a single image.
-    #[serde(rename = "std_diff", serialize_with = "six_decimals_opt")]
+    #[serde(rename = "std_diff", serialize_with = "six_decimals")]
     pub std: Option<f64>,
 }
 
@@ -96,7 +96,7 @@ pub struct ShiftRow {
     #[serde(serialize_with = "six_decimals")]
     pub mean_change: f64,
     /// Standard error of that mean (sample std / sqrt(n)); None for a single image.
-    #[serde(rename = "stderr_change", serialize_with = "six_decimals_opt")]
+    #[serde(rename = "stderr_change", serialize_with = "six_decimals")]
     pub stderr: Option<f64>,
     /// Share of the images whose difference grew.
     #[serde(serialize_with = "four_decimals")]

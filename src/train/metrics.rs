@@ -1,6 +1,6 @@
 //! metrics.csv: one row per epoch, written by the training loop, read back by the runner and the plots.
 //! The struct is the one definition of the row: its fields are the header, serde writes and reads it.
-use crate::util::csv_file::{csv_line, csv_text, read_csv, shortest, shortest_opt};
+use crate::util::csv_file::{csv_line, csv_text, read_csv, shortest};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -17,11 +17,11 @@ pub struct EpochMetrics {
     pub train_loss: f64,
     #[serde(serialize_with = "shortest")]
     pub train_top1_err: f64,
-    #[serde(serialize_with = "shortest_opt")]
+    #[serde(serialize_with = "shortest")]
     pub eval_loss: Option<f64>,
-    #[serde(serialize_with = "shortest_opt")]
+    #[serde(serialize_with = "shortest")]
     pub eval_top1_err: Option<f64>,
-    #[serde(serialize_with = "shortest_opt")]
+    #[serde(serialize_with = "shortest")]
     pub eval_top5_err: Option<f64>,
     #[serde(serialize_with = "shortest")]
     pub images_per_s: f64,
