@@ -73,9 +73,11 @@ pub fn train(
 ) -> Result<Trained> {
     let recipe = &run.recipe;
     recipe.validate()?;
-    let devices = run.parsed_devices()?;
+    let devices = run.devices.iter().map(|d| crate::device::parse(d)).collect::<Result<Vec<_>>>()?;
     ensure!(!devices.is_empty(), "devices: expected at least one device");
-    let threads = run.thread_count()?;
+    // libtorch intra-op threads per replica: as configured, else libtorch's current setting.
+    let threads = run.threads.unwrap_or_else(tch::get_num_threads);
+    ensure!(threads >= 1, "threads: expected at least 1");
     ensure!(
         data.train.len() > 0,
         "the training set is empty (an image folder needs train/<class>/ folders to train on; val/ alone serves evaluation)"
@@ -120,12 +122,6 @@ struct Loop<'a> {
     history: Vec<EpochMetrics>,
 }
 
-/// One epoch's training half: the summed counts and the time it took.
-struct TrainedEpoch {
-    stats: ClassificationStats,
-    seconds: f64,
-}
-
 impl Loop<'_> {
     fn run(&mut self) -> Result<()> {
         let recipe = &self.run.recipe;
@@ -156,17 +152,17 @@ impl Loop<'_> {
                 break;
             }
             let started = Instant::now();
-            let trained = self.train_epoch(epoch, &schedule)?;
+            let (trained, seconds) = self.train_epoch(epoch, &schedule)?;
             let eval = self.evaluate(epoch)?;
             let row = EpochMetrics {
                 epoch: epoch as u32 + 1,
                 lr: schedule.lr(epoch, 0),
-                train_loss: trained.stats.loss(),
-                train_top1_err: trained.stats.top1_err(),
+                train_loss: trained.loss(),
+                train_top1_err: trained.top1_err(),
                 eval_loss: Some(eval.loss()),
                 eval_top1_err: Some(eval.top1_err()),
                 eval_top5_err: Some(eval.top5_err()),
-                images_per_s: trained.stats.samples as f64 / trained.seconds,
+                images_per_s: trained.samples as f64 / seconds,
                 wall_s: started.elapsed().as_secs_f64(),
             };
             self.record(row)?;
@@ -181,8 +177,8 @@ impl Loop<'_> {
         Ok(())
     }
 
-    /// One pass over the shuffled training set, a step per batch.
-    fn train_epoch(&mut self, epoch: usize, schedule: &LrSchedule) -> Result<TrainedEpoch> {
+    /// One pass over the shuffled training set, a step per batch: the summed counts and the seconds it took.
+    fn train_epoch(&mut self, epoch: usize, schedule: &LrSchedule) -> Result<(ClassificationStats, f64)> {
         let started = Instant::now();
         // Anything that draws from torch's generator during the epoch gets a stream fixed by (seed, epoch).
         tch::manual_seed(seed::derive(&[self.run.seed, epoch as u64, TORCH_STREAM]) as i64);
@@ -213,7 +209,7 @@ impl Loop<'_> {
         bar.finish_and_clear();
         let seconds = started.elapsed().as_secs_f64();
         report_skipped("training", epoch, &loader.skipped());
-        Ok(TrainedEpoch { stats: train, seconds })
+        Ok((train, seconds))
     }
 
     /// The evaluation set's counts, with the replicas' BN statistics averaged first.
