@@ -27,13 +27,6 @@ pub fn check(device: Device) -> Result<()> {
     Ok(())
 }
 
-/// [`parse`] then [`check`]: a device that is ready to use.
-pub fn usable(name: &str) -> Result<Device> {
-    let device = parse(name)?;
-    check(device)?;
-    Ok(device)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

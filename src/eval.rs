@@ -38,10 +38,10 @@ impl Classifier {
         }
     }
 
-    /// The number of classes where the classifier declares it (TorchScript files do not).
-    pub fn num_classes(&self) -> Option<i64> {
+    /// Our model's spec, which declares its class count and input size (TorchScript files do not).
+    pub fn spec(&self) -> Option<&ModelSpec> {
         match self {
-            Classifier::Ours { model, .. } => Some(model.spec.num_classes()),
+            Classifier::Ours { model, .. } => Some(&model.spec),
             Classifier::TorchScript(_) => None,
         }
     }
@@ -81,16 +81,10 @@ fn batch_stats(logits: &Tensor, labels: &Tensor) -> Result<ClassificationStats> 
 #[derive(Clone, Debug)]
 pub struct EvalReport {
     pub metrics: ClassificationStats,
-    pub seconds: f64,
+    /// Throughput of the whole pass (loading and transforming the images included).
+    pub images_per_s: f64,
     /// Images left out because they could not be decoded (data sets that allow skipping).
     pub skipped: Skipped,
-}
-
-impl EvalReport {
-    /// Throughput of the whole pass (loading and transforming the images included).
-    pub fn images_per_s(&self) -> f64 {
-        self.metrics.samples as f64 / self.seconds.max(f64::MIN_POSITIVE)
-    }
 }
 
 /// Evaluates `classifier` on every sample of `dataset` (in order, with the evaluation transform), with a
@@ -124,7 +118,8 @@ pub fn evaluate(
         bar.set_message(format!("top-1 err {:.2}%", metrics.top1_err()));
     }
     bar.finish_and_clear();
-    Ok(EvalReport { metrics, seconds: start.elapsed().as_secs_f64(), skipped: batches.skipped() })
+    let images_per_s = metrics.samples as f64 / start.elapsed().as_secs_f64().max(f64::MIN_POSITIVE);
+    Ok(EvalReport { metrics, images_per_s, skipped: batches.skipped() })
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ impl PaperRef {
 
     /// The published row this names, if published.csv has it.
     pub fn row(&self) -> Option<&'static PaperRow> {
-        find(&self.table, &self.model, &self.dataset)
+        published().iter().find(|r| r.table == self.table && r.model == self.model && r.dataset == self.dataset)
     }
 }
 
@@ -71,11 +71,6 @@ pub fn exact_counts() -> &'static [ExactCount] {
     ROWS.get_or_init(|| parse(EXACT_COUNTS_CSV, "exact-counts.csv").expect("embedded exact-counts.csv parses (tested)"))
 }
 
-/// The row of `table` whose model is `model` on `dataset`.
-pub fn find(table: &str, model: &str, dataset: &str) -> Option<&'static PaperRow> {
-    published().iter().find(|r| r.table == table && r.model == model && r.dataset == dataset)
-}
-
 pub fn exact_count(model: &str) -> Option<&'static ExactCount> {
     exact_counts().iter().find(|r| r.model == model)
 }
@@ -87,7 +82,7 @@ mod tests {
     #[test]
     fn embedded_tables_parse() {
         assert_eq!(parse::<PaperRow>(PUBLISHED_CSV, "published.csv").unwrap().len(), 80);
-        assert_eq!(find("1", "SKNet-50", "imagenet").unwrap().gflops, Some(4.47));
+        assert_eq!(PaperRef::new("1", "SKNet-50", "imagenet").row().unwrap().gflops, Some(4.47));
         assert_eq!(exact_count("SKNet-50").unwrap().params, 27479784);
     }
 }

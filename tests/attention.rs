@@ -7,44 +7,27 @@ use sk_exp::models::attention::record_attention;
 use sk_exp::models::weights::{load_safetensors, read_tensors, save_safetensors};
 use sk_exp::models::{registry, Model};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use tch::{nn, Device, Kind, Tensor};
 
 mod common;
 
-/// A small SKNet on 32x32 images: one block per stage, SK units with 3x3 and 3x3-dilation-2 paths.
-const TINY: &[&str] = &[
-    "stem_width=16",
-    "blocks=[1, 1, 1]",
-    "widths=[16, 32, 64]",
-    "outputs=[32, 64, 128]",
-    "groups=4",
-    "num_classes=10",
-    "sk.paths=[{kernel: 3}, {kernel: 3, dilation: 2}]",
-    "sk.groups=4",
-    "sk.reduction=4",
-    "sk.min_dim=8",
-];
+/// The tiny SKNet's SK units with the paper's paths, 3x3 and "5x5" (3x3 with dilation 2): the analysis is of
+/// how the selection between a small and a large kernel follows the object's scale (SKNet-29's second path
+/// is 1x1).
+const K3_K5: &[(&str, &str)] = &[("sk.paths", "[{kernel: 3}, {kernel: 3, dilation: 2}]")];
 
-fn scratch(name: &str) -> PathBuf {
-    common::fresh_dir(&format!("attention/{name}"))
-}
-
+/// The tiny SKNet with [`K3_K5`] units on 32x32 images, 10 classes, weights drawn from seed 5.
 fn tiny_model() -> (nn::VarStore, Model) {
-    let mut tree = yaml_serde::to_value(registry::resolve("sknet29", None).unwrap()).unwrap();
-    for assignment in TINY {
-        let (key, value) = sk_exp::overrides::parse_assignment(assignment).unwrap();
-        sk_exp::overrides::set_dotted(&mut tree, &key, value).unwrap();
-    }
     tch::manual_seed(5);
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = Model::build(&vs.root(), &yaml_serde::from_value(tree).unwrap()).unwrap();
+    let model = Model::build(&vs.root(), &common::tiny_spec(K3_K5)).unwrap();
     (vs, model)
 }
 
 fn sk_exp(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_sk-exp")).args(args).output().unwrap();
+    let out = common::sk_exp(args);
     if !out.status.success() {
         eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     }
@@ -72,7 +55,7 @@ fn the_probe_records_every_unit_and_leaves_the_logits_unchanged() {
     assert!(idle.equal(&probed), "the logits changed while the probe recorded");
     let labels: Vec<&str> = records.iter().map(|r| r.label.as_str()).collect();
     assert_eq!(labels, ["SK_2_1", "SK_3_1", "SK_4_1"]);
-    for (record, channels) in records.iter().zip([16, 32, 64]) {
+    for (record, channels) in records.iter().zip([8, 16, 32]) {
         assert_eq!(record.weights.size(), [4, 2, channels]);
         // Softmax over the paths: every channel's weights sum to 1.
         let sums = record.weights.sum_dim_intlist(1, false, None);
@@ -120,22 +103,21 @@ fn direct_difference(model: &Model, images: &Tensor, unit: &str, scale: f64) -> 
 
 #[test]
 fn the_command_writes_the_csvs_and_figures_of_a_model_and_its_weights() {
-    let dir = scratch("cli");
+    let dir = common::fresh_dir("attention/cli");
     let (vs, model) = tiny_model();
     let weights = dir.join("tiny.safetensors");
     save_safetensors(&vs, &weights).unwrap();
     let data = dir.join("data.yaml");
     fs::write(&data, "kind: synthetic\ntrain_size: 20\neval_size: 20\n").unwrap();
     let out = dir.join("out");
-    let mut args = vec!["attention", "--model", "sknet29"];
-    for set in TINY {
-        args.extend(["--set", set]);
-    }
+    let tiny = common::tiny_set_args("", K3_K5);
+    let mut args = vec!["attention", "--model", common::TINY_BASE];
+    args.extend(tiny.iter().map(String::as_str));
     let (weights_arg, data_arg, out_arg) =
         (weights.display().to_string(), data.display().to_string(), out.display().to_string());
     args.extend(["--weights", &weights_arg, "--data", &data_arg, "--out", &out_arg, "--quiet"]);
     // 18 of 20 images in batches of 8: the limit falls inside the third batch.
-    args.extend(["--scales", "1.0,2.0", "--unit", "SK_3_1", "--group", "8", "--batch-size", "8", "--limit", "18"]);
+    args.extend(["--scales", "1.0,2.0", "--unit", "SK_3_1", "--group", "4", "--batch-size", "8", "--limit", "18"]);
     let result = sk_exp(&args);
     assert!(result.status.success());
     let stdout = String::from_utf8_lossy(&result.stdout);
@@ -164,7 +146,7 @@ fn the_command_writes_the_csvs_and_figures_of_a_model_and_its_weights() {
     let counted: usize =
         classes.iter().filter(|r| r[0] == "SK_2_1" && r[1] == "1.0x").map(|r| r[3].parse::<usize>().unwrap()).sum();
     assert_eq!(counted, 18);
-    // 32 channels of SK_3_1 in groups of 8, per scale; weights are softmax outputs.
+    // 16 channels of SK_3_1 in groups of 4, per scale; weights are softmax outputs.
     let channels = csv_rows(&out.join("attention_channels.csv"));
     assert_eq!(channels.len(), 2 * 4);
     assert!(channels.iter().all(|r| r[0] == "SK_3_1" && (0.0..=1.0).contains(&r[3].parse::<f64>().unwrap())));
@@ -194,16 +176,15 @@ fn the_command_writes_the_csvs_and_figures_of_a_model_and_its_weights() {
 
 #[test]
 fn mistakes_give_one_line_errors() {
-    let dir = scratch("errors");
+    let dir = common::fresh_dir("attention/errors");
     let (vs, _) = tiny_model();
     let weights = dir.join("tiny.safetensors");
     save_safetensors(&vs, &weights).unwrap();
     let w = weights.display().to_string();
     let out = dir.join("out").display().to_string();
-    let mut base = vec!["attention", "--model", "sknet29"];
-    for set in TINY {
-        base.extend(["--set", set]);
-    }
+    let tiny = common::tiny_set_args("", K3_K5);
+    let mut base = vec!["attention", "--model", common::TINY_BASE];
+    base.extend(tiny.iter().map(String::as_str));
     base.extend(["--weights", &w, "--data", "synthetic", "--out", &out, "--quiet", "--limit", "4"]);
     let cases: [(&[&str], &str); 3] = [
         (&["--unit", "SK_9_9"], "SK_2_1, SK_3_1, SK_4_1"),
@@ -229,14 +210,13 @@ fn mistakes_give_one_line_errors() {
 
 #[test]
 fn an_experiment_analysis_section_runs_after_training_and_the_run_can_be_analysed_again() {
-    let dir = scratch("experiment");
-    let overrides = "{stem_width: 16, blocks: [1, 1, 1], widths: [16, 32, 64], outputs: [32, 64, 128], groups: 4, \
-                     sk: {paths: [{kernel: 3}, {kernel: 3, dilation: 2}], groups: 4, reduction: 4, min_dim: 8}}";
+    let dir = common::fresh_dir("attention/experiment");
+    let (model, overrides) = (common::TINY_BASE, common::tiny_flow(K3_K5));
     let experiment = dir.join("tiny_attention.yaml");
     fs::write(
         &experiment,
         format!(
-            "base:\n  model: {{name: sknet29, overrides: {overrides}}}\n  data: {{kind: synthetic, train_size: 32, eval_size: 12}}\n  \
+            "base:\n  model: {{name: {model}, overrides: {overrides}}}\n  data: {{kind: synthetic, train_size: 32, eval_size: 12}}\n  \
              recipe: {{preset: cifar10, epochs: 1, batch_size: 16}}\n  workers: 0\n\
              analysis:\n  attention: {{scales: [1.0, 1.5], unit: SK_2_1, group: 4, zoom: render}}\n"
         ),
@@ -302,7 +282,7 @@ fn timm_skresnext50_weights_give_timms_selection_weights_and_run_the_analysis() 
         assert!(diff < 1e-4, "{}: max |ours - timm| = {diff:.2e}", record.label);
     }
 
-    let dir = scratch("timm");
+    let dir = common::fresh_dir("attention/timm");
     let data = dir.join("data64.yaml");
     fs::write(&data, "kind: synthetic\ntrain_size: 4\neval_size: 4\nimage_size: 64\n").unwrap();
     let out = dir.join("out");

@@ -88,8 +88,7 @@ fn spec_finds_the_directory_and_normalises_samples() {
 
 /// A copy of one batch directory in a fresh place (at `name/inner`), so a test can damage it.
 fn copy_at(dir: &str, name: &str, inner: &str) -> PathBuf {
-    let top = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("data_cifar_{name}"));
-    let _ = std::fs::remove_dir_all(&top);
+    let top = common::fresh_dir(&format!("data_cifar_{name}"));
     let to = top.join(inner);
     std::fs::create_dir_all(&to).unwrap();
     for entry in std::fs::read_dir(files().join(dir)).unwrap() {

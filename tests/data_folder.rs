@@ -161,8 +161,7 @@ fn folders_give_sorted_classes_and_transformed_samples() {
 
 /// A copy of the tree in a fresh place, so a test can damage it.
 fn copy_tree(name: &str) -> PathBuf {
-    let to = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("data_folder_{name}"));
-    let _ = std::fs::remove_dir_all(&to);
+    let to = common::fresh_dir(&format!("data_folder_{name}"));
     for split in ["train", "val"] {
         for class in std::fs::read_dir(files().join("tree").join(split)).unwrap() {
             let class = class.unwrap().path();
@@ -238,13 +237,10 @@ fn a_folder_with_only_val_serves_evaluation_but_not_training() {
     let labels: Vec<i64> = (0..2).map(|i| val.sample(i, Split::Eval, 0).unwrap().label).collect();
     assert_eq!(labels, [0, 1]);
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sk-exp"))
-        .args(["train", "--model", "resnet50", "--epochs", "1", "--quiet", "--data"])
-        .arg(format!("folder:{}", root.display()))
-        .arg("--out")
-        .arg(root.join("run"))
-        .output()
-        .unwrap();
+    let data = format!("folder:{}", root.display());
+    let run = root.join("run").display().to_string();
+    let out =
+        common::sk_exp(["train", "--model", "resnet50", "--epochs", "1", "--quiet", "--data", &data, "--out", &run]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("training set is empty"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");

@@ -2,7 +2,9 @@
 use anyhow::{anyhow, Result};
 use sk_exp::data::synthetic::{Subset, Synthetic, SyntheticSpec};
 use sk_exp::data::{batches, BadSample, Batch, Dataset, LoaderConfig, Sample, Split};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
+use std::time::Duration;
 
 fn synthetic(train_size: usize) -> Arc<dyn Dataset> {
     let spec = SyntheticSpec { seed: 1, train_size, eval_size: 10, classes: 10, image_size: 32 };
@@ -120,6 +122,21 @@ fn dropping_the_loader_early_stops_its_workers() {
     let mut it = batches(data, LoaderConfig::train(10, 0, 0, 3)).unwrap();
     assert_eq!(it.num_batches(), 50);
     assert!(it.next().unwrap().is_ok());
-    drop(it); // joins the workers; a hang here fails the test by timeout
+    // Dropping joins the workers, so workers that do not stop make it block: it runs on a thread of its own
+    // and the test fails when it has not returned in a minute (it takes milliseconds), instead of hanging.
+    let (dropped, done) = mpsc::channel();
+    let dropping = std::thread::spawn(move || {
+        drop(it);
+        let _ = dropped.send(());
+    });
+    let limit = Duration::from_secs(60);
+    match done.recv_timeout(limit) {
+        Ok(()) => dropping.join().unwrap(),
+        Err(RecvTimeoutError::Timeout) => panic!(
+            "dropping the loader after 1 of its 50 batches did not return within {} s: its workers did not stop",
+            limit.as_secs()
+        ),
+        Err(RecvTimeoutError::Disconnected) => std::panic::resume_unwind(dropping.join().unwrap_err()),
+    }
     assert!(batches(synthetic(5), LoaderConfig::train(0, 0, 0, 1)).is_err());
 }

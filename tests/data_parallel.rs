@@ -2,6 +2,7 @@
 //! `rank_worker` with torchrun's variables) against one process with the whole batch. Without batch norm
 //! they take the same steps; with batch norm the averaged gradient is the mean of the shards' gradients,
 //! the ranks stay identical, and BN statistics after the epoch-end reduction are the ranks' mean.
+mod common;
 mod train_common;
 use anyhow::Result;
 use sk_exp::data::Batch;
@@ -10,7 +11,7 @@ use sk_exp::dist::{Launch, ProcessGroup};
 use sk_exp::train::checkpoint::NamedTensors;
 use sk_exp::train::replica::{Network, NetworkBuilder, Replica, ReplicaSetup, StartState};
 use sk_exp::train::sgd::SgdConfig;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,13 +87,6 @@ fn save(path: &Path, tensors: &NamedTensors) {
 
 fn load(path: &Path) -> NamedTensors {
     Tensor::load_multi(path).unwrap().into_iter().collect()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("data_parallel").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// What a rank does in each case; it writes its tensors to `out/<what>-rank<r>.pt`.
@@ -172,7 +166,7 @@ fn two_ranks(case: &str, out: &Path) {
 
 #[test]
 fn two_ranks_without_batch_norm_step_like_one_process_with_the_whole_batch() {
-    let out = scratch("plain");
+    let out = common::fresh_dir("data_parallel/plain");
     two_ranks("plain", &out);
     tch::set_num_threads(1);
     let build = plain();
@@ -191,7 +185,7 @@ fn two_ranks_without_batch_norm_step_like_one_process_with_the_whole_batch() {
 
 #[test]
 fn with_batch_norm_ranks_average_shard_gradients_and_bn_statistics() {
-    let out = scratch("bn");
+    let out = common::fresh_dir("data_parallel/bn");
     two_ranks("bn", &out);
     tch::set_num_threads(1);
     let build = tiny_sknet();

@@ -3,32 +3,27 @@
 //! stop with an error, and `--resume` then ends where an uninterrupted run ends; a run is not resumed with
 //! another number of ranks unless asked.
 use sk_exp::train::run_dir::RunDir;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-const RUN: &str = "\
-model:
-  name: sknet29
-  overrides: {stem_width: 8, blocks: [1, 1, 1], widths: [8, 16, 32], outputs: [16, 32, 32], groups: 4,
-              sk: {groups: 4, reduction: 4, min_dim: 4}}
-data: {kind: synthetic, train_size: 96, eval_size: 40}
-recipe: {preset: cifar10, epochs: 2, batch_size: 16, lr: 0.05}
-seed: 5
-threads: 1
-workers: 1
-";
+mod common;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("distributed").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::KillOnDrop;
 
+/// The tiny SKNet on the synthetic set, `epochs` epochs of 6 global batches of 16 (8 per rank).
 fn config(dir: &Path, epochs: usize) -> PathBuf {
     let path = dir.join("run.yaml");
-    std::fs::write(&path, RUN.replace("epochs: 2", &format!("epochs: {epochs}"))).unwrap();
+    let text = format!(
+        "model:\n  name: {}\n  overrides: {}\n\
+         data: {{kind: synthetic, train_size: 96, eval_size: 40}}\n\
+         recipe: {{preset: cifar10, epochs: {epochs}, batch_size: 16, lr: 0.05}}\n\
+         seed: 5\nthreads: 1\nworkers: 1\n",
+        common::TINY_BASE,
+        common::tiny_flow(&[])
+    );
+    std::fs::write(&path, text).unwrap();
     path
 }
 
@@ -44,23 +39,26 @@ fn sk_exp(args: &[String]) -> Command {
     cmd
 }
 
-/// Waits for `child` at most `limit`; kills it when the time is up (then the test fails).
-fn wait_for(mut child: Child, limit: Duration, what: &str) -> Output {
+/// Waits for `child` at most `limit` (failing the test, which kills it, when the time is up); returns its
+/// exit status and what it wrote to its piped stderr.
+fn wait_for(child: &mut KillOnDrop, limit: Duration, what: &str) -> (ExitStatus, String) {
     let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not end within {limit:?}");
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
         }
+        assert!(Instant::now() < deadline, "{what} did not end within {limit:?}");
         std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.0.stderr.take() {
+        pipe.read_to_string(&mut stderr).unwrap();
     }
-    child.wait_with_output().unwrap()
+    (status, stderr)
 }
 
 fn run_ok(mut cmd: Command, what: &str) {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let out = wait_for(child, Duration::from_secs(240), what);
+    let out = common::output(&mut cmd);
     assert!(out.status.success(), "{what} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -70,13 +68,12 @@ fn metrics(out: &Path) -> Vec<String> {
 }
 
 fn torchrun() -> PathBuf {
-    let python = std::env::var("SK_EXP_PYTHON").expect("SK_EXP_PYTHON: run the tests through scripts/test.sh");
-    Path::new(&python).with_file_name("torchrun")
+    Path::new(&common::python()).with_file_name("torchrun")
 }
 
 #[test]
 fn torchrun_and_devices_cpu_cpu_train_the_same_run() {
-    let work = scratch("torchrun");
+    let work = common::fresh_dir("distributed/torchrun");
     let config = config(&work, 2);
     let (own, launched) = (work.join("own"), work.join("torchrun"));
     let mut args = train_args(&config, &own);
@@ -99,7 +96,7 @@ fn torchrun_and_devices_cpu_cpu_train_the_same_run() {
 
 #[test]
 fn two_torchrun_nodes_on_one_machine_train_the_same_run() {
-    let work = scratch("nodes");
+    let work = common::fresh_dir("distributed/nodes");
     let config = config(&work, 2);
     let (own, nodes) = (work.join("own"), work.join("nodes"));
     let mut args = train_args(&config, &own);
@@ -108,23 +105,24 @@ fn two_torchrun_nodes_on_one_machine_train_the_same_run() {
     // What a two-machine launch runs on each machine, with the rendezvous on 127.0.0.1.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let endpoint = format!("127.0.0.1:{port}");
-    let launched: Vec<Child> = (0..2)
+    let mut launched: Vec<KillOnDrop> = (0..2)
         .map(|node| {
-            Command::new(torchrun())
+            let child = Command::new(torchrun())
                 .args(["--nnodes", "2", "--node-rank", &node.to_string(), "--nproc-per-node", "1"])
                 .args(["--rdzv-backend", "c10d", "--rdzv-endpoint", &endpoint, "--no-python"])
                 .arg(env!("CARGO_BIN_EXE_sk-exp"))
                 .args(train_args(&config, &nodes))
                 .stdin(Stdio::null())
-                .stdout(Stdio::piped())
+                .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
-                .unwrap()
+                .unwrap();
+            KillOnDrop(child)
         })
         .collect();
-    for (node, child) in launched.into_iter().enumerate() {
-        let out = wait_for(child, Duration::from_secs(240), &format!("torchrun node {node}"));
-        assert!(out.status.success(), "node {node}: {}", String::from_utf8_lossy(&out.stderr));
+    for (node, child) in launched.iter_mut().enumerate() {
+        let (status, stderr) = wait_for(child, Duration::from_secs(240), &format!("torchrun node {node}"));
+        assert!(status.success(), "node {node}: {stderr}");
     }
     assert_eq!(metrics(&own).len(), 2);
     assert_eq!(metrics(&own), metrics(&nodes));
@@ -132,8 +130,8 @@ fn two_torchrun_nodes_on_one_machine_train_the_same_run() {
 }
 
 /// Rank `rank` of 2 of `sk-exp train`, started by hand as a launcher would (rank 0 hosts the store).
-fn rank(config: &Path, out: &Path, rank: usize, port: u16) -> Child {
-    sk_exp(&train_args(config, out))
+fn rank(config: &Path, out: &Path, rank: usize, port: u16) -> KillOnDrop {
+    let child = sk_exp(&train_args(config, out))
         .env("RANK", rank.to_string())
         .env("LOCAL_RANK", rank.to_string())
         .env("WORLD_SIZE", "2")
@@ -143,7 +141,8 @@ fn rank(config: &Path, out: &Path, rank: usize, port: u16) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    KillOnDrop(child)
 }
 
 fn checkpoint_epoch(out: &Path) -> Option<usize> {
@@ -152,7 +151,7 @@ fn checkpoint_epoch(out: &Path) -> Option<usize> {
 
 #[test]
 fn a_killed_rank_stops_the_other_and_the_run_resumes_to_the_uninterrupted_result() {
-    let work = scratch("kill");
+    let work = common::fresh_dir("distributed/kill");
     let config = config(&work, 6);
     let straight = work.join("straight");
     let mut args = train_args(&config, &straight);
@@ -166,20 +165,17 @@ fn a_killed_rank_stops_the_other_and_the_run_resumes_to_the_uninterrupted_result
     let started = Instant::now();
     // Six epochs leave four of slack after the epoch-2 checkpoint: the poll cannot miss the window.
     while checkpoint_epoch(&killed).is_none_or(|e| e < 2) {
-        let ended = survivor.try_wait().unwrap().is_some() || victim.try_wait().unwrap().is_some();
-        if ended || started.elapsed() > Duration::from_secs(240) {
-            let _ = (survivor.kill(), victim.kill(), survivor.wait(), victim.wait());
-            panic!("the ranks ended, or made no epoch-2 checkpoint, before the kill");
-        }
+        let ended = survivor.0.try_wait().unwrap().is_some() || victim.0.try_wait().unwrap().is_some();
+        assert!(!ended, "a rank ended before the kill");
+        assert!(started.elapsed() < Duration::from_secs(240), "no epoch-2 checkpoint");
         std::thread::sleep(Duration::from_millis(5));
     }
-    victim.kill().unwrap(); // SIGKILL
-    victim.wait().unwrap();
+    victim.0.kill().unwrap(); // SIGKILL
+    victim.0.wait().unwrap();
     let killed_at = Instant::now();
-    let out = wait_for(survivor, Duration::from_secs(60), "the surviving rank");
+    let (status, stderr) = wait_for(&mut survivor, Duration::from_secs(60), "the surviving rank");
     let stopped_after = killed_at.elapsed();
-    assert!(!out.status.success(), "rank 0 must fail when rank 1 is gone");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!status.success(), "rank 0 must fail when rank 1 is gone");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line of error: {stderr}");
     assert!(lines[0].starts_with("error: rank 0:"), "{stderr}");
@@ -197,7 +193,7 @@ fn a_killed_rank_stops_the_other_and_the_run_resumes_to_the_uninterrupted_result
 
 #[test]
 fn resuming_with_another_world_size_is_refused_unless_asked() {
-    let work = scratch("world");
+    let work = common::fresh_dir("distributed/world");
     let config = config(&work, 2);
     let out = work.join("run");
     let mut args = train_args(&config, &out);
@@ -205,7 +201,7 @@ fn resuming_with_another_world_size_is_refused_unless_asked() {
     run_ok(sk_exp(&args), "one epoch on two ranks");
     let mut args = train_args(&config, &out);
     args.push("--resume".into());
-    let refused = sk_exp(&args).output().unwrap();
+    let refused = common::output(&mut sk_exp(&args));
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -218,21 +214,18 @@ fn resuming_with_another_world_size_is_refused_unless_asked() {
 
 #[test]
 fn a_rank_that_cannot_reach_the_store_fails_with_a_clear_message() {
-    let work = scratch("nostore");
+    let work = common::fresh_dir("distributed/nostore");
     let config = config(&work, 1);
     // Rank 1 alone: nobody hosts the store on this (free) port.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = sk_exp(&train_args(&config, &work.join("run")))
-        .env("RANK", "1")
-        .env("WORLD_SIZE", "2")
-        .env("MASTER_ADDR", "127.0.0.1")
-        .env("MASTER_PORT", port.to_string())
-        .env("SK_EXP_DIST_TIMEOUT_S", "3")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_for(child, Duration::from_secs(60), "a rank without a store");
+    let out = common::output(
+        sk_exp(&train_args(&config, &work.join("run")))
+            .env("RANK", "1")
+            .env("WORLD_SIZE", "2")
+            .env("MASTER_ADDR", "127.0.0.1")
+            .env("MASTER_PORT", port.to_string())
+            .env("SK_EXP_DIST_TIMEOUT_S", "3"),
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("error: rank 1 cannot join the gloo group through the store at 127.0.0.1:"), "{err}");

@@ -23,20 +23,19 @@ fn options(results: &Path) -> ExperimentOptions {
     }
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    common::fresh_dir(&format!("experiments/{name}"))
-}
-
-/// Two variants of a tiny SKNet-29 (and one whose data is missing), 2 seeds, 2 epochs on 64 images.
-const TINY: &str = r#"
+/// Two variants of the tiny SKNet on 16x16 images (and one whose data is missing), 2 seeds, 2 epochs on 64
+/// images.
+fn tiny() -> String {
+    let (model, overrides) = (common::TINY_BASE, common::tiny_flow(&[("input_size", "16")]));
+    format!(
+        r#"
 name: tiny
 base:
   model:
-    name: sknet29
-    overrides: {input_size: 16, stem_width: 8, blocks: [1, 1, 1], widths: [16, 16, 16], outputs: [16, 16, 16], groups: 4,
-                sk: {groups: 4, reduction: 4, min_dim: 4}}
-  data: {kind: synthetic, train_size: 64, eval_size: 32, image_size: 16, classes: 4}
-  recipe: {preset: cifar10, epochs: 2, batch_size: 16}
+    name: {model}
+    overrides: {overrides}
+  data: {{kind: synthetic, train_size: 64, eval_size: 32, image_size: 16, classes: 4}}
+  recipe: {{preset: cifar10, epochs: 2, batch_size: 16}}
   workers: 0
   threads: 1
 seeds: [0, 1]
@@ -47,8 +46,10 @@ sweep:
       set:
         model.sk.paths[1].kernel: 3
     - label: no_data
-      set: {data: {kind: cifar, root: /nonexistent/cifar-10-batches-bin}}
-"#;
+      set: {{data: {{kind: cifar, root: /nonexistent/cifar-10-batches-bin}}}}
+"#
+    )
+}
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
@@ -58,8 +59,8 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 #[test]
 fn runs_record_failures_skip_finished_runs_and_summarise() {
-    let dir = temp_dir("tiny");
-    let file = write(&dir, "tiny.yaml", TINY);
+    let dir = common::fresh_dir("experiments/tiny");
+    let file = write(&dir, "tiny.yaml", &tiny());
     let opts = options(&dir.join("results"));
     let exp = load(&file, &opts).unwrap();
     assert_eq!(exp.runs.len(), 6);
@@ -97,8 +98,8 @@ fn runs_record_failures_skip_finished_runs_and_summarise() {
 
 #[test]
 fn a_run_locked_by_another_runner_is_left_alone() {
-    let dir = temp_dir("locked");
-    let file = write(&dir, "tiny.yaml", TINY);
+    let dir = common::fresh_dir("experiments/locked");
+    let file = write(&dir, "tiny.yaml", &tiny());
     let mut opts = options(&dir.join("results"));
     opts.only = Some("path2_1x1".into());
     let exp = load(&file, &opts).unwrap();
@@ -111,13 +112,13 @@ fn a_run_locked_by_another_runner_is_left_alone() {
 
 #[test]
 fn unknown_keys_are_reported_with_their_line_before_training() {
-    let dir = temp_dir("bad");
-    let bad = TINY.replace("  workers: 0\n", "  workers: 0\n  epochz: 3\n");
+    let dir = common::fresh_dir("experiments/bad");
+    let bad = tiny().replace("  workers: 0\n", "  workers: 0\n  epochz: 3\n");
     let file = write(&dir, "bad.yaml", &bad);
     let err = format!("{:#}", load(&file, &options(&dir)).err().expect("an unknown key is an error"));
     let line = bad.lines().position(|l| l.contains("epochz")).unwrap() + 1;
     assert!(err.contains("epochz") && err.contains(&format!("line {line}")), "{err}");
-    let typo = TINY.replace("seeds: [0, 1]", "seeds: [zero]");
+    let typo = tiny().replace("seeds: [0, 1]", "seeds: [zero]");
     let err = format!("{:#}", load(&write(&dir, "typo.yaml", &typo), &options(&dir)).err().unwrap());
     assert!(err.contains("seeds") && err.contains("line"), "{err}");
 }

@@ -5,34 +5,25 @@ mod common;
 use sk_exp::interop::npy;
 use sk_exp::models::weights::{read_tensors, save_safetensors};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use tch::{Kind, Tensor};
 
 /// Largest |sk-exp - PyTorch| allowed, relative to the largest |PyTorch| logit.
 const TOLERANCE: f64 = 1e-4;
-
-fn temp_dir(name: &str) -> PathBuf {
-    common::fresh_dir(&format!("interop/{name}"))
-}
 
 /// Runs the PyTorch side and returns what it printed.
 fn reference(args: &[&str]) -> String {
     common::run_python("tests/python/interop_reference.py", args)
 }
 
-fn sk_exp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sk-exp")).args(args).output().unwrap()
-}
-
 fn sk_exp_ok(args: &[&str]) -> String {
-    let out = sk_exp(args);
+    let out = common::sk_exp(args);
     assert!(out.status.success(), "sk-exp {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The error sk-exp prints for `args`: it must fail with exactly one line, free of C++ backtraces.
 fn sk_exp_error(args: &[&str]) -> String {
-    let out = sk_exp(args);
+    let out = common::sk_exp(args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "sk-exp {args:?} should fail cleanly; stderr:\n{stderr}");
     assert_eq!(stderr.lines().count(), 1, "expected a one-line error, got:\n{stderr}");
@@ -51,31 +42,6 @@ fn relative_difference(got: &Path, expected: &Path) -> f64 {
     (&got - &expected).abs().max().double_value(&[]) / scale
 }
 
-/// SKNet-29's structure shrunk (one narrow block per stage, 10 classes): fast to build, export and run.
-const TINY: [(&str, &str); 9] = [
-    ("stem_width", "8"),
-    ("blocks", "[1, 1, 1]"),
-    ("widths", "[8, 16, 32]"),
-    ("outputs", "[16, 32, 32]"),
-    ("groups", "4"),
-    ("sk.groups", "4"),
-    ("sk.reduction", "4"),
-    ("sk.min_dim", "4"),
-    ("num_classes", "10"),
-];
-
-fn tiny_args() -> Vec<String> {
-    TINY.iter().flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")]).collect()
-}
-
-fn tiny_yaml() -> yaml_serde::Value {
-    let mut tree = yaml_serde::Value::Null;
-    for (k, v) in TINY {
-        sk_exp::overrides::set_dotted(&mut tree, k, yaml_serde::from_str(v).unwrap()).unwrap();
-    }
-    tree
-}
-
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -86,7 +52,7 @@ fn p(path: &Path) -> &str {
 
 /// A TorchScript file made by PyTorch gives PyTorch's logits through `sk-exp eval --torchscript`.
 fn assert_torchscript_matches(model: &str, mode: &str) {
-    let dir = temp_dir(&format!("{model}-{mode}"));
+    let dir = common::fresh_dir(&format!("interop/{model}-{mode}"));
     reference(&["make-torchscript", model, mode, p(&dir), "--size", "64", "--batch", "2"]);
     let ours = dir.join("ours.npy");
     sk_exp_ok(&[
@@ -119,7 +85,7 @@ fn pytorch_scripted_torchvision_resnet18_runs_in_sk_exp() {
 /// loads strictly, both with sk-exp's logits (which are timm's).
 #[test]
 fn timm_skresnext50_torchscript_in_and_sknet50_export_out() {
-    let dir = temp_dir("skresnext50");
+    let dir = common::fresh_dir("interop/skresnext50");
     reference(&["make-torchscript", "skresnext50_32x4d", "trace", p(&dir), "--size", "64", "--batch", "3"]);
     let (input, timm_logits) = (dir.join("input.npy"), dir.join("logits.npy"));
     let check = |what: &str, got: &Path, expected: &Path| {
@@ -179,7 +145,7 @@ fn assert_metrics_match_pytorch(dir: &Path, model: &Path, data: &[&str], name: &
 /// computes on the very images and labels sk-exp evaluated.
 #[test]
 fn data_set_evaluation_matches_pytorch_metrics() {
-    let dir = temp_dir("data");
+    let dir = common::fresh_dir("interop/data");
     reference(&["make-torchscript", "resnet18_10", "trace", p(&dir), "--size", "32"]);
     let model = dir.join("model.pt");
     let data = dir.join("data.yaml");
@@ -194,8 +160,8 @@ fn data_set_evaluation_matches_pytorch_metrics() {
     assert_eq!(npy::read_f32(&dump.join("images.npy")).unwrap().size(), [20, 3, 48, 48]);
 
     // Our own model (tiny, random weights): it runs, counts every image and reports errors in [0, 100].
-    let mut args: Vec<String> = ["eval", "--model", "sknet29", "--data", p(&data)].map(String::from).to_vec();
-    args.extend(tiny_args());
+    let mut args: Vec<String> = ["eval", "--model", common::TINY_BASE, "--data", p(&data)].map(String::from).to_vec();
+    args.extend(common::tiny_set_args("", &[]));
     let printed = sk_exp_ok(&strs(&args));
     assert_eq!(metric(&printed, "images"), 300.0);
     for key in ["top1_err", "top5_err"] {
@@ -206,7 +172,7 @@ fn data_set_evaluation_matches_pytorch_metrics() {
 
 #[test]
 fn bad_files_give_one_line_errors_naming_the_problem() {
-    let dir = temp_dir("bad");
+    let dir = common::fresh_dir("interop/bad");
     let input = dir.join("input.npy");
     npy::write(&input, &Tensor::randn([2, 3, 32, 32], (Kind::Float, tch::Device::Cpu))).unwrap();
     let dump = dir.join("out.npy");
@@ -229,8 +195,7 @@ fn bad_files_give_one_line_errors_naming_the_problem() {
     // A state_dict with a tensor missing, one extra and one mis-shaped, for a tiny SKNet.
     let good = dir.join("good.safetensors");
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let spec = sk_exp::models::registry::resolve("sknet29", Some(&tiny_yaml())).unwrap();
-    sk_exp::models::Model::build(&vs.root(), &spec).unwrap();
+    sk_exp::models::Model::build(&vs.root(), &common::tiny_spec(&[])).unwrap();
     save_safetensors(&vs, &good).unwrap();
     let mut tensors = read_tensors(&good).unwrap();
     let dropped = tensors.iter().position(|(name, _)| name.ends_with("running_mean")).unwrap();
@@ -241,9 +206,9 @@ fn bad_files_give_one_line_errors_naming_the_problem() {
     fc.1 = Tensor::zeros([fc_shape[0] + 1, fc_shape[1]], (Kind::Float, tch::Device::Cpu));
     let bad = dir.join("bad.safetensors");
     Tensor::write_safetensors(&tensors, &bad).unwrap();
-    let tiny = tiny_args();
+    let tiny = common::tiny_set_args("", &[]);
     let with_weights = |weights: &Path| -> Vec<String> {
-        let mut args: Vec<String> = ["--model", "sknet29", "--weights", p(weights)].map(String::from).to_vec();
+        let mut args: Vec<String> = ["--model", common::TINY_BASE, "--weights", p(weights)].map(String::from).to_vec();
         args.extend(tiny.iter().cloned());
         args
     };
@@ -274,7 +239,7 @@ fn bad_files_give_one_line_errors_naming_the_problem() {
 #[test]
 fn weights_are_found_in_run_checkpoint_and_export_folders() {
     use sk_exp::train::run_dir::locate_weights as locate;
-    let dir = temp_dir("locate");
+    let dir = common::fresh_dir("interop/locate");
     let layouts = [
         ("run/checkpoint/weights.safetensors", "run"),
         ("ckpt/weights.safetensors", "ckpt"),
@@ -297,16 +262,24 @@ fn weights_are_found_in_run_checkpoint_and_export_folders() {
 /// last evaluation (metrics.csv), and so does its TorchScript export through `sk-exp eval --torchscript`.
 #[test]
 fn a_training_run_evaluates_and_exports_with_its_own_figures() {
-    let dir = temp_dir("run");
+    let dir = common::fresh_dir("interop/run");
     let run = dir.join("run");
-    let mut train: Vec<String> =
-        ["train", "--model", "sknet29", "--data", "synthetic", "--epochs", "1", "--batch-size", "32", "--quiet"]
-            .map(String::from)
-            .to_vec();
+    let mut train: Vec<String> = [
+        "train",
+        "--model",
+        common::TINY_BASE,
+        "--data",
+        "synthetic",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--quiet",
+    ]
+    .map(String::from)
+    .to_vec();
     train.extend(["--out".into(), p(&run).into()]);
-    for (key, value) in TINY.iter().filter(|(key, _)| *key != "num_classes") {
-        train.extend(["--set".into(), format!("model.overrides.{key}={value}")]);
-    }
+    train.extend(common::tiny_set_args("model.overrides.", &[]));
     train.extend(["--set", "data.train_size=64", "--set", "data.eval_size=96"].map(String::from));
     sk_exp_ok(&strs(&train));
 

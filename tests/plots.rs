@@ -10,16 +10,10 @@ use sk_exp::train::run_dir::RunDir;
 use sk_exp::util::stats::mean_std;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const METRICS_HEADER: &str =
     "epoch,lr,train_loss,train_top1_err,eval_loss,eval_top1_err,eval_top5_err,images_per_s,wall_s";
 const RESULTS_HEADER: &str = "label,seed,model,params,macs,top1_err,top5_err,epochs,images_per_s,wall_s,status";
-
-/// A fresh folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    common::fresh_dir(&format!("plots/{name}"))
-}
 
 /// Width and height from a PNG's IHDR chunk.
 fn png_size(path: &Path) -> (u32, u32) {
@@ -80,7 +74,7 @@ fn figure2_paper_only_draws_every_table_s2_model() {
     let labels: Vec<String> = families.iter().flat_map(|(_, p)| p.iter().map(|p| p.label.clone())).collect();
     assert_eq!(labels.len(), 17);
 
-    let written = figure2::plot_figure2(&[], &scratch("figure2").join("figure2")).unwrap();
+    let written = figure2::plot_figure2(&[], &common::fresh_dir("plots/figure2").join("figure2")).unwrap();
     let mut texts: Vec<&str> = labels.iter().map(String::as_str).collect();
     texts.extend(&names);
     texts.push("#params (millions)");
@@ -89,7 +83,7 @@ fn figure2_paper_only_draws_every_table_s2_model() {
 
 #[test]
 fn figure2_adds_each_label_of_every_results_csv_as_a_cross() {
-    let dir = scratch("figure2_measured");
+    let dir = common::fresh_dir("plots/figure2_measured");
     for (experiment, err) in [("table3", 21.0), ("ablation/deep", 22.0)] {
         let folder = dir.join(experiment);
         fs::create_dir_all(&folder).unwrap();
@@ -121,14 +115,14 @@ fn figure2_adds_each_label_of_every_results_csv_as_a_cross() {
 
 #[test]
 fn figure2_without_results_says_where_it_looked() {
-    let dir = scratch("figure2_empty");
+    let dir = common::fresh_dir("plots/figure2_empty");
     let err = figure2::measured_points(&dir).unwrap_err().to_string();
     assert!(err.contains("no results.csv under") && err.contains("figure2_empty"), "{err}");
 }
 
 #[test]
 fn curves_overlay_two_runs() {
-    let dir = scratch("curves");
+    let dir = common::fresh_dir("plots/curves");
     let (a, b) = (dir.join("run_a"), dir.join("run_b"));
     write_run(&a, &[(1, 4.0, 80.0, 3.8, 75.0), (2, 3.0, 60.0, 3.1, 62.0), (3, 2.5, 50.0, 2.9, 55.0)], Some("SKNet-50"));
     write_run(&b, &[(1, 4.2, 82.0, 4.0, 78.0), (2, 3.3, 65.0, 3.4, 66.0), (3, 2.8, 55.0, 3.2, 60.0)], None);
@@ -149,7 +143,7 @@ fn curves_overlay_two_runs() {
 
 #[test]
 fn metrics_with_skipped_evaluations_read_as_missing() {
-    let dir = scratch("metrics_gaps");
+    let dir = common::fresh_dir("plots/metrics_gaps");
     let path = dir.join("metrics.csv");
     fs::write(
         &path,
@@ -172,7 +166,7 @@ fn mean_and_sample_std_of_a_known_example() {
 
 #[test]
 fn summary_of_an_experiment_from_results_csv() {
-    let dir = scratch("summary");
+    let dir = common::fresh_dir("plots/summary");
     let results = dir.join("results.csv");
     fs::write(
         &results,
@@ -210,13 +204,13 @@ fn summary_of_an_experiment_from_results_csv() {
 
 #[test]
 fn cli_plot_summary_writes_into_the_experiment_folder() {
-    let dir = scratch("cli_summary");
+    let dir = common::fresh_dir("plots/cli_summary");
     fs::write(
         dir.join("results.csv"),
         results_csv(&["a,0,m,1000,1000,10.0,1.0,1,1,1,ok", "b,0,m,1000,1000,12.0,1.0,1,1,1,ok"]),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sk-exp")).args(["plot", "summary"]).arg(&dir).output().unwrap();
+    let out = common::sk_exp(["plot", "summary", &dir.display().to_string()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(png_size(&dir.join("summary.png")), (900, 720));
     assert!(dir.join("summary.svg").exists());
@@ -224,9 +218,9 @@ fn cli_plot_summary_writes_into_the_experiment_folder() {
 
 #[test]
 fn cli_reports_a_malformed_results_csv_in_one_line() {
-    let dir = scratch("cli_malformed");
+    let dir = common::fresh_dir("plots/cli_malformed");
     fs::write(dir.join("results.csv"), results_csv(&["a,0,m,1000,1000,ten,1.0,1,1,1,ok"])).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sk-exp")).args(["plot", "summary"]).arg(&dir).output().unwrap();
+    let out = common::sk_exp(["plot", "summary", &dir.display().to_string()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1, "{stderr}");
@@ -235,7 +229,7 @@ fn cli_reports_a_malformed_results_csv_in_one_line() {
 
 /// Writes `text` to a file named `name` and returns the reader's error message.
 fn reader_error<T: std::fmt::Debug>(name: &str, text: &str, read: fn(&Path) -> anyhow::Result<T>) -> String {
-    let path = scratch(&format!("malformed_{}", name.replace('.', "_"))).join(name);
+    let path = common::fresh_dir(&format!("plots/malformed_{}", name.replace('.', "_"))).join(name);
     fs::write(&path, text).unwrap();
     let err = format!("{:#}", read(&path).unwrap_err());
     assert!(err.contains(&path.display().to_string()), "error does not name the file: {err}");
@@ -266,14 +260,14 @@ fn readers_reject_malformed_files_naming_file_and_line() {
     let err = reader_error("results.csv", &results_csv(&["a,-1,m,1000,1000,10.0,1.0,1,1,1,ok"]), read_results);
     assert!(err.contains("line 2, column seed"), "{err}");
 
-    let missing = scratch("missing").join("results.csv");
+    let missing = common::fresh_dir("plots/missing").join("results.csv");
     let err = format!("{:#}", read_results(&missing).unwrap_err());
     assert!(err.starts_with("cannot read ") && err.contains("missing/results.csv"), "{err}");
 }
 
 #[test]
 fn run_dir_with_bad_config_names_it() {
-    let dir = scratch("bad_config").join("run");
+    let dir = common::fresh_dir("plots/bad_config").join("run");
     write_run(&dir, &[(1, 2.0, 50.0, 2.1, 51.0)], None);
     fs::write(RunDir::new(&dir).run_file(), "model: [unclosed\n").unwrap();
     let err = format!("{:#}", read_run_dir(&dir).unwrap_err());

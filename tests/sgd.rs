@@ -3,7 +3,6 @@
 mod common;
 
 use sk_exp::train::sgd::{Sgd, SgdConfig};
-use std::process::Command;
 use tch::{Device, Kind, Tensor};
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -17,8 +16,7 @@ fn compare_with_torch(config: SgdConfig) {
     // One folder per call: the tests run in parallel threads of one process.
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("sk-exp-sgd-{}-{call}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::fresh_dir(&format!("sgd/{call}"));
     let mut files: Vec<(String, Tensor)> = Vec::new();
     let mut vars = Vec::new();
     for (name, shape) in shapes {
@@ -46,15 +44,16 @@ fn compare_with_torch(config: SgdConfig) {
     }
 
     let lr_list = lrs.map(|l| l.to_string()).join(",");
-    let status = Command::new(common::python())
-        .args([concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/sgd_reference.py")])
-        .arg(&input)
-        .arg(&output)
-        .args([config.momentum.to_string(), config.nesterov.to_string(), config.weight_decay.to_string()])
-        .args([config.wd_on_bn_bias.to_string(), lr_list])
-        .status()
-        .expect("run the python reference (source scripts/setup.sh)");
-    assert!(status.success(), "python reference failed");
+    let args = [
+        input.display().to_string(),
+        output.display().to_string(),
+        config.momentum.to_string(),
+        config.nesterov.to_string(),
+        config.weight_decay.to_string(),
+        config.wd_on_bn_bias.to_string(),
+        lr_list,
+    ];
+    common::run_python("tests/python/sgd_reference.py", args);
     let reference: Vec<(String, Tensor)> = Tensor::read_safetensors(&output).unwrap();
     let get = |key: &str| &reference.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("{key} missing")).1;
 

@@ -1,5 +1,6 @@
 //! The loop's contract: a run stopped after epoch k and resumed ends bitwise equal to an uninterrupted
 //! run; a non-finite loss stops the run and keeps the last good checkpoint; run directories are guarded.
+mod common;
 mod train_common;
 use anyhow::Result;
 use sk_exp::data::DataSplits;
@@ -10,7 +11,7 @@ use sk_exp::train::run_dir::RunDir;
 use sk_exp::train::schedule::Schedule;
 use sk_exp::train::trainer::{train, RunOptions, Trained};
 use std::path::Path;
-use train_common::{blobs, temp_dir, tiny_run, tiny_sknet};
+use train_common::{blobs, tiny_run, tiny_sknet};
 
 fn recipe() -> Recipe {
     Recipe {
@@ -53,11 +54,11 @@ fn assert_same_tensors(a: &checkpoint::NamedTensors, b: &checkpoint::NamedTensor
 
 #[test]
 fn stopped_and_resumed_run_matches_the_uninterrupted_run_bitwise() {
-    let straight_dir = temp_dir("straight");
+    let straight_dir = common::fresh_dir("train_resume/straight");
     let straight = session(&straight_dir, recipe(), false, None).unwrap();
     assert_eq!(straight.epochs_done(), 3);
 
-    let resumed_dir = temp_dir("resumed");
+    let resumed_dir = common::fresh_dir("train_resume/resumed");
     assert_eq!(session(&resumed_dir, recipe(), false, Some(2)).unwrap().epochs_done(), 2);
     let resumed = session(&resumed_dir, recipe(), true, None).unwrap();
     assert_eq!(resumed.new_epochs, 1, "the resumed session trains only epoch 3");
@@ -89,7 +90,7 @@ fn stopped_and_resumed_run_matches_the_uninterrupted_run_bitwise() {
 
 #[test]
 fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
-    let dir = temp_dir("nan");
+    let dir = common::fresh_dir("train_resume/nan");
     let mut r = recipe();
     // Epoch 2 runs at lr 0.05 * 1e30: the weights blow up and the loss stops being finite.
     r.schedule = Schedule::Multistep { fractions: vec![0.3], gamma: 1e30 };
@@ -109,7 +110,7 @@ fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
 
 #[test]
 fn run_directories_are_guarded() {
-    let dir = temp_dir("guard");
+    let dir = common::fresh_dir("train_resume/guard");
     let r = Recipe { epochs: 1, warmup_epochs: 0, ..recipe() };
     session(&dir, r.clone(), false, None).unwrap();
     let text = std::fs::read_to_string(RunDir::new(&dir).metrics_file()).unwrap();

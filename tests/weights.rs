@@ -7,10 +7,6 @@ use sk_exp::models::weights::{load_safetensors, read_tensors, save_safetensors};
 use std::path::PathBuf;
 use tch::{nn, Device, Kind, Tensor};
 
-fn scratch_dir(test: &str) -> PathBuf {
-    common::fresh_dir(&format!("weights/{test}"))
-}
-
 /// conv1/bn1 (weight, bias, running stats), layer1.0.conv1/bn1 and fc: 12 variables.
 fn small_store(seed: i64) -> nn::VarStore {
     // torch's generator is global and the tests run in parallel threads: one store is drawn at a time, so
@@ -49,7 +45,7 @@ fn write(path: &PathBuf, tensors: &[(String, Tensor)]) {
 
 #[test]
 fn save_then_load_restores_every_variable_including_running_stats() {
-    let dir = scratch_dir("round_trip");
+    let dir = common::fresh_dir("weights/round_trip");
     let path = dir.join("w.safetensors");
     let original = small_store(1);
     save_safetensors(&original, &path).unwrap();
@@ -67,7 +63,7 @@ fn save_then_load_restores_every_variable_including_running_stats() {
 
 #[test]
 fn pytorch_counters_are_ignored_and_float64_is_converted() {
-    let dir = scratch_dir("pytorch_quirks");
+    let dir = common::fresh_dir("weights/pytorch_quirks");
     let path = dir.join("w.safetensors");
     let original = small_store(3);
     let mut tensors: Vec<(String, Tensor)> =
@@ -83,7 +79,7 @@ fn pytorch_counters_are_ignored_and_float64_is_converted() {
 
 #[test]
 fn one_error_lists_missing_unexpected_and_mismatched_tensors_and_changes_nothing() {
-    let dir = scratch_dir("mismatch");
+    let dir = common::fresh_dir("weights/mismatch");
     let path = dir.join("bad.safetensors");
     let mut tensors: Vec<(String, Tensor)> =
         small_store(5).variables().into_iter().map(|(n, t)| (n, t.detach())).collect();
@@ -113,7 +109,7 @@ fn one_error_lists_missing_unexpected_and_mismatched_tensors_and_changes_nothing
 
 #[test]
 fn long_lists_are_cut_with_a_count() {
-    let dir = scratch_dir("long_list");
+    let dir = common::fresh_dir("weights/long_list");
     let path = dir.join("other.safetensors");
     write(&path, &[("unrelated".to_string(), Tensor::zeros([1], (Kind::Float, Device::Cpu)))]);
     let err = load_safetensors(&small_store(7), &path).unwrap_err().to_string();
@@ -123,7 +119,7 @@ fn long_lists_are_cut_with_a_count() {
 
 #[test]
 fn unreadable_files_give_an_error_naming_the_file() {
-    let dir = scratch_dir("unreadable");
+    let dir = common::fresh_dir("weights/unreadable");
     let good = dir.join("w.safetensors");
     save_safetensors(&small_store(8), &good).unwrap();
     let bytes = std::fs::read(&good).unwrap();
@@ -143,7 +139,7 @@ fn unreadable_files_give_an_error_naming_the_file() {
 
 #[test]
 fn saving_into_a_missing_directory_is_an_error_naming_the_file() {
-    let path = scratch_dir("missing_dir").join("no/such/dir/w.safetensors");
+    let path = common::fresh_dir("weights/missing_dir").join("no/such/dir/w.safetensors");
     let err = save_safetensors(&small_store(10), &path).unwrap_err().to_string();
     assert!(err.contains(&path.display().to_string()), "{err}");
 }

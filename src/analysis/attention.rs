@@ -2,10 +2,10 @@
 //! Per unit, the attention difference is the mean over channels of (larger-kernel weight - smaller-kernel
 //! weight), for each image; the paper's finding is that it grows with the object's size in early stages.
 use crate::models::attention::UnitAttention;
-use crate::models::sk::SkSpec;
-use crate::util::csv_file::{four_decimals, six_decimals, six_decimals_opt};
+use crate::models::ModelSpec;
+use crate::util::csv_file::{four_decimals, six_decimals};
 use crate::util::stats::{index_or_push, mean_std};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
@@ -27,8 +27,10 @@ pub fn zoom_center(images: &Tensor, scale: f64) -> Result<Tensor> {
     Ok(crop.upsample_bilinear2d([h, w], false, None, None))
 }
 
-/// Indices of the paths with the smallest and the largest effective kernel (3x3 and "5x5" by default).
-pub fn small_and_large_paths(sk: &SkSpec) -> Result<(usize, usize)> {
+/// The (smaller, larger) kernel's path indices of a model's SK units: the paths with the smallest and the
+/// largest effective kernel (3x3 and "5x5" by default); an error for a model without them.
+pub fn kernel_paths(spec: &ModelSpec) -> Result<(usize, usize)> {
+    let sk = spec.sk().context("the attention analysis needs a model with SK units (its spec has no `sk`)")?;
     let kernels: Vec<i64> = sk.paths.iter().map(|p| p.effective_kernel()).collect();
     let small = (0..kernels.len()).min_by_key(|&i| kernels[i]).unwrap_or(0);
     let large = (0..kernels.len()).max_by_key(|&i| kernels[i]).unwrap_or(0);
@@ -64,7 +66,7 @@ pub struct UnitRow {
     #[serde(rename = "mean_diff", serialize_with = "six_decimals")]
     pub mean: f64,
     /// None for a single image.
-    #[serde(rename = "std_diff", serialize_with = "six_decimals_opt")]
+    #[serde(rename = "std_diff", serialize_with = "six_decimals")]
     pub std: Option<f64>,
 }
 
@@ -96,7 +98,7 @@ pub struct ShiftRow {
     #[serde(serialize_with = "six_decimals")]
     pub mean_change: f64,
     /// Standard error of that mean (sample std / sqrt(n)); None for a single image.
-    #[serde(rename = "stderr_change", serialize_with = "six_decimals_opt")]
+    #[serde(rename = "stderr_change", serialize_with = "six_decimals")]
     pub stderr: Option<f64>,
     /// Share of the images whose difference grew.
     #[serde(serialize_with = "four_decimals")]

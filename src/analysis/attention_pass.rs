@@ -1,14 +1,14 @@
 //! The attention analysis' forward passes: a model with its weights over a data set's evaluation images at
 //! every object scale, its SK units' selection weights gathered into [`AttentionStats`]. `sk-exp attention`
 //! and an experiment's `analysis: {attention: ...}` section run it; `report::attention` writes the result.
-use super::attention::{small_and_large_paths, zoom_center, AttentionStats};
+use super::attention::{kernel_paths, zoom_center, AttentionStats};
 use crate::data::loader::{batches, LoaderConfig};
 use crate::data::spec::DataSpec;
 use crate::data::synthetic::{Subset, Synthetic};
 use crate::data::{self, Dataset};
 use crate::models::attention::record_attention;
-use crate::models::{Model, ModelSpec};
-use anyhow::{bail, Context, Result};
+use crate::models::Model;
+use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -16,42 +16,32 @@ use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
 /// What to analyse and how: the `analysis.attention` section of an experiment file, and the flags of
-/// `sk-exp attention`.
+/// `sk-exp attention`. Fields left out take their defaults.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, clap::Args)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct AttentionSpec {
     /// Object enlargements (centre crop 1/scale, resized back), comma-separated; the paper's are 1.0, 1.5, 2.0.
-    #[serde(default = "default_scales")]
     #[arg(long, value_delimiter = ',', default_value = "1.0,1.5,2.0")]
     pub scales: Vec<f64>,
     /// The unit of the per-channel curve; default SK_3_4 (the paper's) where the model has it, else the
     /// middle unit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long)]
     pub unit: Option<String>,
     /// Channels averaged together in the per-channel curve.
-    #[serde(default = "default_group")]
     #[arg(long, default_value_t = default_group())]
     pub group: usize,
     /// Analyse only the first N images of the evaluation set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[arg(long)]
     pub limit: Option<usize>,
-    #[serde(default = "default_batch_size")]
     #[arg(long, default_value_t = default_batch_size())]
     pub batch_size: usize,
     /// `resize` (the paper's centre crop + resize) or `render` (synthetic data: the scene drawn zoomed).
-    #[serde(default)]
     #[arg(long, default_value = "resize", value_parser = parse_zoom)]
     pub zoom: Zoom,
 }
 
-/// The paper's object enlargements (Figures 3 and 4).
-pub const PAPER_SCALES: [f64; 3] = [1.0, 1.5, 2.0];
-
-fn default_scales() -> Vec<f64> {
-    PAPER_SCALES.to_vec()
-}
 fn default_group() -> usize {
     16
 }
@@ -62,7 +52,8 @@ fn default_batch_size() -> usize {
 impl Default for AttentionSpec {
     fn default() -> Self {
         AttentionSpec {
-            scales: default_scales(),
+            // The paper's object enlargements (Figures 3 and 4).
+            scales: vec![1.0, 1.5, 2.0],
             unit: None,
             group: default_group(),
             limit: None,
@@ -137,13 +128,6 @@ impl AnalysisData {
         };
         Ok(AnalysisData { dataset, synthetic })
     }
-}
-
-/// The (smaller, larger) kernel's path indices of a model's SK units; an error for a model without them.
-pub fn kernel_paths(spec: &ModelSpec) -> Result<(usize, usize)> {
-    small_and_large_paths(
-        spec.sk().context("the attention analysis needs a model with SK units (its spec has no `sk`)")?,
-    )
 }
 
 /// Forward passes over the data at every scale, recording every SK unit's selection weights.

@@ -1,15 +1,14 @@
 //! `sk-exp attention`: the attention analysis of Figures 3 and 4 for a model with its weights (or a
 //! training run): how much weight the SK units give the larger kernel as the central object is enlarged.
-use super::common::{read_run, resolve_spec, DEFAULT_CROP};
-use anyhow::{Context, Result};
+use super::common::{model_and_weights, DEFAULT_CROP};
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use sk_exp::analysis::attention::AttentionStats;
-use sk_exp::analysis::attention_pass::{analyse, kernel_paths, AnalysisData, AttentionSpec};
+use sk_exp::analysis::attention::{kernel_paths, AttentionStats};
+use sk_exp::analysis::attention_pass::{analyse, AnalysisData, AttentionSpec};
 use sk_exp::data::DataSpec;
-use sk_exp::models::ModelSpec;
 use sk_exp::report::attention::{run_title, write_attention};
-use sk_exp::train::run_dir::{locate_weights, RunDir};
-use std::path::{Path, PathBuf};
+use sk_exp::train::run_dir::RunDir;
+use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct AttentionArgs {
@@ -55,69 +54,41 @@ pub struct AttentionArgs {
     quiet: bool,
 }
 
-/// What to analyse: the model with its weights, the images, where the files go and the figures' title.
-struct Subject {
-    spec: ModelSpec,
-    weights: PathBuf,
-    data: AnalysisData,
-    out: PathBuf,
-    title: String,
-}
-
 pub fn run(args: AttentionArgs) -> Result<()> {
     if let Some(t) = args.threads {
         tch::set_num_threads(t);
     }
     let device = sk_exp::device::parse(&args.device)?;
     args.spec.validate().context("--scales/--group/--batch-size/--limit")?;
-    let subject = match &args.run {
-        Some(dir) => of_run(&args, dir)?,
-        None => of_model(&args)?,
+    // Clap requires --weights, --data and --out unless --run gives them: a run's last weights, its own
+    // data and its attention folder.
+    let (spec, weights) =
+        model_and_weights(args.run.as_deref(), args.model.as_deref(), args.weights.as_deref(), &args.set)?;
+    let run = args.run.as_deref().map(|dir| RunDir::new(dir).read_run()).transpose()?;
+    let data = match (&args.data, &run) {
+        (Some(source), _) => AnalysisData::open(&DataSpec::from_source(source, args.crop, args.resize)?, None)?,
+        (None, Some(run)) => AnalysisData::open(&run.data, args.data_root.as_deref().or(run.data_root.as_deref()))
+            .context("the run's data")?,
+        (None, None) => bail!("--data is required"),
     };
-    kernel_paths(&subject.spec)?;
-    let loaded = sk_exp::models::load(&subject.spec, Some(&subject.weights), device)?;
-    let stats = analyse(&loaded.model, &subject.data, &args.spec, device, !args.quiet)?;
-    let written = write_attention(&stats, &args.spec, &subject.out, &subject.title)?;
+    let out = match (&args.out, &args.run) {
+        (Some(out), _) => out.clone(),
+        (None, Some(dir)) => RunDir::new(dir).attention_dir(),
+        (None, None) => bail!("--out is required"),
+    };
+    let title = match &run {
+        Some(run) => run_title(&run.model.name, run.seed),
+        None => args.model.clone().unwrap_or_default(),
+    };
+    kernel_paths(&spec)?;
+    let loaded = sk_exp::models::load(&spec, weights.as_deref(), device)?;
+    let stats = analyse(&loaded.model, &data, &args.spec, device, !args.quiet)?;
+    let written = write_attention(&stats, &args.spec, &out, &title)?;
     print_summary(&stats);
     for path in written {
         println!("wrote {}", path.display());
     }
     Ok(())
-}
-
-/// A training run's model and last weights, on its own data unless --data names other images.
-fn of_run(args: &AttentionArgs, dir: &Path) -> Result<Subject> {
-    let run = read_run(dir)?;
-    let data = match &args.data {
-        Some(source) => AnalysisData::open(&DataSpec::from_source(source, args.crop, args.resize)?, None)?,
-        None => AnalysisData::open(&run.data, args.data_root.as_deref().or(run.data_root.as_deref()))
-            .context("the run's data")?,
-    };
-    let run_dir = RunDir::new(dir);
-    let weights = match &args.weights {
-        Some(path) => locate_weights(path)?,
-        None => run_dir.weights_file(),
-    };
-    Ok(Subject {
-        title: run_title(&run.model.name, run.seed),
-        spec: run.model.spec,
-        weights,
-        data,
-        out: args.out.clone().unwrap_or_else(|| run_dir.attention_dir()),
-    })
-}
-
-/// A registered model with the given weights and images.
-fn of_model(args: &AttentionArgs) -> Result<Subject> {
-    let name = args.model.as_deref().context("--model or --run is required")?;
-    let source = args.data.as_deref().context("--data is required")?;
-    Ok(Subject {
-        spec: resolve_spec(name, &args.set)?,
-        weights: locate_weights(args.weights.as_deref().context("--weights is required")?)?,
-        data: AnalysisData::open(&DataSpec::from_source(source, args.crop, args.resize)?, None)?,
-        out: args.out.clone().context("--out is required")?,
-        title: name.to_string(),
-    })
 }
 
 /// The attention difference per unit (rows) and scale (columns), mean ± std over images.

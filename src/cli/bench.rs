@@ -203,7 +203,7 @@ pub fn run_train(args: TrainBenchArgs) -> Result<()> {
 pub fn run_eval(args: EvalBenchArgs) -> Result<()> {
     args.timing.apply()?;
     let classifier = args.source.load()?;
-    let size = args.timing.size.or(args.source.spec()?.map(|s| s.input_size())).unwrap_or(224);
+    let size = args.timing.size.or(classifier.spec().map(|s| s.input_size())).unwrap_or(224);
     let device = classifier.device();
     let (images, _) = random_batch(args.batch, size, 1, device);
     let timing = args.timing.time(args.batch, device, || classifier.logits(&images).map(drop))?;

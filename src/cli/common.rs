@@ -1,13 +1,13 @@
-//! Flag values several subcommands share: a model with `--set` changes, and a training run folder.
-use anyhow::{anyhow, Result};
+//! Flag values several subcommands share: a model (a training run's or a registered one) with `--set`
+//! changes, and its weights.
+use anyhow::{anyhow, bail, Result};
 use sk_exp::models::{registry, ModelSpec};
 use sk_exp::overrides;
-use sk_exp::train::run::ResolvedRun;
-use sk_exp::train::run_dir::RunDir;
-use std::path::Path;
+use sk_exp::train::run_dir::{locate_weights, RunDir};
+use std::path::{Path, PathBuf};
 
 /// `spec` with `key=value` assignments (dotted keys, YAML values) applied.
-pub fn with_assignments(spec: ModelSpec, assignments: &[String]) -> Result<ModelSpec> {
+fn with_assignments(spec: ModelSpec, assignments: &[String]) -> Result<ModelSpec> {
     if assignments.is_empty() {
         return Ok(spec);
     }
@@ -19,14 +19,28 @@ pub fn with_assignments(spec: ModelSpec, assignments: &[String]) -> Result<Model
     yaml_serde::from_value(tree).map_err(|e| anyhow!("model spec with --set: {e}"))
 }
 
-/// A registered model's spec with `key=value` assignments applied.
-pub fn resolve_spec(name: &str, assignments: &[String]) -> Result<ModelSpec> {
-    with_assignments(registry::resolve(name, None)?, assignments)
-}
-
-/// The run a training run folder holds (from `sk-exp train` or `sk-exp run`), its class count bound.
-pub fn read_run(run_dir: &Path) -> Result<ResolvedRun> {
-    RunDir::new(run_dir).read_run()
+/// The model of a training run's folder (`run`, from `sk-exp train` or `sk-exp run`: its run file's model
+/// with its last checkpoint's weights unless `weights` names others) or a registered model (`model`, with
+/// `weights` if given), its spec changed by the `set` assignments. `weights` is located with
+/// [`locate_weights`].
+pub fn model_and_weights(
+    run: Option<&Path>,
+    model: Option<&str>,
+    weights: Option<&Path>,
+    set: &[String],
+) -> Result<(ModelSpec, Option<PathBuf>)> {
+    let spec = match (run, model) {
+        (Some(dir), _) => RunDir::new(dir).read_run()?.model.spec,
+        (None, Some(name)) => registry::resolve(name, None)?,
+        (None, None) => bail!("give --run DIR or --model NAME"),
+    };
+    let spec = with_assignments(spec, set)?;
+    let weights = match (weights, run) {
+        (Some(path), _) => Some(locate_weights(path)?),
+        (None, Some(dir)) => Some(RunDir::new(dir).weights_file()),
+        (None, None) => None,
+    };
+    Ok((spec, weights))
 }
 
 /// The side of image folders' evaluation centre crop when no flag sets it.

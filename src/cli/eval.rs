@@ -1,14 +1,12 @@
 //! `sk-exp eval`: top-1/top-5 error, loss and images/s of a TorchScript file or of one of our models
 //! with its weights; or, with `--input`, the logits of a raw NCHW tensor for scripted comparisons.
-use super::common::{read_run, resolve_spec, with_assignments};
-use anyhow::{anyhow, bail, Context, Result};
+use super::common::model_and_weights;
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use sk_exp::data::{self, DataSpec, LoaderConfig};
 use sk_exp::eval::{evaluate, Classifier};
 use sk_exp::interop::npy;
-use sk_exp::models::ModelSpec;
-use sk_exp::train::run::ResolvedRun;
-use sk_exp::train::run_dir::{locate_weights, RunDir};
+use sk_exp::train::run_dir::RunDir;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
@@ -37,19 +35,6 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    /// The run of `--run`, if given.
-    pub fn run(&self) -> Result<Option<ResolvedRun>> {
-        self.run.as_deref().map(read_run).transpose()
-    }
-
-    /// The model's spec with the `--set` assignments applied; None for a TorchScript file.
-    pub fn spec(&self) -> Result<Option<ModelSpec>> {
-        if let Some(run) = self.run()? {
-            return with_assignments(run.model.spec, &self.set).map(Some);
-        }
-        self.model.as_deref().map(|name| resolve_spec(name, &self.set)).transpose()
-    }
-
     /// The TorchScript file's path, the run folder or the model's name, for reports.
     pub fn describe(&self) -> String {
         let path = self.torchscript.as_ref().or(self.run.as_ref()).map(|p| p.display().to_string());
@@ -61,15 +46,11 @@ impl SourceArgs {
         if let Some(path) = &self.torchscript {
             return Classifier::torchscript(path, device);
         }
-        let spec = self.spec()?.ok_or_else(|| anyhow!("give --torchscript FILE, --run DIR or --model NAME"))?;
-        let weights = match (&self.run, &self.weights) {
-            (Some(dir), _) => Some(RunDir::new(dir).weights_file()),
-            (None, Some(path)) => Some(locate_weights(path)?),
-            (None, None) => {
-                eprintln!("note: no --weights given: the model keeps its random initialisation");
-                None
-            }
-        };
+        let (spec, weights) =
+            model_and_weights(self.run.as_deref(), self.model.as_deref(), self.weights.as_deref(), &self.set)?;
+        if weights.is_none() {
+            eprintln!("note: no --weights given: the model keeps its random initialisation");
+        }
         Classifier::ours(&spec, weights.as_deref(), device)
     }
 }
@@ -117,7 +98,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let (Some(input), Some(output)) = (&args.input, &args.dump_logits) {
         return dump_logits(&classifier, input, output);
     }
-    let (spec, data_root) = match (&args.data, args.source.run()?) {
+    let run = args.source.run.as_deref().map(|dir| RunDir::new(dir).read_run()).transpose()?;
+    let (spec, data_root) = match (&args.data, run) {
         (Some(source), _) => (DataSpec::from_source(source, args.crop, args.resize)?, None),
         (None, Some(run)) => (run.data, run.data_root),
         (None, None) => bail!("give --data SOURCE, or --input FILE.npy --dump-logits FILE.npy"),
@@ -128,7 +110,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 fn evaluate_data(classifier: &Classifier, spec: &DataSpec, data_root: Option<&Path>, args: &EvalArgs) -> Result<()> {
     let dataset = data::open_eval(spec, data_root)?;
     let classes = dataset.num_classes();
-    if let Some(model_classes) = classifier.num_classes().filter(|&c| c != classes) {
+    if let Some(model_classes) = classifier.spec().map(|s| s.num_classes()).filter(|&c| c != classes) {
         bail!("the model has {model_classes} classes, the data set {classes}: set the model's with --set num_classes={classes}");
     }
     // With --dump, keep what was evaluated for scripted comparisons.
@@ -163,7 +145,7 @@ fn evaluate_data(classifier: &Classifier, spec: &DataSpec, data_root: Option<&Pa
         m.top1_err(),
         m.top5_err(),
         m.loss(),
-        report.images_per_s()
+        report.images_per_s
     );
     Ok(())
 }

@@ -1,11 +1,10 @@
 //! `sk-exp export`: a model with its weights, written for PyTorch as a safetensors state_dict and as
 //! TorchScript (`torch.jit.load` runs it without sk-exp).
-use super::common::{read_run, resolve_spec, with_assignments};
-use anyhow::{bail, Result};
+use super::common::model_and_weights;
+use anyhow::Result;
 use clap::Args;
 use sk_exp::interop::export;
 use sk_exp::models::{self, LoadedModel};
-use sk_exp::train::run_dir::{locate_weights, RunDir};
 use std::path::PathBuf;
 use tch::Device;
 
@@ -32,12 +31,10 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: ExportArgs) -> Result<()> {
-    let (spec, weights_path) = match (&args.run, &args.model, &args.weights) {
-        (Some(dir), _, _) => (with_assignments(read_run(dir)?.model.spec, &args.set)?, RunDir::new(dir).weights_file()),
-        (None, Some(name), Some(path)) => (resolve_spec(name, &args.set)?, locate_weights(path)?),
-        _ => bail!("give --run DIR, or --model NAME --weights PATH"),
-    };
-    let LoadedModel { model, mut vs } = models::load(&spec, Some(&weights_path), Device::Cpu)?;
+    // Clap requires --weights with --model, so there are always weights.
+    let (spec, weights) =
+        model_and_weights(args.run.as_deref(), args.model.as_deref(), args.weights.as_deref(), &args.set)?;
+    let LoadedModel { model, mut vs } = models::load(&spec, weights.as_deref(), Device::Cpu)?;
     let size = args.size.unwrap_or(spec.input_size());
     let exported = export::export(&model, &mut vs, &args.out, size)?;
     println!("weights     {}", exported.weights.display());

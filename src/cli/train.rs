@@ -74,43 +74,29 @@ fn run_tree(args: &TrainArgs) -> Result<Value> {
         }
         None => Value::Mapping(Mapping::new()),
     };
-    let mut set = |key: &str, value: Value| set_dotted(&mut tree, key, value);
-    if let Some(m) = &args.model {
-        set("model.name", m.as_str().into())?;
-    }
-    if let Some(d) = &args.data {
-        set("data", yaml_serde::to_value(DataSpec::from_source(d, DEFAULT_CROP, None)?)?)?;
-    }
-    if let Some(p) = &args.recipe {
-        set("recipe.preset", p.as_str().into())?;
-    }
-    if let Some(e) = args.epochs {
-        set("recipe.epochs", Value::from(e as u64))?;
-    }
-    if let Some(b) = args.batch_size {
-        set("recipe.batch_size", Value::from(b as u64))?;
-    }
-    if let Some(lr) = args.lr {
-        set("recipe.lr", Value::from(lr))?;
-    }
-    if let Some(d) = &args.devices {
-        set("devices", Value::Sequence(d.split(',').map(|s| Value::from(s.trim())).collect()))?;
-    }
-    if let Some(s) = args.seed {
-        set("seed", Value::from(s))?;
-    }
-    if let Some(o) = &args.out {
-        set("out_dir", o.display().to_string().into())?;
-    }
-    if let Some(w) = args.workers {
-        set("workers", Value::from(w as u64))?;
-    }
-    if let Some(t) = args.threads {
-        set("threads", Value::from(t as i64))?;
+    let data = args.data.as_deref().map(|d| DataSpec::from_source(d, DEFAULT_CROP, None)).transpose()?;
+    // Each flag given sets the run file's value at its dotted key.
+    let flags: [(&str, Option<Value>); 11] = [
+        ("model.name", args.model.as_deref().map(Value::from)),
+        ("data", data.map(yaml_serde::to_value).transpose()?),
+        ("recipe.preset", args.recipe.as_deref().map(Value::from)),
+        ("recipe.epochs", args.epochs.map(|e| Value::from(e as u64))),
+        ("recipe.batch_size", args.batch_size.map(|b| Value::from(b as u64))),
+        ("recipe.lr", args.lr.map(Value::from)),
+        ("devices", args.devices.as_ref().map(|d| d.split(',').map(|s| Value::from(s.trim())).collect())),
+        ("seed", args.seed.map(Value::from)),
+        ("out_dir", args.out.as_ref().map(|o| Value::from(o.display().to_string()))),
+        ("workers", args.workers.map(|w| Value::from(w as u64))),
+        ("threads", args.threads.map(|t| Value::from(t as i64))),
+    ];
+    for (key, value) in flags {
+        if let Some(value) = value {
+            set_dotted(&mut tree, key, value)?;
+        }
     }
     for assignment in &args.set {
         let (key, value) = parse_assignment(assignment)?;
-        set(&key, value)?;
+        set_dotted(&mut tree, &key, value)?;
     }
     Ok(tree)
 }

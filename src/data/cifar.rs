@@ -111,11 +111,10 @@ pub fn open(root: &Path, label: CifarLabel) -> Result<(Cifar, Cifar)> {
     if label == CifarLabel::Coarse && !layout.is_cifar100() {
         bail!("data.label: coarse labels exist only in CIFAR-100, but {} is CIFAR-10", dir.display());
     }
+    let data_batches = |suffix: &str| (1..=TRAIN_BATCHES).map(|i| format!("data_batch_{i}{suffix}")).collect();
     let (train_files, test_file): (Vec<String>, &str) = match layout {
-        Layout::Cifar10Binary => {
-            ((1..=TRAIN_BATCHES).map(|i| format!("data_batch_{i}.bin")).collect(), "test_batch.bin")
-        }
-        Layout::Cifar10Python => ((1..=TRAIN_BATCHES).map(|i| format!("data_batch_{i}")).collect(), "test_batch"),
+        Layout::Cifar10Binary => (data_batches(".bin"), "test_batch.bin"),
+        Layout::Cifar10Python => (data_batches(""), "test_batch"),
         Layout::Cifar100Binary => (vec!["train.bin".into()], "test.bin"),
         Layout::Cifar100Python => (vec!["train".into()], "test"),
     };

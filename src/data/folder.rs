@@ -124,17 +124,13 @@ fn eval_set(root: &Path, spec: &FolderSpec, classes: Vec<String>, val_classes: &
 }
 
 fn class_names(dir: &Path) -> Result<Vec<String>> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read image folder {}", dir.display()))?;
+    let context = || format!("cannot read image folder {}", dir.display());
     let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.with_context(|| format!("cannot read image folder {}", dir.display()))?;
-        if entry.path().is_dir() {
-            let name = entry.file_name();
-            names.push(
-                name.to_str()
-                    .ok_or_else(|| anyhow!("class folder {} is not UTF-8", entry.path().display()))?
-                    .to_string(),
-            );
+    for entry in std::fs::read_dir(dir).with_context(context)? {
+        let path = entry.with_context(context)?.path();
+        if path.is_dir() {
+            let name = path.file_name().and_then(|name| name.to_str());
+            names.push(name.ok_or_else(|| anyhow!("class folder {} is not UTF-8", path.display()))?.to_string());
         }
     }
     if names.is_empty() {
@@ -153,11 +149,10 @@ fn list_images(dir: &Path, classes: &[String], all_classes_required: bool) -> Re
         if !class_dir.is_dir() && !all_classes_required {
             continue;
         }
-        let entries = std::fs::read_dir(&class_dir)
-            .with_context(|| format!("cannot read class folder {}", class_dir.display()))?;
+        let context = || format!("cannot read class folder {}", class_dir.display());
         let mut images = Vec::new();
-        for entry in entries {
-            let path = entry.with_context(|| format!("cannot read class folder {}", class_dir.display()))?.path();
+        for entry in std::fs::read_dir(&class_dir).with_context(context)? {
+            let path = entry.with_context(context)?.path();
             let is_image = path
                 .extension()
                 .and_then(|e| e.to_str())

@@ -86,7 +86,7 @@ impl<'a> Unpickler<'a> {
     fn run(mut self) -> Result<Value> {
         loop {
             let at = self.pos;
-            let op = self.take(1)?[0];
+            let op = self.byte()?;
             self.step(op).with_context(|| format!("pickle opcode 0x{op:02x} at byte {at}"))?;
             if op == b'.' {
                 return self.pop();
@@ -111,7 +111,7 @@ impl<'a> Unpickler<'a> {
     fn stack_or_memo_op(&mut self, op: u8) -> Result<bool> {
         match op {
             0x80 => {
-                let version = self.take(1)?[0];
+                let version = self.byte()?;
                 if version > 5 {
                     bail!("unsupported pickle protocol {version}");
                 }
@@ -121,20 +121,17 @@ impl<'a> Unpickler<'a> {
             }
             b'.' => {} // STOP
             b'(' => self.marks.push(self.stack.len()),
-            b'q' => {
-                let key = self.take(1)?[0] as u32;
-                self.put(key)?;
-            }
-            b'r' => {
-                let key = self.u32()?;
-                self.put(key)?;
-            }
-            0x94 => {
-                let key = self.memo.len() as u32; // MEMOIZE
+            b'q' | b'r' | 0x94 => {
+                // BINPUT, LONG_BINPUT, MEMOIZE (under the next free key)
+                let key = match op {
+                    b'q' => self.byte()? as u32,
+                    b'r' => self.u32()?,
+                    _ => self.memo.len() as u32,
+                };
                 self.put(key)?;
             }
             b'h' | b'j' => {
-                let key = if op == b'h' { self.take(1)?[0] as u32 } else { self.u32()? };
+                let key = if op == b'h' { self.byte()? as u32 } else { self.u32()? };
                 let value = self.memo.get(&key).cloned().ok_or_else(|| anyhow!("memo key {key} was never stored"))?;
                 self.stack.push(value);
             }
@@ -149,14 +146,14 @@ impl<'a> Unpickler<'a> {
             b'N' => Value::None,
             0x88 => Value::Bool(true),
             0x89 => Value::Bool(false),
-            b'K' => Value::Int(self.take(1)?[0] as i64),
+            b'K' => Value::Int(self.byte()? as i64),
             b'M' => {
                 let b = self.take(2)?;
                 Value::Int(u16::from_le_bytes([b[0], b[1]]) as i64)
             }
             b'J' => Value::Int(self.u32()? as i32 as i64),
             0x8a => {
-                let n = self.take(1)?[0] as usize;
+                let n = self.byte()? as usize;
                 Value::Int(long_from_le(self.take(n)?)?)
             }
             b'G' => Value::Float(f64::from_be_bytes(self.take(8)?.try_into().unwrap())),
@@ -168,24 +165,16 @@ impl<'a> Unpickler<'a> {
 
     /// Byte strings and UTF-8 strings, each with a 1-, 4- or 8-byte length.
     fn string_op(&mut self, op: u8) -> Result<bool> {
-        let value = match op {
-            b'U' | b'C' | b'T' | b'B' | 0x8e => {
-                let n = match op {
-                    b'U' | b'C' => self.take(1)?[0] as usize,
-                    b'T' | b'B' => self.u32()? as usize,
-                    _ => self.u64()?,
-                };
-                Value::Bytes(self.take(n)?.into())
-            }
-            0x8c | b'X' | 0x8d => {
-                let n = match op {
-                    0x8c => self.take(1)?[0] as usize,
-                    b'X' => self.u32()? as usize,
-                    _ => self.u64()?,
-                };
-                Value::Str(std::str::from_utf8(self.take(n)?).context("string is not UTF-8")?.into())
-            }
+        let n = match op {
+            b'U' | b'C' | 0x8c => self.byte()? as usize,
+            b'T' | b'B' | b'X' => self.u32()? as usize,
+            0x8e | 0x8d => self.u64()?,
             _ => return Ok(false),
+        };
+        let bytes = self.take(n)?;
+        let value = match op {
+            0x8c | b'X' | 0x8d => Value::Str(std::str::from_utf8(bytes).context("string is not UTF-8")?.into()),
+            _ => Value::Bytes(bytes.into()),
         };
         self.stack.push(value);
         Ok(true)
@@ -222,24 +211,21 @@ impl<'a> Unpickler<'a> {
                 let [key, value]: [Value; 2] = pair.try_into().map_err(|_| anyhow!("SETITEM needs two values"))?;
                 self.dict_top()?.borrow_mut().push((key, value));
             }
-            b'u' => self.set_items()?,
+            b'u' => {
+                // SETITEMS: the key-value pairs above the last MARK into the dict below it.
+                let items = self.pop_mark()?;
+                if items.len() % 2 != 0 {
+                    bail!("SETITEMS with an odd number of values");
+                }
+                let dict = self.dict_top()?;
+                let mut it = items.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    dict.borrow_mut().push((k, v));
+                }
+            }
             _ => return Ok(false),
         }
         Ok(true)
-    }
-
-    /// SETITEMS: the key-value pairs above the last MARK into the dict below it.
-    fn set_items(&mut self) -> Result<()> {
-        let items = self.pop_mark()?;
-        if items.len() % 2 != 0 {
-            bail!("SETITEMS with an odd number of values");
-        }
-        let dict = self.dict_top()?;
-        let mut it = items.into_iter();
-        while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            dict.borrow_mut().push((k, v));
-        }
-        Ok(())
     }
 
     /// Naming globals, and calling them (REDUCE, BUILD): only what [`reduce`] and [`build`] allow runs.
@@ -284,6 +270,10 @@ impl<'a> Unpickler<'a> {
         let out = &self.input[self.pos..end];
         self.pos = end;
         Ok(out)
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
     }
 
     fn u32(&mut self) -> Result<u32> {

@@ -75,13 +75,9 @@ impl Taps {
         (self.starts.first().copied().unwrap_or(0), last)
     }
 
-    fn shifted(&self, by: usize) -> Taps {
-        Taps {
-            starts: self.starts.iter().map(|s| s - by).collect(),
-            lens: self.lens.clone(),
-            weights: self.weights.clone(),
-            stride: self.stride,
-        }
+    fn shifted(mut self, by: usize) -> Taps {
+        self.starts.iter_mut().for_each(|s| *s -= by);
+        self
     }
 
     fn of(&self, i: usize) -> (usize, &[i32]) {

@@ -103,20 +103,14 @@ pub fn open_eval(spec: &DataSpec, data_root: Option<&Path>) -> Result<Arc<dyn Da
 }
 
 pub fn open(spec: &DataSpec, data_root: Option<&Path>) -> Result<DataSplits> {
-    match spec {
-        DataSpec::Synthetic(s) => Ok(DataSplits {
-            train: Arc::new(Synthetic::new(s, Subset::Train)?),
-            eval: Arc::new(Synthetic::new(s, Subset::Eval)?),
-        }),
-        DataSpec::Cifar(s) => {
-            let (train, eval) = cifar::open(&resolve(&s.root, data_root), s.label)?;
-            Ok(DataSplits { train: Arc::new(train), eval: Arc::new(eval) })
-        }
-        DataSpec::Folder(s) => {
-            let (train, eval) = folder::open(&resolve(&s.root, data_root), s)?;
-            Ok(DataSplits { train: Arc::new(train), eval: Arc::new(eval) })
-        }
+    fn splits<D: Dataset + 'static>((train, eval): (D, D)) -> DataSplits {
+        DataSplits { train: Arc::new(train), eval: Arc::new(eval) }
     }
+    Ok(match spec {
+        DataSpec::Synthetic(s) => splits((Synthetic::new(s, Subset::Train)?, Synthetic::new(s, Subset::Eval)?)),
+        DataSpec::Cifar(s) => splits(cifar::open(&resolve(&s.root, data_root), s.label)?),
+        DataSpec::Folder(s) => splits(folder::open(&resolve(&s.root, data_root), s)?),
+    })
 }
 
 #[cfg(test)]

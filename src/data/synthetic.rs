@@ -18,45 +18,21 @@ pub const CLASS_NAMES: [&str; 10] =
 /// Close to the measured statistics of the set (tested), so normalised inputs are roughly zero-mean, unit-std.
 pub const SYNTHETIC_NORM: Normalisation = Normalisation { mean: [0.4, 0.4, 0.4], std: [0.2, 0.2, 0.2] };
 
-/// The `data:` section for the built-in set.
+/// The `data:` section for the built-in set; a missing field takes its value from `Default`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SyntheticSpec {
     /// Seed of the images themselves (the run seed drives shuffling and augmentation).
-    #[serde(default)]
     pub seed: u64,
-    #[serde(default = "default_train_size")]
     pub train_size: usize,
-    #[serde(default = "default_eval_size")]
     pub eval_size: usize,
-    #[serde(default = "default_classes")]
     pub classes: usize,
-    #[serde(default = "default_image_size")]
     pub image_size: usize,
-}
-
-fn default_train_size() -> usize {
-    5000
-}
-fn default_eval_size() -> usize {
-    1000
-}
-fn default_classes() -> usize {
-    CLASS_NAMES.len()
-}
-fn default_image_size() -> usize {
-    32
 }
 
 impl Default for SyntheticSpec {
     fn default() -> Self {
-        SyntheticSpec {
-            seed: 0,
-            train_size: default_train_size(),
-            eval_size: default_eval_size(),
-            classes: default_classes(),
-            image_size: default_image_size(),
-        }
+        SyntheticSpec { seed: 0, train_size: 5000, eval_size: 1000, classes: CLASS_NAMES.len(), image_size: 32 }
     }
 }
 
@@ -229,17 +205,8 @@ impl Scene {
             _ => Texture::Blotches(ValueNoise::draw(rng.gen_range(3..8), rng)),
         };
         let grain = ValueNoise::draw(40, rng);
-        Scene {
-            class,
-            centre,
-            radius,
-            rotation: [angle.cos(), angle.sin()],
-            stretch,
-            object,
-            background,
-            texture,
-            grain,
-        }
+        let rotation = [angle.cos(), angle.sin()];
+        Scene { class, centre, radius, rotation, stretch, object, background, texture, grain }
     }
 
     /// The colour of the scene at point (x, y) of the unit square (y downwards).

@@ -1,7 +1,7 @@
 //! Loading an experiment file: parse it, expand the sweep, and resolve every run once, so that a mistake in
 //! any run is reported (with its line) before anything trains.
 use super::schema::ExperimentFile;
-use super::sweep::plan;
+use super::sweep::{plan, SweepRun};
 use crate::analysis::AnalysisSpec;
 use crate::paper::{PaperRef, PaperRow};
 use crate::train::run::ResolvedRun;
@@ -32,26 +32,11 @@ pub struct Experiment {
 }
 
 /// One run of an experiment: its place in the sweep and the run it resolves to.
-pub struct PlannedRun {
-    /// The sweep point's label (shared by its seeds).
-    pub label: String,
-    pub seed: u64,
-    /// The run folder's name: `<label>_s<seed>`.
-    pub run_id: String,
-    pub paper: Option<PaperRef>,
-    pub run: ResolvedRun,
-}
+pub type PlannedRun = SweepRun<ResolvedRun>;
 
 impl PlannedRun {
     pub fn paper_row(&self) -> Option<&'static PaperRow> {
         self.paper.as_ref().and_then(PaperRef::row)
-    }
-}
-
-impl Experiment {
-    /// The paper's row for `label`, when the experiment names one.
-    pub fn paper_row_of(&self, label: &str) -> Option<&'static PaperRow> {
-        self.runs.iter().find(|r| r.label == label).and_then(PlannedRun::paper_row)
     }
 }
 
@@ -74,7 +59,7 @@ pub fn load(path: &Path, options: &ExperimentOptions) -> Result<Experiment> {
     let dir = options.results_root.join(&name);
     let mut runs = Vec::new();
     for p in planned {
-        let mut tree = p.tree;
+        let mut tree = p.run;
         let out_dir = Value::String(dir.join(&p.run_id).display().to_string());
         crate::overrides::set_dotted(&mut tree, "out_dir", out_dir)?;
         if let Some(root) = &options.data_root {

@@ -16,7 +16,7 @@ pub fn run_one(planned: &PlannedRun, analysis: &AnalysisSpec, progress: bool) ->
     if let Some(spec) = &analysis.attention {
         let dir = RunDir::new(&finished.run.out_dir);
         analyse_attention(&finished, &dir, spec, progress)
-            .with_context(|| format!("attention analysis of {}", dir.path().display()))?;
+            .with_context(|| format!("attention analysis of {}", finished.run.out_dir.display()))?;
     }
     finished_row(planned, &finished)
 }

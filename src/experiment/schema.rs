@@ -30,13 +30,11 @@ fn default_seeds() -> Vec<u64> {
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Sweep {
     /// Cartesian product over dotted keys, e.g. `model.overrides.sk.paths[1].kernel: [1, 3]`.
-    #[serde(default)]
     pub grid: BTreeMap<String, Vec<Value>>,
     /// Labelled variants, each a set of dotted-key assignments.
-    #[serde(default)]
     pub variants: Vec<Variant>,
 }
 

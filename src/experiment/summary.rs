@@ -1,6 +1,6 @@
 //! An experiment's summary: mean ± std top-1 error per label beside the paper's figure, written as
 //! summary.csv, summary.md and the bar chart.
-use super::load::Experiment;
+use super::load::{Experiment, PlannedRun};
 use super::store::ExperimentDir;
 use crate::report::plots::bars::plot_summary;
 use crate::report::results::RunResult;
@@ -16,7 +16,8 @@ pub fn summarise(exp: &Experiment, results_root: &Path) -> Result<String> {
     let results = store.results()?;
     let mut rows = summarise_results(&results);
     for row in &mut rows {
-        row.paper_top1_err = exp.paper_row_of(&row.label).and_then(|p| p.top1_err);
+        let planned = exp.runs.iter().find(|r| r.label == row.label);
+        row.paper_top1_err = planned.and_then(PlannedRun::paper_row).and_then(|p| p.top1_err);
     }
     write_summary(&store.summary_csv(), &rows)?;
     let md = markdown(exp, &rows, &results)?;

@@ -7,16 +7,17 @@ use crate::paper::PaperRef;
 use anyhow::{bail, Context, Result};
 use yaml_serde::Value;
 
-/// One run of a sweep, before its tree is resolved.
+/// One run of a sweep: its place in the sweep and the run, a run file's YAML tree until [`super::load`]
+/// resolves it (a [`super::load::PlannedRun`]).
 #[derive(Clone, Debug)]
-pub struct SweepRun {
+pub struct SweepRun<R = Value> {
     /// The sweep point's label (shared by its seeds).
     pub label: String,
     pub seed: u64,
     /// The run folder's name: `<label>_s<seed>`.
     pub run_id: String,
-    pub tree: Value,
     pub paper: Option<PaperRef>,
+    pub run: R,
 }
 
 /// A sweep point: its label, the assignments that make it, and the paper row it reproduces.
@@ -61,12 +62,7 @@ fn grid_points(exp: &ExperimentFile) -> Vec<Point> {
 /// `model.sk.x` is short for `model.overrides.sk.x`: every model key but `name` and `overrides` is a spec field.
 fn normalise_key(key: &str) -> String {
     match key.strip_prefix("model.") {
-        Some(rest)
-            if !(rest == "name"
-                || rest.starts_with("name.")
-                || rest == "overrides"
-                || rest.starts_with("overrides")) =>
-        {
+        Some(rest) if !(rest == "name" || rest.starts_with("name.") || rest.starts_with("overrides")) => {
             format!("model.overrides.{rest}")
         }
         _ => key.to_string(),
@@ -154,8 +150,8 @@ pub fn plan(exp: &ExperimentFile, overrides: &[(String, Value)]) -> Result<Vec<S
                 run_id: format!("{label}_s{seed}"),
                 label: label.clone(),
                 seed,
-                tree,
                 paper: point.paper.clone(),
+                run: tree,
             });
         }
     }
@@ -176,8 +172,8 @@ mod tests {
         let runs = plan(&e, &[]).unwrap();
         let ids: Vec<_> = runs.iter().map(|r| r.run_id.as_str()).collect();
         assert_eq!(ids, ["lr=0.1_s0", "lr=0.1_s1", "lr=0.05_s0", "lr=0.05_s1"]);
-        assert_eq!(runs[2].tree["recipe"]["lr"], Value::from(0.05));
-        assert_eq!(runs[3].tree["seed"], Value::from(1));
+        assert_eq!(runs[2].run["recipe"]["lr"], Value::from(0.05));
+        assert_eq!(runs[3].run["seed"], Value::from(1));
     }
 
     #[test]
@@ -186,10 +182,10 @@ mod tests {
         let over = vec![("recipe.epochs".to_string(), Value::from(1))];
         let runs = plan(&e, &over).unwrap();
         assert_eq!(runs.len(), 2);
-        assert!(runs.iter().all(|r| r.tree["recipe"]["epochs"] == Value::from(1)));
+        assert!(runs.iter().all(|r| r.run["recipe"]["epochs"] == Value::from(1)));
         let no_over = plan(&e, &[]).unwrap();
-        assert_eq!(no_over[0].tree["recipe"]["epochs"], Value::from(3));
-        assert_eq!(no_over[1].tree["recipe"]["epochs"], Value::from(9));
+        assert_eq!(no_over[0].run["recipe"]["epochs"], Value::from(3));
+        assert_eq!(no_over[1].run["recipe"]["epochs"], Value::from(9));
     }
 
     #[test]
@@ -197,11 +193,11 @@ mod tests {
         let e = exp("base: {model: {name: sknet29}}\nsweep:\n  grid:\n    model.sk.paths[1].kernel: [1, 5]\n");
         let runs = plan(&e, &[]).unwrap();
         assert_eq!(runs[1].run_id, "kernel=5_s0");
-        let sk = &runs[1].tree["model"]["overrides"]["sk"];
+        let sk = &runs[1].run["model"]["overrides"]["sk"];
         assert_eq!(sk["paths"][1]["kernel"], Value::from(5));
         assert_eq!(sk["paths"][0]["kernel"], Value::from(3));
         // The class count stays free to follow the data.
-        assert!(runs[1].tree["model"]["overrides"].get("num_classes").is_none());
+        assert!(runs[1].run["model"]["overrides"].get("num_classes").is_none());
         let bad = exp("base: {model: {name: sknet29}}\nsweep:\n  grid:\n    model.sk.paths[5].kernel: [1]\n");
         assert!(format!("{:#}", plan(&bad, &[]).unwrap_err()).contains("out of range"));
     }

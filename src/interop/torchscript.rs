@@ -16,7 +16,6 @@ impl TorchScript {
         if !path.is_file() {
             bail!("TorchScript file {}: no such file", path.display());
         }
-        let fail = |e: tch::TchError| anyhow!("TorchScript file {}: {}", path.display(), torch_message(&e));
         let mut module = CModule::load_on_device(path, device).map_err(|e| {
             let cause = torch_message(&e);
             // libtorch reads TorchScript as a zip archive holding code and constants; torch.save writes
@@ -34,7 +33,7 @@ impl TorchScript {
                 anyhow!("TorchScript file {}: cannot load it: {cause}", path.display())
             }
         })?;
-        module.f_set_eval().map_err(fail)?;
+        module.f_set_eval().map_err(|e| anyhow!("TorchScript file {}: {}", path.display(), torch_message(&e)))?;
         Ok(TorchScript { module, path: path.to_path_buf(), device })
     }
 

@@ -1,8 +1,8 @@
 //! DenseNet-BC (Huang et al., 2017), the Figure 2 comparison models. Variable names are torchvision's
 //! `DenseNet` state_dict keys (everything under `features.`, then `classifier`).
 use super::layers::{
-    batch_norm, bn_relu_conv, conv2d, global_avg_pool, linear, stem_max_pool, BnReluConv, Conv2d, ConvOpts, Linear,
-    BN_EPS,
+    batch_norm, bn_relu_conv, conv_bn, global_avg_pool, linear, stem_max_pool, BnReluConv, Chain, ConvBn, ConvOpts,
+    Linear, BN_EPS,
 };
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -50,25 +50,19 @@ fn norm_relu_conv(vs: &nn::Path, suffix: &str, c_in: i64, c_out: i64, kernel: i6
     bn_relu_conv(norm, conv, BN_EPS, c_in, c_out, kernel, ConvOpts::default())
 }
 
-/// One dense layer: a 1x1 bottleneck to bn_size * k channels, then a 3x3 conv to k new channels.
-#[derive(Debug)]
-struct DenseLayer {
-    bottleneck: BnReluConv,
-    conv: BnReluConv,
-}
-
 /// A dense block (each layer's k new channels are concatenated to its input), then, between blocks, a
 /// transition: BN -> ReLU -> 1x1 conv halving the channels -> 2x2 average pool.
 #[derive(Debug)]
 struct DenseBlock {
-    layers: Vec<DenseLayer>,
+    /// Dense layers: a 1x1 bottleneck to bn_size * k channels, then a 3x3 conv to k new channels.
+    layers: Vec<Chain>,
     transition: Option<BnReluConv>,
 }
 
 impl ModuleT for DenseBlock {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let ys = self.layers.iter().fold(xs.shallow_clone(), |acc, layer| {
-            let new = layer.conv.forward_t(&layer.bottleneck.forward_t(&acc, train), train);
+            let new = layer.forward_t(&acc, train);
             Tensor::cat(&[acc, new], 1)
         });
         match &self.transition {
@@ -80,8 +74,8 @@ impl ModuleT for DenseBlock {
 
 #[derive(Debug)]
 pub struct DenseNet {
-    conv0: Conv2d,
-    norm0: nn::BatchNorm,
+    /// conv0 -> norm0 -> ReLU.
+    stem: ConvBn,
     blocks: Vec<DenseBlock>,
     norm5: nn::BatchNorm,
     classifier: Linear,
@@ -91,8 +85,7 @@ pub fn build(vs: &nn::Path, spec: &DenseNetSpec) -> Result<DenseNet> {
     spec.validate()?;
     let features = vs / "features";
     let mut channels = spec.init_features;
-    let conv0 = conv2d(&features / "conv0", 3, channels, 7, ConvOpts::default().stride(2));
-    let norm0 = batch_norm(&features / "norm0", channels);
+    let stem = conv_bn(&features, "conv0", "norm0", 3, channels, 7, ConvOpts::default().stride(2), true);
     let mut blocks = Vec::new();
     let inner = spec.bn_size * spec.growth_rate;
     for (i, &n_layers) in spec.blocks.iter().enumerate() {
@@ -101,10 +94,9 @@ pub fn build(vs: &nn::Path, spec: &DenseNetSpec) -> Result<DenseNet> {
             .map(|j| {
                 let layer_vs = &block_vs / format!("denselayer{}", j + 1);
                 let c_in = channels + j * spec.growth_rate;
-                DenseLayer {
-                    bottleneck: norm_relu_conv(&layer_vs, "1", c_in, inner, 1),
-                    conv: norm_relu_conv(&layer_vs, "2", inner, spec.growth_rate, 3),
-                }
+                let bottleneck = norm_relu_conv(&layer_vs, "1", c_in, inner, 1);
+                let conv = norm_relu_conv(&layer_vs, "2", inner, spec.growth_rate, 3);
+                Chain(vec![Box::new(bottleneck), Box::new(conv)])
             })
             .collect();
         channels += n_layers * spec.growth_rate;
@@ -120,12 +112,12 @@ pub fn build(vs: &nn::Path, spec: &DenseNetSpec) -> Result<DenseNet> {
     }
     let norm5 = batch_norm(&features / "norm5", channels);
     let classifier = linear(vs / "classifier", channels, spec.num_classes);
-    Ok(DenseNet { conv0, norm0, blocks, norm5, classifier })
+    Ok(DenseNet { stem, blocks, norm5, classifier })
 }
 
 impl ModuleT for DenseNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut ys = stem_max_pool(&xs.apply(&self.conv0).apply_t(&self.norm0, train).relu());
+        let mut ys = stem_max_pool(&self.stem.forward_t(xs, train));
         for block in &self.blocks {
             ys = block.forward_t(&ys, train);
         }

@@ -1,7 +1,7 @@
 //! Dual Path Networks (Chen et al., 2017), the Figure 2 / Table 2 comparison models. Variable names are
 //! timm's `DPN` state_dict keys (`features.conv{stage}_{block}.c1x1_a.bn`, ..., `classifier`).
 use super::layers::{
-    batch_norm_eps, bn_relu_conv, classifier_conv, conv2d, stem_max_pool, BnReluConv, Conv2d, ConvOpts,
+    batch_norm_eps, bn_relu_conv, classifier_conv, conv2d, stem_max_pool, BnReluConv, Chain, Conv2d, ConvOpts,
 };
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -73,9 +73,8 @@ struct DualPathBlock {
     residual: i64,
     /// The first block of a stage projects its input to residual + 2 * inc channels.
     projection: Option<BnReluConv>,
-    c1x1_a: BnReluConv,
-    c3x3_b: BnReluConv,
-    c1x1_c: BnReluConv,
+    /// c1x1_a -> c3x3_b (grouped) -> c1x1_c.
+    convs: Chain,
 }
 
 impl ModuleT for DualPathBlock {
@@ -84,7 +83,7 @@ impl ModuleT for DualPathBlock {
             Some(p) => p.forward_t(xs, train),
             None => xs.shallow_clone(),
         };
-        let ys = self.c1x1_c.forward_t(&self.c3x3_b.forward_t(&self.c1x1_a.forward_t(xs, train), train), train);
+        let ys = self.convs.forward_t(xs, train);
         let r = self.residual;
         let (short_res, short_dense) = (shortcut.narrow(1, 0, r), shortcut.narrow(1, r, shortcut.size()[1] - r));
         let (res, dense) = (ys.narrow(1, 0, r), ys.narrow(1, r, ys.size()[1] - r));
@@ -114,13 +113,10 @@ fn dual_path_block(vs: &nn::Path, shape: BlockShape, groups: i64) -> DualPathBlo
         bn_act_conv(vs / name, c_in, residual + 2 * inc, 1, pointwise.stride(stride))
     });
     let grouped = pointwise.stride(first_stride.unwrap_or(1)).groups(groups);
-    DualPathBlock {
-        residual,
-        projection,
-        c1x1_a: bn_act_conv(vs / "c1x1_a", c_in, width, 1, pointwise),
-        c3x3_b: bn_act_conv(vs / "c3x3_b", width, width, 3, grouped),
-        c1x1_c: bn_act_conv(vs / "c1x1_c", width, residual + inc, 1, pointwise),
-    }
+    let c1x1_a = bn_act_conv(vs / "c1x1_a", c_in, width, 1, pointwise);
+    let c3x3_b = bn_act_conv(vs / "c3x3_b", width, width, 3, grouped);
+    let c1x1_c = bn_act_conv(vs / "c1x1_c", width, residual + inc, 1, pointwise);
+    DualPathBlock { residual, projection, convs: Chain(vec![Box::new(c1x1_a), Box::new(c3x3_b), Box::new(c1x1_c)]) }
 }
 
 #[derive(Debug)]

@@ -124,12 +124,6 @@ pub fn batch_norm_eps(vs: nn::Path, channels: i64, eps: f64) -> nn::BatchNorm {
     nn::batch_norm2d(vs, channels, config)
 }
 
-/// Batch norm whose gamma starts at zero: the "zero-init last BN" trick some recipes use.
-pub fn batch_norm_zero_gamma(vs: nn::Path, channels: i64) -> nn::BatchNorm {
-    let config = nn::BatchNormConfig { ws_init: Init::Const(0.), bs_init: Init::Const(0.), ..Default::default() };
-    nn::batch_norm2d(vs, channels, config)
-}
-
 /// A fully connected layer with PyTorch's default init (U(-1/sqrt(in), 1/sqrt(in)) for both tensors).
 #[derive(Debug)]
 pub struct Linear {
@@ -210,6 +204,18 @@ pub fn conv_bn_numbered(vs: &nn::Path, n: usize, c_in: i64, c_out: i64, kernel: 
 /// Conv -> BN in two slots of a torchvision `Sequential`: the conv at index `slot`, its BN at `slot + 1`.
 pub fn conv_bn_slots(vs: &nn::Path, slot: usize, c_in: i64, c_out: i64, kernel: i64, opts: ConvOpts) -> ConvBn {
     conv_bn(vs, &slot.to_string(), &(slot + 1).to_string(), c_in, c_out, kernel, opts, false)
+}
+
+/// Modules applied one after another, like PyTorch's `Sequential` (tch's `SequentialT` cannot take a boxed
+/// module such as an SK-or-conv unit).
+#[derive(Debug)]
+pub struct Chain(pub Vec<Box<dyn nn::ModuleT>>);
+
+impl nn::ModuleT for Chain {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let (first, rest) = self.0.split_first().expect("a chain holds at least one module");
+        rest.iter().fold(first.forward_t(xs, train), |ys, module| module.forward_t(&ys, train))
+    }
 }
 
 /// BN -> ReLU -> conv, the pre-activation unit of DenseNet and DPN.

@@ -1,8 +1,8 @@
 //! The bottleneck family: ResNet, ResNeXt (and the Table 3 variants), SENet and SKNet, on ImageNet
 //! (7x7 stem) and CIFAR (3x3 stem, ResNeXt-29). Variable names follow torchvision/timm.
 use super::layers::{
-    batch_norm, conv2d, conv_bn_numbered, conv_bn_unit, global_avg_pool, linear, stem_max_pool, Conv2d, ConvBn,
-    ConvOpts, Linear,
+    conv_bn_numbered, conv_bn_slots, conv_bn_unit, global_avg_pool, linear, stem_max_pool, Chain, ConvBn, ConvOpts,
+    Linear,
 };
 use super::se::{se_unit, SeSpec, SeUnit};
 use super::sk::{conv3x3_bn_or_sk, ConvSite, SkSpec};
@@ -77,24 +77,20 @@ impl BottleneckNetSpec {
 
 #[derive(Debug)]
 struct Bottleneck {
-    conv1: ConvBn,
-    /// The grouped 3x3 conv + BN + ReLU, or the SK unit that replaces it.
-    conv2: Box<dyn ModuleT>,
-    conv3: ConvBn,
+    /// conv1 (1x1), conv2 (the grouped 3x3 conv + BN + ReLU, or the SK unit that replaces it), conv3 (1x1).
+    convs: Chain,
     se: Option<SeUnit>,
-    downsample: Option<(Conv2d, nn::BatchNorm)>,
+    downsample: Option<ConvBn>,
 }
 
 impl ModuleT for Bottleneck {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut ys = self.conv1.forward_t(xs, train);
-        ys = self.conv2.forward_t(&ys, train);
-        ys = self.conv3.forward_t(&ys, train);
+        let mut ys = self.convs.forward_t(xs, train);
         if let Some(se) = &self.se {
             ys = se.forward(&ys);
         }
         let shortcut = match &self.downsample {
-            Some((conv, bn)) => xs.apply(conv).apply_t(bn, train),
+            Some(downsample) => downsample.forward_t(xs, train),
             None => xs.shallow_clone(),
         };
         (ys + shortcut).relu()
@@ -132,11 +128,9 @@ fn bottleneck(vs: nn::Path, spec: &BottleneckNetSpec, site: BlockSite) -> Result
     };
     let conv3 = conv1x1_bn(3, width, c_out);
     let se = spec.se.as_ref().map(|se| se_unit(&vs / "se", c_out, se));
-    let downsample = (stride != 1 || c_in != c_out).then(|| {
-        let ds = &vs / "downsample";
-        (conv2d(&ds / "0", c_in, c_out, 1, pointwise.stride(stride)), batch_norm(&ds / "1", c_out))
-    });
-    Ok(Bottleneck { conv1: conv1.with_relu(), conv2, conv3, se, downsample })
+    let downsample = (stride != 1 || c_in != c_out)
+        .then(|| conv_bn_slots(&(&vs / "downsample"), 0, c_in, c_out, 1, pointwise.stride(stride)));
+    Ok(Bottleneck { convs: Chain(vec![Box::new(conv1.with_relu()), conv2, Box::new(conv3)]), se, downsample })
 }
 
 #[derive(Debug)]

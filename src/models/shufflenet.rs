@@ -1,6 +1,6 @@
 //! ShuffleNetV2 (Ma et al., 2018) as the paper re-implements it for Table 4, with the "+SE" and "+SK"
 //! variants. Variable names are torchvision's `ShuffleNetV2` state_dict keys, so its weights load unchanged.
-use super::layers::{conv_bn_slots, linear, stem_max_pool, ConvBn, ConvOpts, Linear};
+use super::layers::{conv_bn_slots, linear, stem_max_pool, Chain, ConvBn, ConvOpts, Linear};
 use super::se::{se_unit, SeSpec, SeUnit};
 use super::sk::{conv3x3_bn_or_sk, ConvSite, SkSpec};
 use anyhow::{bail, Result};
@@ -58,39 +58,22 @@ impl ShuffleNetV2Spec {
     }
 }
 
-/// The downsampling block's shortcut branch: depthwise 3x3/2 -> BN, then 1x1 -> BN -> ReLU.
-#[derive(Debug)]
-struct Branch1 {
-    dw: Box<dyn ModuleT>,
-    pw: ConvBn,
-}
-
-/// The main branch: 1x1 -> BN -> ReLU, depthwise 3x3 -> BN, 1x1 -> BN -> ReLU.
-#[derive(Debug)]
-struct Branch2 {
-    pw_in: ConvBn,
-    dw: Box<dyn ModuleT>,
-    pw_out: ConvBn,
-}
-
 #[derive(Debug)]
 struct Block {
-    branch1: Option<Branch1>,
-    branch2: Branch2,
+    /// The downsampling block's shortcut branch: depthwise 3x3/2 -> BN, then 1x1 -> BN -> ReLU.
+    branch1: Option<Chain>,
+    /// The main branch: 1x1 -> BN -> ReLU, depthwise 3x3 -> BN, 1x1 -> BN -> ReLU.
+    branch2: Chain,
     se: Option<SeUnit>,
 }
 
 impl ModuleT for Block {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let main = |x: &Tensor| {
-            let b = &self.branch2;
-            b.pw_out.forward_t(&b.dw.forward_t(&b.pw_in.forward_t(x, train), train), train)
-        };
         let (left, right) = match &self.branch1 {
-            Some(b1) => (b1.pw.forward_t(&b1.dw.forward_t(xs, train), train), main(xs)),
+            Some(branch1) => (branch1.forward_t(xs, train), self.branch2.forward_t(xs, train)),
             None => {
                 let halves = xs.chunk(2, 1);
-                (halves[0].shallow_clone(), main(&halves[1]))
+                (halves[0].shallow_clone(), self.branch2.forward_t(&halves[1], train))
             }
         };
         let ys = channel_shuffle(&Tensor::cat(&[left, right], 1), 2);
@@ -132,20 +115,17 @@ fn block(vs: nn::Path, spec: &ShuffleNetV2Spec, site: BlockSite) -> Result<Block
     };
     let branch1 = if downsample {
         let b1 = &vs / "branch1";
-        Some(Branch1 {
-            dw: depthwise(&b1, 0, c_in, format!("{label}_branch1"))?,
-            pw: conv_bn_slots(&b1, 2, c_in, half, 1, pointwise).with_relu(),
-        })
+        let dw = depthwise(&b1, 0, c_in, format!("{label}_branch1"))?;
+        Some(Chain(vec![dw, Box::new(conv_bn_slots(&b1, 2, c_in, half, 1, pointwise).with_relu())]))
     } else {
         None
     };
     let b2 = &vs / "branch2";
     let pw_in_channels = if downsample { c_in } else { half };
-    let branch2 = Branch2 {
-        pw_in: conv_bn_slots(&b2, 0, pw_in_channels, half, 1, pointwise).with_relu(),
-        dw: depthwise(&b2, 3, half, label)?,
-        pw_out: conv_bn_slots(&b2, 5, half, half, 1, pointwise).with_relu(),
-    };
+    let pw_in = conv_bn_slots(&b2, 0, pw_in_channels, half, 1, pointwise).with_relu();
+    let dw = depthwise(&b2, 3, half, label)?;
+    let pw_out = conv_bn_slots(&b2, 5, half, half, 1, pointwise).with_relu();
+    let branch2 = Chain(vec![Box::new(pw_in), dw, Box::new(pw_out)]);
     let se = spec.se.as_ref().map(|se| se_unit(&vs / "se", c_out, se));
     Ok(Block { branch1, branch2, se })
 }

@@ -2,7 +2,7 @@
 //! torchvision's/timm's, so weights move between sk-exp and PyTorch without a renaming table.
 use anyhow::{anyhow, bail, Result};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::{nn, Device, TchError, Tensor};
 
 /// Lists longer than this are cut in error messages, with a count of the rest.
@@ -69,7 +69,12 @@ pub fn save_safetensors(vs: &nn::VarStore, path: &Path) -> Result<()> {
     for (name, var) in vars {
         tensors.push((name, var.detach().f_to_device(Device::Cpu).and_then(|t| t.f_contiguous()).map_err(fail)?));
     }
-    let tmp = temp_path(path)?;
+    // A sibling of `path` (same directory, so the rename cannot cross file systems).
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("weights file {}: expected a file path", path.display()))?
+        .to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let written = Tensor::write_safetensors(&tensors, &tmp).map_err(fail).and_then(|()| {
         std::fs::rename(&tmp, path).map_err(|e| anyhow!("writing weights file {}: {e}", path.display()))
     });
@@ -90,13 +95,4 @@ fn abbreviate(items: &[String]) -> String {
         0 => shown,
         rest => format!("{shown}, ... and {rest} more"),
     }
-}
-
-/// A sibling of `path` (same directory, so the rename cannot cross file systems).
-fn temp_path(path: &Path) -> Result<PathBuf> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("weights file {}: expected a file path", path.display()))?
-        .to_string_lossy();
-    Ok(path.with_file_name(format!(".{name}.{}.tmp", std::process::id())))
 }

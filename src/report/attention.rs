@@ -37,14 +37,13 @@ pub fn write_attention(
         Zoom::Resize => format!("{title}, centre crop + resize"),
         Zoom::Render => format!("{title}, scenes rendered zoomed"),
     };
-    let title = title.as_str();
     let unit = spec.unit.clone().unwrap_or_else(|| default_unit(stats));
     let mut written = write_csvs(stats, out_dir, &unit, spec.group)?;
-    written.extend(plots::plot_unit_differences(&stats.unit_rows(), title, &out_dir.join("attention_units"))?);
+    written.extend(plots::plot_unit_differences(&stats.unit_rows(), &title, &out_dir.join("attention_units"))?);
     written.extend(plots::plot_channel_weights(
         &stats.channel_rows(&unit, spec.group)?,
         spec.group,
-        title,
+        &title,
         &out_dir.join("attention_channels"),
     )?);
     // Figure 4 compares the original images with the 1.5x ones; here the first two scales.
@@ -54,7 +53,7 @@ pub fn write_attention(
             &stats.class_rows(),
             &units,
             (first, second),
-            title,
+            &title,
             &out_dir.join("attention_classes"),
         )?);
     }

@@ -5,7 +5,7 @@
 //! any instant leaves either the previous checkpoint or the new one, never a mix. Where the three folders
 //! are is the run folder's business ([`super::run_dir::RunDir::checkpoint_slots`]).
 use crate::util::fs::{sync_dir, sync_file, write_synced};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
@@ -104,8 +104,5 @@ pub fn load(slots: &Slots) -> Result<Option<Checkpoint>> {
 
 /// The tensor called `name` in a checkpoint's list.
 pub fn find<'a>(tensors: &'a NamedTensors, name: &str, what: &str) -> Result<&'a Tensor> {
-    match tensors.get(name) {
-        Some(t) => Ok(t),
-        None => bail!("{what}: no tensor named {name}"),
-    }
+    tensors.get(name).with_context(|| format!("{what}: no tensor named {name}"))
 }

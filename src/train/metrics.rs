@@ -1,6 +1,6 @@
 //! metrics.csv: one row per epoch, written by the training loop, read back by the runner and the plots.
 //! The struct is the one definition of the row: its fields are the header, serde writes and reads it.
-use crate::util::csv_file::{csv_line, csv_text, read_csv, shortest, shortest_opt};
+use crate::util::csv_file::{csv_line, read_csv, shortest};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -17,11 +17,11 @@ pub struct EpochMetrics {
     pub train_loss: f64,
     #[serde(serialize_with = "shortest")]
     pub train_top1_err: f64,
-    #[serde(serialize_with = "shortest_opt")]
+    #[serde(serialize_with = "shortest")]
     pub eval_loss: Option<f64>,
-    #[serde(serialize_with = "shortest_opt")]
+    #[serde(serialize_with = "shortest")]
     pub eval_top1_err: Option<f64>,
-    #[serde(serialize_with = "shortest_opt")]
+    #[serde(serialize_with = "shortest")]
     pub eval_top5_err: Option<f64>,
     #[serde(serialize_with = "shortest")]
     pub images_per_s: f64,
@@ -43,20 +43,10 @@ pub const METRICS_HEADER: [&str; 9] = [
 ];
 
 impl EpochMetrics {
-    /// The row as CSV text, without its newline.
-    pub fn csv_row(&self) -> Result<String> {
-        csv_line(self)
-    }
-
-    /// The row with its timings left out: what must reproduce exactly under the same seed.
+    /// The row with its timings left out, as CSV text: what must reproduce exactly under the same seed.
     pub fn deterministic_row(&self) -> Result<String> {
-        EpochMetrics { images_per_s: 0.0, wall_s: 0.0, ..self.clone() }.csv_row()
+        csv_line(&EpochMetrics { images_per_s: 0.0, wall_s: 0.0, ..self.clone() })
     }
-}
-
-/// The text of a metrics.csv holding `rows`.
-pub fn metrics_text(rows: &[EpochMetrics]) -> Result<Vec<u8>> {
-    csv_text(&METRICS_HEADER, rows)
 }
 
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
@@ -66,6 +56,7 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::csv_file::csv_text;
 
     fn row() -> EpochMetrics {
         EpochMetrics {
@@ -84,19 +75,19 @@ mod tests {
     #[test]
     fn rows_round_trip_through_the_csv_reader() {
         let row = row();
-        let text = metrics_text(std::slice::from_ref(&row)).unwrap();
+        let text = csv_text(&METRICS_HEADER, std::slice::from_ref(&row)).unwrap();
         let back: EpochMetrics = csv::Reader::from_reader(text.as_slice()).deserialize().next().unwrap().unwrap();
         assert_eq!(back, row);
         assert_eq!(back.deterministic_row().unwrap(), row.deterministic_row().unwrap());
         assert_eq!(
-            row.csv_row().unwrap(),
+            csv_line(&row).unwrap(),
             "3,0.03333333333333333,1.2345678901234567,100,,12.345678901234567,0,1234.5,0.30000000000000004"
         );
     }
 
     #[test]
     fn header_matches_the_fields() {
-        let text = String::from_utf8(metrics_text(&[row()]).unwrap()).unwrap();
+        let text = String::from_utf8(csv_text(&METRICS_HEADER, &[row()]).unwrap()).unwrap();
         let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(text.as_bytes());
         let mut with_names = csv::Writer::from_writer(Vec::new());
         with_names.serialize(row()).unwrap();

@@ -1,7 +1,6 @@
 //! A training recipe: optimizer, schedule, length and batch size, with the paper's recipes as presets.
 use super::schedule::Schedule;
 use super::sgd::SgdConfig;
-use crate::loss::check_smoothing;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
@@ -102,7 +101,9 @@ impl Recipe {
                 self.epochs
             );
         }
-        check_smoothing(self.label_smoothing)?;
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            bail!("recipe.label_smoothing: expected a value in [0, 1), got {}", self.label_smoothing);
+        }
         self.schedule.validate()
     }
 
@@ -128,5 +129,7 @@ mod tests {
         let c100 = Recipe::preset("cifar100").unwrap();
         assert_eq!((c100.lr, c100.batch_size, c100.epochs, c100.weight_decay), (0.05, 128, 300, 5e-4));
         assert!(Recipe::preset("mnist").unwrap_err().to_string().contains("cifar10"));
+        let smoothed = |label_smoothing| Recipe { label_smoothing, ..c100.clone() }.validate();
+        assert!(smoothed(1.0).is_err() && smoothed(0.1).is_ok());
     }
 }

@@ -8,8 +8,7 @@ use crate::data::DataSpec;
 use crate::models::{registry, ModelSpec};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-use tch::Device;
+use std::path::PathBuf;
 use yaml_serde::{Mapping, Value};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -102,12 +101,6 @@ impl ResolvedRun {
         Ok(run)
     }
 
-    pub fn from_file(path: &Path) -> Result<ResolvedRun> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let tree: Value = yaml_serde::from_str(&text).with_context(|| format!("{}: not valid YAML", path.display()))?;
-        ResolvedRun::from_tree(tree).with_context(|| path.display().to_string())
-    }
-
     /// Sets the model's class count to the data set's `classes`, unless the run file fixed it (then the
     /// two must agree).
     pub fn bind_classes(&mut self, classes: i64) -> Result<()> {
@@ -124,18 +117,6 @@ impl ResolvedRun {
         change.insert("num_classes".into(), Value::from(classes));
         *spec = crate::overrides::merge(spec, &Value::Mapping(change), "model")?;
         Ok(())
-    }
-
-    /// The devices, parsed (not yet checked for presence).
-    pub fn parsed_devices(&self) -> Result<Vec<Device>> {
-        self.devices.iter().map(|d| crate::device::parse(d)).collect()
-    }
-
-    /// libtorch intra-op threads per replica: as configured, else libtorch's current setting.
-    pub fn thread_count(&self) -> Result<i32> {
-        let threads = self.threads.unwrap_or_else(tch::get_num_threads);
-        ensure!(threads >= 1, "threads: expected at least 1");
-        Ok(threads)
     }
 
     /// Fails unless `saved` (the run being resumed) is the same run: same model, data, recipe, seed and
@@ -215,6 +196,7 @@ fn first_difference(path: &str, saved: &Value, now: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn parse(yaml: &str) -> Result<ResolvedRun> {
         ResolvedRun::from_tree(yaml_serde::from_str(yaml).unwrap())
@@ -285,8 +267,8 @@ mod tests {
 
     #[test]
     fn the_paper_cifar_run_file_splits_batch_128_over_two_gpus() {
-        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/train/sknet29_cifar10_2gpu.yaml"));
-        let c = ResolvedRun::from_file(path).unwrap();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/train/sknet29_cifar10_2gpu.yaml");
+        let c = parse(&std::fs::read_to_string(path).unwrap()).unwrap();
         assert_eq!(c.devices, vec!["cuda:0", "cuda:1"]);
         assert_eq!(c.recipe, Recipe::preset("cifar10").unwrap());
         assert_eq!((c.recipe.batch_size, c.recipe.epochs, c.recipe.lr), (128, 300, 0.1));

@@ -9,8 +9,9 @@
 //! attention/        the attention analysis
 //! ```
 use super::checkpoint::{self, Checkpoint, Slots};
-use super::metrics::{metrics_text, read_metrics, EpochMetrics};
+use super::metrics::{read_metrics, EpochMetrics, METRICS_HEADER};
 use super::run::ResolvedRun;
+use crate::util::csv_file::{csv_line, csv_text};
 use crate::util::fs::{append_line, try_lock, write_atomic, FileLock};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -38,10 +39,6 @@ pub struct Resumed {
 impl RunDir {
     pub fn new(root: impl Into<PathBuf>) -> RunDir {
         RunDir { root: root.into() }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.root
     }
 
     pub fn create(&self) -> Result<()> {
@@ -108,7 +105,7 @@ impl RunDir {
 
     /// Appends one epoch's row to metrics.csv and syncs it.
     pub fn append_metrics(&self, row: &EpochMetrics) -> Result<()> {
-        append_line(&self.metrics_file(), &row.csv_row()?)
+        append_line(&self.metrics_file(), &csv_line(row)?)
     }
 
     pub fn checkpoint_slots(&self) -> Slots {
@@ -165,7 +162,7 @@ impl RunDir {
         }
         let done = checkpoint.as_ref().map_or(0, |c| c.state.epoch);
         let history = self.metrics_up_to(done)?;
-        write_atomic(&self.metrics_file(), &metrics_text(&history)?)?;
+        write_atomic(&self.metrics_file(), &csv_text(&METRICS_HEADER, &history)?)?;
         Ok(Resumed { checkpoint, history })
     }
 

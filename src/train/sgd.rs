@@ -7,7 +7,7 @@
 //! the flattened gradient that data parallelism averages is exactly the operand the step needs.
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -101,10 +101,6 @@ impl Sgd {
         let momentum = flat.zeros_like();
         let neg_lr = Tensor::zeros([], (Kind::Float, device));
         Ok(Sgd { config, slots, params, flat, momentum, decay, neg_lr, padding })
-    }
-
-    pub fn device(&self) -> Device {
-        self.flat.device()
     }
 
     /// The trainable variables, in slot order.

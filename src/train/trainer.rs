@@ -128,7 +128,9 @@ pub fn train(
 ) -> Result<Trained> {
     let recipe = &run.recipe;
     recipe.validate()?;
-    let threads = run.thread_count()?;
+    // libtorch intra-op threads per rank: as configured, else libtorch's current setting.
+    let threads = run.threads.unwrap_or_else(tch::get_num_threads);
+    ensure!(threads >= 1, "threads: expected at least 1");
     ensure!(
         !data.train.is_empty(),
         "the training set is empty (an image folder needs train/<class>/ folders to train on; val/ alone serves evaluation)"
@@ -210,7 +212,7 @@ fn join_group(launch: &Launch, device: Device) -> Result<ProcessGroup> {
 /// names one per local rank, else the list's one kind (`cuda` -> cuda:LOCAL_RANK, as torchrun users
 /// expect; `cpu` -> cpu).
 fn rank_device(run: &ResolvedRun, launch: Option<&Launch>) -> Result<Device> {
-    let devices = run.parsed_devices()?;
+    let devices = run.devices.iter().map(|d| crate::device::parse(d)).collect::<Result<Vec<_>>>()?;
     let device = match (launch, devices.as_slice()) {
         (None, [device]) => *device,
         (None, _) => bail!(
@@ -277,12 +279,6 @@ struct Loop<'a> {
     history: Vec<EpochMetrics>,
 }
 
-/// One epoch's training half: the summed counts and the time it took.
-struct TrainedEpoch {
-    stats: ClassificationStats,
-    seconds: f64,
-}
-
 impl Loop<'_> {
     fn run(&mut self) -> Result<()> {
         let recipe = &self.run.recipe;
@@ -307,17 +303,17 @@ impl Loop<'_> {
                 break;
             }
             let started = Instant::now();
-            let trained = self.train_epoch(epoch, &schedule)?;
+            let (trained, seconds) = self.train_epoch(epoch, &schedule)?;
             let eval = self.evaluate(epoch)?;
             let row = EpochMetrics {
                 epoch: epoch as u32 + 1,
                 lr: schedule.lr(epoch, 0),
-                train_loss: trained.stats.loss(),
-                train_top1_err: trained.stats.top1_err(),
+                train_loss: trained.loss(),
+                train_top1_err: trained.top1_err(),
                 eval_loss: Some(eval.loss()),
                 eval_top1_err: Some(eval.top1_err()),
                 eval_top5_err: Some(eval.top5_err()),
-                images_per_s: trained.stats.samples as f64 / trained.seconds,
+                images_per_s: trained.samples as f64 / seconds,
                 wall_s: started.elapsed().as_secs_f64(),
             };
             self.record(row)?;
@@ -332,8 +328,8 @@ impl Loop<'_> {
         Ok(())
     }
 
-    /// One pass over the shuffled training set, a step per batch.
-    fn train_epoch(&mut self, epoch: usize, schedule: &LrSchedule) -> Result<TrainedEpoch> {
+    /// One pass over the shuffled training set, a step per batch: the summed counts and the seconds it took.
+    fn train_epoch(&mut self, epoch: usize, schedule: &LrSchedule) -> Result<(ClassificationStats, f64)> {
         let started = Instant::now();
         // Anything that draws from torch's generator during the epoch gets a stream fixed by (seed, epoch).
         tch::manual_seed(seed::derive(&[self.run.seed, epoch as u64, TORCH_STREAM]) as i64);
@@ -365,7 +361,7 @@ impl Loop<'_> {
         bar.finish_and_clear();
         let seconds = started.elapsed().as_secs_f64();
         report_skipped("training", epoch, &loader.skipped());
-        Ok(TrainedEpoch { stats: train, seconds })
+        Ok((train, seconds))
     }
 
     /// The evaluation set's counts, with the replicas' BN statistics averaged first.

@@ -72,33 +72,27 @@ pub fn write_csv<T: Serialize>(path: &Path, header: &[&str], rows: &[T]) -> Resu
     write_atomic(path, &text)
 }
 
-/// Serialises a float as Rust's `Display` does (`1` for 1.0, shortest round trip), for `serialize_with`.
-pub fn shortest<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(value)
+// Float fields for `serialize_with`, each for an `f64` or an `Option<f64>` (None is an empty field).
+
+/// As Rust's `Display` writes a float: `1` for 1.0, the shortest round trip.
+pub fn shortest<S: Serializer, F: Copy + Into<Option<f64>>>(value: &F, s: S) -> Result<S::Ok, S::Error> {
+    float((*value).into(), None, s)
 }
 
-/// [`shortest`] for an optional float; None is an empty field.
-pub fn shortest_opt<S: Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(v) => s.collect_str(v),
-        None => s.serialize_none(),
+/// Six decimals, as the analysis CSVs write them.
+pub fn six_decimals<S: Serializer, F: Copy + Into<Option<f64>>>(value: &F, s: S) -> Result<S::Ok, S::Error> {
+    float((*value).into(), Some(6), s)
+}
+
+/// Four decimals.
+pub fn four_decimals<S: Serializer, F: Copy + Into<Option<f64>>>(value: &F, s: S) -> Result<S::Ok, S::Error> {
+    float((*value).into(), Some(4), s)
+}
+
+fn float<S: Serializer>(value: Option<f64>, decimals: Option<usize>, s: S) -> Result<S::Ok, S::Error> {
+    match (value, decimals) {
+        (Some(v), None) => s.collect_str(&v),
+        (Some(v), Some(d)) => s.collect_str(&format_args!("{v:.d$}")),
+        (None, _) => s.serialize_none(),
     }
-}
-
-/// A float with six decimals, as the analysis CSVs write them, for `serialize_with`.
-pub fn six_decimals<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("{value:.6}"))
-}
-
-/// [`six_decimals`] for an optional float; None is an empty field.
-pub fn six_decimals_opt<S: Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(v) => six_decimals(v, s),
-        None => s.serialize_none(),
-    }
-}
-
-/// A float with four decimals, for `serialize_with`.
-pub fn four_decimals<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("{value:.4}"))
 }

@@ -1,8 +1,9 @@
-//! Shared pieces of the training tests: a small in-memory data set and a tiny SKNet.
+//! Shared pieces of the training tests: a small in-memory data set and the tiny SKNet (tests/common) sized
+//! for it. A test binary that declares `mod train_common;` declares `mod common;` too.
 #![allow(dead_code)]
+use crate::common::{tiny_spec, tiny_yaml, TINY_BASE};
 use anyhow::Result;
 use sk_exp::data::{Batch, Dataset, Sample, Split};
-use sk_exp::models::registry;
 use sk_exp::train::recipe::Recipe;
 use sk_exp::train::replica::{network_builder, NetworkBuilder};
 use sk_exp::train::run::ResolvedRun;
@@ -59,35 +60,25 @@ pub fn blobs(len: usize, offset: u64) -> Arc<dyn Dataset> {
     Arc::new(Blobs { len, classes: 4, side: 16, offset })
 }
 
-/// SKNet-29's structure, shrunk: one block per stage, narrow, 16x16 inputs, 4 classes.
-pub fn tiny_sknet_yaml() -> yaml_serde::Value {
-    yaml_serde::from_str(
-        "{stem_width: 8, blocks: [1, 1, 1], widths: [8, 16, 32], outputs: [16, 32, 32], groups: 4, \
-         sk: {groups: 4, reduction: 4, min_dim: 4}, num_classes: 4, input_size: 16}",
-    )
-    .unwrap()
-}
+/// The tiny SKNet's classes and input size for [`blobs`].
+const FOR_BLOBS: &[(&str, &str)] = &[("num_classes", "4"), ("input_size", "16")];
 
+/// The tiny SKNet (tests/common) for [`blobs`]: 4 classes, 16x16 inputs.
 pub fn tiny_sknet() -> NetworkBuilder {
-    network_builder(&registry::resolve("sknet29", Some(&tiny_sknet_yaml())).unwrap())
+    network_builder(&tiny_spec(FOR_BLOBS))
 }
 
 /// The tiny SKNet trained with `recipe` and `seed` on `devices` into `out_dir` (one thread per replica).
 pub fn tiny_run(out_dir: PathBuf, recipe: Recipe, seed: u64, devices: &[&str]) -> ResolvedRun {
-    let mut tree: yaml_serde::Value = yaml_serde::from_str("{model: {name: sknet29}, threads: 1}").unwrap();
-    tree["model"]["overrides"] = tiny_sknet_yaml();
+    let mut tree: yaml_serde::Value = yaml_serde::from_str("{model: {}, threads: 1}").unwrap();
+    tree["model"]["name"] = TINY_BASE.into();
+    tree["model"]["overrides"] = tiny_yaml(FOR_BLOBS);
     let mut run = ResolvedRun::from_tree(tree).unwrap();
     run.recipe = recipe;
     run.seed = seed;
     run.devices = devices.iter().map(|d| d.to_string()).collect();
     run.out_dir = out_dir;
     run
-}
-
-pub fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("sk-exp-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 /// The training-split batch of samples `indices`, each augmented with seed `seed + index`.

@@ -4,13 +4,12 @@
 use super::legend::{draw_legend, Entry, Stroke};
 use super::placement::{polyline_obstacles, Rect};
 use super::{
-    chart, decimals, finite_extent, padded, save, text, Axis, Chart, Figure, Frame, TickFormat, AXIS_TITLE_SIZE,
-    PALETTE, TICK_SIZE, TITLE_SIZE,
+    chart, draw_error_bar, finite_extent, padded, palette, save, text, Area, Axis, Backend, Chart, Figure, Frame,
+    TickFormat, AXIS_TITLE_SIZE, TICK_SIZE, TITLE_SIZE,
 };
 use crate::analysis::attention::{ChannelRow, ClassRow, UnitRow};
 use crate::util::stats::first_appearance;
 use anyhow::{bail, Result};
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
@@ -41,22 +40,18 @@ impl UnitBars<'_> {
             [r.mean - std, r.mean + std]
         });
         let (lo, hi) = finite_extent(ends.chain([0.0])).unwrap_or((-1.0, 1.0));
-        let y_range = padded(lo, hi, 0.08, 0.01);
-        let places = decimals(y_range.end - y_range.start);
-        Axis::new(y_range, format!("{DIFF_DESC}, mean ± std")).format(TickFormat::Decimals(places))
+        Axis::new(padded(lo, hi, 0.08, 0.01), format!("{DIFF_DESC}, mean ± std")).decimal_ticks()
     }
 
-    /// The bars of every row, grouped by unit and coloured by scale; returns the pixels they cover.
-    fn draw_bars<DB: DrawingBackend>(
+    /// The bars of every row, grouped by unit and coloured by scale: from 0 to the row's mean with its ± std
+    /// error bar; returns the pixels they cover, error bars included.
+    fn draw_bars<DB: Backend>(
         &self,
-        root: &DrawingArea<DB, Shift>,
+        root: &Area<DB>,
         chart: &mut Chart<'_, DB>,
         units: &[&str],
         scales: &[&str],
-    ) -> Result<Vec<Rect>>
-    where
-        DB::ErrorType: 'static,
-    {
+    ) -> Result<Vec<Rect>> {
         let width = 0.8 / scales.len() as f64;
         let mut obstacles = Vec::new();
         for row in self.rows {
@@ -66,7 +61,13 @@ impl UnitBars<'_> {
                 continue;
             };
             let left = u as f64 - 0.4 + s as f64 * width;
-            obstacles.push(draw_unit_bar(root, chart, row, (left, width), PALETTE[s % PALETTE.len()])?);
+            let bar = [(left + 0.01, 0.0), (left + width - 0.01, row.mean)];
+            chart.draw_series([Rectangle::new(bar, palette(s).filled())])?;
+            draw_error_bar(root, chart, (left + width / 2.0, row.mean), row.std, (4, 1))?;
+            let std = row.std.unwrap_or(0.0);
+            let (x0, y0) = chart.backend_coord(&(left, row.mean.max(0.0) + std));
+            let (x1, y1) = chart.backend_coord(&(left + width, row.mean.min(0.0) - std));
+            obstacles.push(Rect { x0, y0, x1, y1 });
         }
         Ok(obstacles)
     }
@@ -77,24 +78,16 @@ impl UnitBars<'_> {
         scales
             .iter()
             .enumerate()
-            .map(|(i, s)| Entry {
-                label: format!(
-                    "object {s} (n = {})",
-                    self.rows.iter().find(|r| r.scale == *s).map_or(n_images, |r| r.n)
-                ),
-                color: PALETTE[i % PALETTE.len()],
-                stroke: Some(Stroke::Solid),
-                marker: None,
+            .map(|(i, s)| {
+                let n = self.rows.iter().find(|r| r.scale == *s).map_or(n_images, |r| r.n);
+                Entry::line(format!("object {s} (n = {n})"), palette(i), Stroke::Solid)
             })
             .collect()
     }
 }
 
 /// The line at 0, and a light vertical line between units of different stages.
-fn draw_zero_and_stage_lines<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, units: &[&str], y: &Axis) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
+fn draw_zero_and_stage_lines<DB: Backend>(chart: &mut Chart<'_, DB>, units: &[&str], y: &Axis) -> Result<()> {
     let n = units.len() as f64;
     chart.draw_series([PathElement::new(vec![(-0.5, 0.0), (n - 0.5, 0.0)], BLACK.stroke_width(1))])?;
     for (i, pair) in units.windows(2).enumerate() {
@@ -106,46 +99,8 @@ where
     Ok(())
 }
 
-/// One bar from 0 to the row's mean, `left` and `width` in data units, with its ± std error bar; returns
-/// the pixels it covers, error bar included.
-fn draw_unit_bar<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    chart: &mut Chart<'_, DB>,
-    row: &UnitRow,
-    (left, width): (f64, f64),
-    color: RGBColor,
-) -> Result<Rect>
-where
-    DB::ErrorType: 'static,
-{
-    let centre = left + width / 2.0;
-    chart.draw_series([Rectangle::new([(left + 0.01, 0.0), (left + width - 0.01, row.mean)], color.filled())])?;
-    let std = row.std.unwrap_or(0.0);
-    if row.std.is_some() {
-        let (cx, low) = chart.backend_coord(&(centre, row.mean - std));
-        let (_, high) = chart.backend_coord(&(centre, row.mean + std));
-        root.draw(&PathElement::new(vec![(cx, low), (cx, high)], BLACK.stroke_width(1)))?;
-        for y in [low, high] {
-            root.draw(&PathElement::new(vec![(cx - 4, y), (cx + 4, y)], BLACK.stroke_width(1)))?;
-        }
-    }
-    let (top, bottom) = (
-        chart.backend_coord(&(left, row.mean.max(0.0) + std)),
-        chart.backend_coord(&(left + width, row.mean.min(0.0) - std)),
-    );
-    Ok(Rect { x0: top.0, y0: top.1, x1: bottom.0, y1: bottom.1 })
-}
-
 /// Each unit's name under its group of bars.
-fn draw_unit_labels<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    chart: &Chart<'_, DB>,
-    units: &[&str],
-    y_floor: f64,
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
+fn draw_unit_labels<DB: Backend>(root: &Area<DB>, chart: &Chart<'_, DB>, units: &[&str], y_floor: f64) -> Result<()> {
     let label_style = text(TICK_SIZE).pos(Pos::new(HPos::Center, VPos::Top));
     for (i, unit) in units.iter().enumerate() {
         let (x, y) = chart.backend_coord(&(i as f64, y_floor));
@@ -160,10 +115,7 @@ impl Figure for UnitBars<'_> {
         (1000.max(200 + units.len() as u32 * (24 * scales.len() as u32 + 30)), 720)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
-    where
-        DB::ErrorType: 'static,
-    {
+    fn draw<DB: Backend>(&self, root: &Area<DB>) -> Result<()> {
         let (units, scales) = self.units_and_scales();
         let y = self.y_axis();
         let title = format!("Attention difference per SK unit: {}", self.title);
@@ -187,27 +139,22 @@ impl Figure for ChannelLines<'_> {
         (1100, 680)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
-    where
-        DB::ErrorType: 'static,
-    {
+    fn draw<DB: Backend>(&self, root: &Area<DB>) -> Result<()> {
         let scales = first_appearance(self.rows.iter().map(|r| r.scale.as_str()));
         let unit = self.rows.first().map_or("", |r| r.unit.as_str());
         let groups = self.rows.iter().map(|r| r.group).max().unwrap_or(0) as f64;
         let (lo, hi) = finite_extent(self.rows.iter().map(|r| r.mean_weight)).unwrap_or((0.0, 1.0));
-        let y_range = padded(lo, hi, 0.1, 0.01);
-        let places = decimals(y_range.end - y_range.start);
         let x = Axis::new(padded(0.0, groups, 0.02, 0.5), format!("channel group ({} channels each)", self.group))
             .format(TickFormat::Whole);
         let y =
-            Axis::new(y_range, "larger-kernel attention weight, mean over images").format(TickFormat::Decimals(places));
+            Axis::new(padded(lo, hi, 0.1, 0.01), "larger-kernel attention weight, mean over images").decimal_ticks();
         let title = format!("Larger-kernel weight per channel of {unit}: {}", self.title);
         let (mut chart, plot) = chart(root, &Frame::figure(&title, (60, 85)), &x, &y)?;
         let mut obstacles = Vec::new();
         let mut entries = Vec::new();
         let markers = groups <= 40.0;
         for (i, scale) in scales.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
+            let color = palette(i);
             let points: Vec<(f64, f64)> =
                 self.rows.iter().filter(|r| r.scale == *scale).map(|r| (r.group as f64, r.mean_weight)).collect();
             chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?;
@@ -215,7 +162,7 @@ impl Figure for ChannelLines<'_> {
                 chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
             }
             obstacles.extend(polyline_obstacles(&points.iter().map(|p| chart.backend_coord(p)).collect::<Vec<_>>()));
-            entries.push(Entry { label: format!("object {scale}"), color, stroke: Some(Stroke::Solid), marker: None });
+            entries.push(Entry::line(format!("object {scale}"), color, Stroke::Solid));
         }
         draw_legend(root, &entries, plot, &obstacles)?;
         Ok(())
@@ -232,30 +179,18 @@ struct ClassScatter<'a> {
 const PANEL_SIDE: u32 = 440;
 
 impl ClassScatter<'_> {
-    fn draw_panel<DB: DrawingBackend>(
-        &self,
-        area: &DrawingArea<DB, Shift>,
-        unit: &str,
-        points: &[(f64, f64)],
-    ) -> Result<()>
-    where
-        DB::ErrorType: 'static,
-    {
+    fn draw_panel<DB: Backend>(&self, area: &Area<DB>, unit: &str, points: &[(f64, f64)]) -> Result<()> {
         let (lo, hi) = finite_extent(points.iter().flat_map(|&(a, b)| [a, b])).unwrap_or((-0.1, 0.1));
         // The same range on both axes, so the diagonal is at 45 degrees.
         let range = padded(lo, hi, 0.08, 0.0005);
-        let places = decimals(range.end - range.start);
         let above = points.iter().filter(|(a, b)| b > a).count();
         let caption = format!("{unit}: {above} of {} classes above", points.len());
         let frame = Frame { caption: Some((&caption, AXIS_TITLE_SIZE)), margin: 12, label_area: (55, 75) };
-        let axis = |scale: &str| {
-            Axis::new(range.clone(), format!("object {scale}")).ticks(5).format(TickFormat::Decimals(places))
-        };
+        let axis = |scale: &str| Axis::new(range.clone(), format!("object {scale}")).ticks(5).decimal_ticks();
         let (mut chart, _) = chart(area, &frame, &axis(self.scales.0), &axis(self.scales.1))?;
         let diagonal = [(range.start, range.start), (range.end, range.end)];
         chart.draw_series(DashedLineSeries::new(diagonal, 8, 5, BLACK.mix(0.6).stroke_width(2)))?;
-        let color = PALETTE[0];
-        chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.mix(0.8).filled())))?;
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, palette(0).mix(0.8).filled())))?;
         Ok(())
     }
 }
@@ -265,10 +200,7 @@ impl Figure for ClassScatter<'_> {
         (PANEL_SIDE * self.panels.len().max(1) as u32 + 40, PANEL_SIDE + 150)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
-    where
-        DB::ErrorType: 'static,
-    {
+    fn draw<DB: Backend>(&self, root: &Area<DB>) -> Result<()> {
         let title =
             format!("Attention difference per class, object {} vs {}: {}", self.scales.0, self.scales.1, self.title);
         let area = root.titled(&title, text(TITLE_SIZE))?;

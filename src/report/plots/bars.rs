@@ -2,10 +2,9 @@
 //! above each bar, and the paper's figure as a dashed line across the bar where there is one.
 use super::legend::{draw_legend, Entry, Stroke};
 use super::placement::Rect;
-use super::{chart, finite_extent, save, text, Axis, Chart, Figure, Frame, LABEL_SIZE};
+use super::{chart, draw_error_bar, finite_extent, save, text, Area, Axis, Backend, Chart, Figure, Frame, LABEL_SIZE};
 use crate::report::summary::SummaryRow;
 use anyhow::{bail, Result};
-use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -22,10 +21,7 @@ struct Bars<'a> {
 }
 
 /// Splits `label` into lines no wider than `max_width` pixels, at spaces (or '_', '/', ',').
-fn wrap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, label: &str, max_width: u32) -> Result<Vec<String>>
-where
-    DB::ErrorType: 'static,
-{
+fn wrap<DB: Backend>(root: &Area<DB>, label: &str, max_width: u32) -> Result<Vec<String>> {
     let style = text(LABEL_SIZE);
     let mut lines: Vec<String> = Vec::new();
     let mut current = String::new();
@@ -62,28 +58,15 @@ impl Bars<'_> {
     }
 
     /// Each row's label split into lines that fit under its bar.
-    fn wrapped_labels<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<Vec<Vec<String>>>
-    where
-        DB::ErrorType: 'static,
-    {
+    fn wrapped_labels<DB: Backend>(&self, root: &Area<DB>) -> Result<Vec<Vec<String>>> {
         let slot = (self.size().0 - 180) / self.rows.len() as u32;
         self.rows.iter().map(|row| wrap(root, &row.label, slot.saturating_sub(16))).collect()
     }
 
     fn legend_entries(&self) -> Vec<Entry> {
-        let mut entries = vec![Entry {
-            label: "measured: mean ± std over seeds".into(),
-            color: BAR_COLOR,
-            stroke: Some(Stroke::Solid),
-            marker: None,
-        }];
+        let mut entries = vec![Entry::line("measured: mean ± std over seeds", BAR_COLOR, Stroke::Solid)];
         if self.rows.iter().any(|r| r.paper_top1_err.is_some()) {
-            entries.push(Entry {
-                label: "paper".into(),
-                color: PAPER_COLOR,
-                stroke: Some(Stroke::Dashed),
-                marker: None,
-            });
+            entries.push(Entry::line("paper", PAPER_COLOR, Stroke::Dashed));
         }
         entries
     }
@@ -91,42 +74,22 @@ impl Bars<'_> {
 
 /// Draws the bar of `row` at category `x`, from the axis floor `y_floor` up, and its ± std error bar;
 /// returns the pixel column of its centre and the pixel row of its top (the error bar's, if any).
-fn draw_bar<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
+fn draw_bar<DB: Backend>(
+    root: &Area<DB>,
     chart: &Chart<'_, DB>,
     (x, y_floor): (f64, f64),
     row: &SummaryRow,
     obstacles: &mut Vec<Rect>,
-) -> Result<(i32, i32)>
-where
-    DB::ErrorType: 'static,
-{
-    let (mean, std) = (row.mean_top1_err, row.std_top1_err.unwrap_or(0.0));
+) -> Result<(i32, i32)> {
+    let mean = row.mean_top1_err;
     let bar = [chart.backend_coord(&(x - 0.35, y_floor)), chart.backend_coord(&(x + 0.35, mean))];
     root.draw(&Rectangle::new(bar, BAR_COLOR.filled()))?;
     obstacles.push(Rect { x0: bar[0].0, y0: bar[1].1, x1: bar[1].0, y1: bar[0].1 });
-    let (cx, low) = chart.backend_coord(&(x, mean - std));
-    let (_, high) = chart.backend_coord(&(x, mean + std));
-    if row.std_top1_err.is_some() {
-        let style = BLACK.stroke_width(2);
-        root.draw(&PathElement::new(vec![(cx, low), (cx, high)], style))?;
-        for y in [low, high] {
-            root.draw(&PathElement::new(vec![(cx - 9, y), (cx + 9, y)], style))?;
-        }
-    }
-    Ok((cx, high))
+    draw_error_bar(root, chart, (x, mean), row.std_top1_err, (9, 2))
 }
 
 /// The paper's figure as a dashed line across the bar at category `x`; returns its pixel row.
-fn draw_paper_line<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    chart: &Chart<'_, DB>,
-    x: f64,
-    paper: f64,
-) -> Result<i32>
-where
-    DB::ErrorType: 'static,
-{
+fn draw_paper_line<DB: Backend>(root: &Area<DB>, chart: &Chart<'_, DB>, x: f64, paper: f64) -> Result<i32> {
     let (left, y) = chart.backend_coord(&(x - 0.45, paper));
     let (right, _) = chart.backend_coord(&(x + 0.45, paper));
     root.draw(&DashedPathElement::new(vec![(left, y), (right, y)], 8, 5, PAPER_COLOR.stroke_width(3)))?;
@@ -134,15 +97,12 @@ where
 }
 
 /// "mean ± std" over "n = N", centred at `cx` just above `top`.
-fn draw_value<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
+fn draw_value<DB: Backend>(
+    root: &Area<DB>,
     row: &SummaryRow,
     (cx, top): (i32, i32),
     obstacles: &mut Vec<Rect>,
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
+) -> Result<()> {
     let value_style = text(LABEL_SIZE).pos(Pos::new(HPos::Center, VPos::Bottom));
     let mean = row.mean_top1_err;
     let value = match row.std_top1_err {
@@ -156,14 +116,7 @@ where
 }
 
 /// A bar's label, one line under the other, below the x axis.
-fn draw_bar_label<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    lines: &[String],
-    (cx, axis_y): (i32, i32),
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
+fn draw_bar_label<DB: Backend>(root: &Area<DB>, lines: &[String], (cx, axis_y): (i32, i32)) -> Result<()> {
     let label_style = text(LABEL_SIZE).pos(Pos::new(HPos::Center, VPos::Top));
     for (k, line) in lines.iter().enumerate() {
         root.draw_text(line, &label_style, (cx, axis_y + 10 + k as i32 * LINE))?;
@@ -176,10 +129,7 @@ impl Figure for Bars<'_> {
         (900.max(180 + 160 * self.rows.len() as u32), 720)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
-    where
-        DB::ErrorType: 'static,
-    {
+    fn draw<DB: Backend>(&self, root: &Area<DB>) -> Result<()> {
         let wrapped = self.wrapped_labels(root)?;
         let label_lines = wrapped.iter().map(Vec::len).max().unwrap_or(1) as i32;
         let y = self.y_axis();

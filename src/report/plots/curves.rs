@@ -2,11 +2,12 @@
 //! eval solid, one colour per run.
 use super::legend::{draw_legend, Entry, Stroke};
 use super::placement::{polyline_obstacles, Rect};
-use super::{chart, finite_extent, padded, save, text, Axis, Chart, Figure, Frame, TickFormat, PALETTE, TITLE_SIZE};
+use super::{
+    chart, finite_extent, padded, palette, save, text, Area, Axis, Backend, Figure, Frame, TickFormat, TITLE_SIZE,
+};
 use crate::report::results::RunHistory;
 use crate::train::metrics::EpochMetrics;
 use anyhow::{bail, Result};
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -63,16 +64,30 @@ impl Curves<'_> {
         (x, Axis::new(y_range.start.max(0.0)..y_range.end, panel.y_desc))
     }
 
-    /// Each run's train (dashed) and eval (solid) curve of the panel's metric; returns the pixels they cover.
-    fn draw_runs<DB: DrawingBackend>(&self, chart: &mut Chart<'_, DB>, panel: &Panel) -> Result<Vec<Rect>>
-    where
-        DB::ErrorType: 'static,
-    {
+    /// One entry per run in its colour, then what dashed and solid mean.
+    fn legend_entries(&self) -> Vec<Entry> {
+        let gray = RGBColor(90, 90, 90);
+        let mut entries: Vec<Entry> = self
+            .runs
+            .iter()
+            .enumerate()
+            .map(|(i, run)| Entry::line(run_name(run), palette(i), Stroke::Solid))
+            .collect();
+        entries.push(Entry::line("train", gray, Stroke::Dashed));
+        entries.push(Entry::line("eval", gray, Stroke::Solid));
+        entries
+    }
+
+    /// Draws one panel in `area`: each run's train (dashed) and eval (solid) curve of the panel's metric;
+    /// returns its plotting area and the pixels the curves cover, in the backend's coordinates.
+    fn draw_panel<DB: Backend>(&self, area: &Area<DB>, panel: &Panel) -> Result<(Rect, Vec<Rect>)> {
+        let (x, y) = self.axes(panel);
+        let (mut chart, plot) = chart(area, &PANEL_FRAME, &x, &y)?;
         let mut obstacles = Vec::new();
         // Markers only while they stay apart.
         let markers = self.runs.iter().all(|r| r.epochs.len() <= 30);
         for (i, run) in self.runs.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
+            let color = palette(i);
             let train = series(run, panel.train);
             let eval = series(run, panel.eval);
             chart.draw_series(DashedLineSeries::new(train.clone(), 9, 6, color.stroke_width(2)))?;
@@ -89,46 +104,7 @@ impl Curves<'_> {
                 obstacles.extend(polyline_obstacles(&pixels));
             }
         }
-        Ok(obstacles)
-    }
-
-    /// One entry per run in its colour, then what dashed and solid mean.
-    fn legend_entries(&self) -> Vec<Entry> {
-        let gray = RGBColor(90, 90, 90);
-        let mut entries: Vec<Entry> = self
-            .runs
-            .iter()
-            .enumerate()
-            .map(|(i, run)| Entry {
-                label: run_name(run),
-                color: PALETTE[i % PALETTE.len()],
-                stroke: Some(Stroke::Solid),
-                marker: None,
-            })
-            .collect();
-        entries.push(Entry { label: "train".into(), color: gray, stroke: Some(Stroke::Dashed), marker: None });
-        entries.push(Entry { label: "eval".into(), color: gray, stroke: Some(Stroke::Solid), marker: None });
-        entries
-    }
-
-    /// Draws one panel in `area`; the legend goes on `root`, whose coordinates are the backend's pixels.
-    fn draw_panel<DB: DrawingBackend>(
-        &self,
-        root: &DrawingArea<DB, Shift>,
-        area: &DrawingArea<DB, Shift>,
-        panel: &Panel,
-        with_legend: bool,
-    ) -> Result<()>
-    where
-        DB::ErrorType: 'static,
-    {
-        let (x, y) = self.axes(panel);
-        let (mut chart, plot) = chart(area, &PANEL_FRAME, &x, &y)?;
-        let obstacles = self.draw_runs(&mut chart, panel)?;
-        if with_legend {
-            draw_legend(root, &self.legend_entries(), plot, &obstacles)?;
-        }
-        Ok(())
+        Ok((plot, obstacles))
     }
 }
 
@@ -137,18 +113,17 @@ impl Figure for Curves<'_> {
         (1500, 680)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
-    where
-        DB::ErrorType: 'static,
-    {
+    fn draw<DB: Backend>(&self, root: &Area<DB>) -> Result<()> {
         let title = match self.runs {
             [run] => format!("Training curves: {}", run.label),
             runs => format!("Training curves of {} runs", runs.len()),
         };
         let area = root.titled(&title, text(TITLE_SIZE))?;
         let (left, right) = area.split_horizontally(area.dim_in_pixel().0 / 2);
-        self.draw_panel(root, &left, &PANELS[0], false)?;
-        self.draw_panel(root, &right, &PANELS[1], true)?;
+        self.draw_panel(&left, &PANELS[0])?;
+        // The legend goes on `root`, whose coordinates are the backend's pixels.
+        let (plot, obstacles) = self.draw_panel(&right, &PANELS[1])?;
+        draw_legend(root, &self.legend_entries(), plot, &obstacles)?;
         Ok(())
     }
 }

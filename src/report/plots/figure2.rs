@@ -2,12 +2,14 @@
 //! family, plus the user's measured runs as crosses.
 use super::legend::{draw_legend, draw_marker, Entry, Marker, Stroke};
 use super::placement::{place_labels, polyline_obstacles, Rect};
-use super::{chart, finite_extent, padded, save, text, Axis, Chart, Figure, Frame, TickFormat, LABEL_SIZE, PALETTE};
+use super::{
+    chart, finite_extent, padded, palette, save, text, Area, Axis, Backend, Chart, Figure, Frame, TickFormat,
+    LABEL_SIZE,
+};
 use crate::paper;
 use crate::report::results::{find_results_files, read_results};
 use crate::report::summary::summarise_results;
 use anyhow::{bail, Result};
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -19,11 +21,6 @@ pub struct Point {
     pub top1_err: f64,
 }
 
-/// The family of a model: its name up to the first '-' ("SKNet-50" -> "SKNet").
-pub fn family_of(model: &str) -> &str {
-    model.split('-').next().unwrap_or(model)
-}
-
 /// Table S2's models grouped by family, in the order the table lists them; points sorted by #params.
 pub fn paper_families() -> Vec<(String, Vec<Point>)> {
     let mut families: Vec<(String, Vec<Point>)> = Vec::new();
@@ -32,7 +29,8 @@ pub fn paper_families() -> Vec<(String, Vec<Point>)> {
         // "DenseNet-232 (k=48)" -> "DenseNet-232": the family line says the rest.
         let label = row.model.split(" (").next().unwrap_or(&row.model).to_string();
         let point = Point { label, params_m, top1_err };
-        let family = family_of(&row.model);
+        // The family of a model: its name up to the first '-' ("SKNet-50" -> "SKNet").
+        let family = row.model.split('-').next().unwrap_or(&row.model);
         match families.iter_mut().find(|(name, _)| name == family) {
             Some((_, points)) => points.push(point),
             None => families.push((family.to_string(), vec![point])),
@@ -57,10 +55,8 @@ pub fn measured_points(dir: &Path) -> Result<Vec<Point>> {
         let folder = file.parent().and_then(|p| p.strip_prefix(dir).ok()).unwrap_or(Path::new(""));
         for row in summarise_results(&read_results(file)?) {
             let qualified = folder.join(&row.label).to_string_lossy().into_owned();
-            found.push((
-                qualified,
-                Point { label: row.label, params_m: row.params as f64 / 1e6, top1_err: row.mean_top1_err },
-            ));
+            let point = Point { label: row.label, params_m: row.params as f64 / 1e6, top1_err: row.mean_top1_err };
+            found.push((qualified, point));
         }
     }
     if found.is_empty() {
@@ -111,18 +107,15 @@ impl Figure2<'_> {
     }
 
     /// One line with circles per family; returns their legend entries.
-    fn draw_families<'p, DB: DrawingBackend>(
+    fn draw_families<'p, DB: Backend>(
         &'p self,
-        root: &DrawingArea<DB, Shift>,
+        root: &Area<DB>,
         chart: &Chart<'_, DB>,
         marks: &mut Marks<'p>,
-    ) -> Result<Vec<Entry>>
-    where
-        DB::ErrorType: 'static,
-    {
+    ) -> Result<Vec<Entry>> {
         let mut entries = Vec::new();
         for (i, (family, points)) in self.families.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
+            let color = palette(i);
             // The paper's own family stands out.
             let width = if family == "SKNet" { 4 } else { 2 };
             let pixels: Vec<(i32, i32)> =
@@ -134,35 +127,27 @@ impl Figure2<'_> {
             }
             marks.obstacles.extend(polyline_obstacles(&pixels));
             marks.labelled.extend(points.iter().map(|p| (p, color)));
-            entries.push(Entry {
-                label: family.clone(),
-                color,
-                stroke: Some(Stroke::Solid),
-                marker: Some(Marker::Circle),
-            });
+            entries.push(Entry { marker: Some(Marker::Circle), ..Entry::line(family.clone(), color, Stroke::Solid) });
         }
         Ok(entries)
     }
 
     /// A black cross per measured point; returns their legend entry when there is one.
-    fn draw_measured<'p, DB: DrawingBackend>(
+    fn draw_measured<'p, DB: Backend>(
         &'p self,
-        root: &DrawingArea<DB, Shift>,
+        root: &Area<DB>,
         chart: &Chart<'_, DB>,
         marks: &mut Marks<'p>,
-    ) -> Result<Option<Entry>>
-    where
-        DB::ErrorType: 'static,
-    {
+    ) -> Result<Option<Entry>> {
         for point in self.measured {
             let px = chart.backend_coord(&(point.params_m, point.top1_err));
             draw_marker(root, Marker::Cross, px, BLACK)?;
             marks.obstacles.push(Rect::around(px, 9));
-            marks.labelled.push((point, RGBColor(0, 0, 0)));
+            marks.labelled.push((point, BLACK));
         }
         Ok((!self.measured.is_empty()).then(|| Entry {
             label: "your runs (mean)".into(),
-            color: RGBColor(0, 0, 0),
+            color: BLACK,
             stroke: None,
             marker: Some(Marker::Cross),
         }))
@@ -171,15 +156,7 @@ impl Figure2<'_> {
 
 /// Names every marked point next to it, clear of the lines, markers and legend; a faint leader line joins a
 /// label pushed away from its point.
-fn draw_point_labels<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    chart: &Chart<'_, DB>,
-    marks: &Marks<'_>,
-    plot: Rect,
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
+fn draw_point_labels<DB: Backend>(root: &Area<DB>, chart: &Chart<'_, DB>, marks: &Marks<'_>, plot: Rect) -> Result<()> {
     let label_style = text(LABEL_SIZE);
     let anchors: Vec<(i32, i32)> =
         marks.labelled.iter().map(|(p, _)| chart.backend_coord(&(p.params_m, p.top1_err))).collect();
@@ -204,10 +181,7 @@ impl Figure for Figure2<'_> {
         (1280, 860)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
-    where
-        DB::ErrorType: 'static,
-    {
+    fn draw<DB: Backend>(&self, root: &Area<DB>) -> Result<()> {
         let (x, y) = self.axes();
         let (chart, plot) = chart(root, &Frame::figure(self.title(), (60, 75)), &x, &y)?;
         let mut marks = Marks::default();

@@ -1,9 +1,8 @@
 //! A legend drawn by hand, so that it can go in whichever corner of the plot covers the least data
 //! (and so that point labels can keep out of it).
 use super::placement::Rect;
-use super::{text, TICK_SIZE};
+use super::{text, Area, Backend, TICK_SIZE};
 use anyhow::Result;
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -26,19 +25,18 @@ pub(crate) struct Entry {
     pub marker: Option<Marker>,
 }
 
+impl Entry {
+    /// A line sample without a marker.
+    pub fn line(label: impl Into<String>, color: RGBColor, stroke: Stroke) -> Self {
+        Entry { label: label.into(), color, stroke: Some(stroke), marker: None }
+    }
+}
+
 const ROW: i32 = 24;
 const PAD: i32 = 10;
 const SAMPLE: i32 = 40;
 
-pub(crate) fn draw_marker<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    marker: Marker,
-    at: (i32, i32),
-    color: RGBColor,
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
+pub(crate) fn draw_marker<DB: Backend>(root: &Area<DB>, marker: Marker, at: (i32, i32), color: RGBColor) -> Result<()> {
     match marker {
         Marker::Circle => root.draw(&Circle::new(at, 5, color.filled()))?,
         Marker::Cross => root.draw(&Cross::new(at, 7, color.stroke_width(3)))?,
@@ -47,15 +45,7 @@ where
 }
 
 /// A horizontal line sample; dashes drawn by hand so they look the same in PNG and SVG.
-fn draw_stroke<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    stroke: Stroke,
-    from: (i32, i32),
-    color: RGBColor,
-) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
+fn draw_stroke<DB: Backend>(root: &Area<DB>, stroke: Stroke, from: (i32, i32), color: RGBColor) -> Result<()> {
     let style = color.stroke_width(3);
     match stroke {
         Stroke::Solid => root.draw(&PathElement::new(vec![from, (from.0 + SAMPLE, from.1)], style))?,
@@ -72,15 +62,12 @@ where
 }
 
 /// Draws the legend inside `plot`, in the corner where it covers the fewest `obstacles`; returns its box.
-pub(crate) fn draw_legend<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
+pub(crate) fn draw_legend<DB: Backend>(
+    root: &Area<DB>,
     entries: &[Entry],
     plot: Rect,
     obstacles: &[Rect],
-) -> Result<Rect>
-where
-    DB::ErrorType: 'static,
-{
+) -> Result<Rect> {
     let style = text(TICK_SIZE);
     let mut text_width = 0;
     for entry in entries {

@@ -9,9 +9,6 @@ mod placement;
 mod typeset;
 
 use anyhow::{anyhow, ensure, Context, Result};
-use plotters::chart::{ChartContext, MeshStyle};
-use plotters::coord::cartesian::Cartesian2d;
-use plotters::coord::ranged1d::Ranged;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -27,7 +24,7 @@ const FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 const FONT_FAMILY: &str = "sans-serif";
 
 /// Colours told apart at a glance (matplotlib's "tab10").
-pub(crate) const PALETTE: [RGBColor; 10] = [
+const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -39,6 +36,11 @@ pub(crate) const PALETTE: [RGBColor; 10] = [
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
 ];
+
+/// The `i`th colour of the palette, round again after the tenth.
+pub(crate) fn palette(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
 
 /// Font sizes in pixels per em, one scale for every figure.
 pub(crate) const TITLE_SIZE: f64 = 22.0;
@@ -53,6 +55,14 @@ pub(crate) const PLOTTERS_SIZE_PER_EM: f64 = 1.24;
 pub(crate) fn text(em: f64) -> TextStyle<'static> {
     TextStyle::from((FONT_FAMILY, em * PLOTTERS_SIZE_PER_EM).into_font())
 }
+
+/// A plotters backend whose errors can become `anyhow` errors.
+pub(crate) trait Backend: DrawingBackend<ErrorType: 'static> {}
+
+impl<DB: DrawingBackend<ErrorType: 'static>> Backend for DB {}
+
+/// A whole figure (or a panel of it), in the backend's pixels.
+pub(crate) type Area<DB> = DrawingArea<DB, Shift>;
 
 /// A chart of every figure: both axes numeric, in data units.
 pub(crate) type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
@@ -76,20 +86,30 @@ impl<'t> Frame<'t> {
 /// How tick values are written when plotters' own labels will not do.
 #[derive(Clone, Copy)]
 pub(crate) enum TickFormat {
-    /// Without trailing zeros ("10", "2.5"): `tick_label`.
+    /// Without trailing zeros ("10", "2.5").
     Trimmed,
     /// Whole numbers only, fractional ticks left blank (epochs, channel groups).
     Whole,
-    /// A fixed number of decimals, never "-0.00": `fixed_tick_label`.
+    /// A fixed number of decimals: "0.00", never "-0.00".
     Decimals(usize),
 }
 
 impl TickFormat {
     fn label(self, value: f64) -> String {
         match self {
-            TickFormat::Trimmed => tick_label(value, false),
-            TickFormat::Whole => tick_label(value, true),
-            TickFormat::Decimals(places) => fixed_tick_label(value, places),
+            TickFormat::Whole if (value - value.round()).abs() > 1e-9 => String::new(),
+            TickFormat::Trimmed | TickFormat::Whole => {
+                let text = format!("{value:.2}");
+                text.trim_end_matches('0').trim_end_matches('.').to_string()
+            }
+            TickFormat::Decimals(places) => {
+                let text = format!("{value:.places$}");
+                if text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
+                    text.trim_start_matches('-').to_string()
+                } else {
+                    text
+                }
+            }
         }
     }
 }
@@ -131,19 +151,22 @@ impl Axis {
     pub fn format(self, format: TickFormat) -> Self {
         Axis { format: Some(format), ..self }
     }
+
+    /// Tick labels with the decimals that tell them apart over the axis' range.
+    pub fn decimal_ticks(self) -> Self {
+        let places = decimals(self.range.end - self.range.start);
+        self.format(TickFormat::Decimals(places))
+    }
 }
 
 /// Builds a chart in `area` and draws its axes and grid in the house style; returns it with its plotting
-/// area in the backend's pixels, which is where legends and labels are placed.
-pub(crate) fn chart<'a, DB: DrawingBackend>(
-    area: &'a DrawingArea<DB, Shift>,
+/// area (inside the axes) in the backend's pixels, which is where legends and labels are placed.
+pub(crate) fn chart<'a, DB: Backend>(
+    area: &'a Area<DB>,
     frame: &Frame,
     x: &Axis,
     y: &Axis,
-) -> Result<(Chart<'a, DB>, Rect)>
-where
-    DB::ErrorType: 'static,
-{
+) -> Result<(Chart<'a, DB>, Rect)> {
     let mut builder = ChartBuilder::on(area);
     if let Some((caption, em)) = frame.caption {
         builder.caption(caption, text(em));
@@ -154,20 +177,21 @@ where
         .y_label_area_size(frame.label_area.1)
         .build_cartesian_2d(x.range.clone(), y.range.clone())?;
     draw_axes(&mut chart, x, y)?;
-    let plot = plot_rect(&chart);
-    Ok((chart, plot))
+    let (xs, ys) = chart.plotting_area().get_pixel_range();
+    Ok((chart, Rect { x0: xs.start, y0: ys.start, x1: xs.end, y1: ys.end }))
 }
 
 /// The mesh in the style every figure shares (tick and axis-title fonts, faint grid lines), labelled as
 /// `x` and `y` say.
-fn draw_axes<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, x: &Axis, y: &Axis) -> Result<()>
-where
-    DB::ErrorType: 'static,
-{
+fn draw_axes<DB: Backend>(chart: &mut Chart<'_, DB>, x: &Axis, y: &Axis) -> Result<()> {
     // The formatters must outlive the mesh, which borrows them.
     let x_label = x.format.map(|format| move |v: &f64| format.label(*v));
     let y_label = y.format.map(|format| move |v: &f64| format.label(*v));
-    let mut mesh = house_mesh(chart);
+    let mut mesh = chart.configure_mesh();
+    mesh.label_style(text(TICK_SIZE))
+        .axis_desc_style(text(AXIS_TITLE_SIZE))
+        .light_line_style(BLACK.mix(0.04))
+        .bold_line_style(BLACK.mix(0.12));
     if let Some(title) = &x.title {
         mesh.x_desc(title);
     }
@@ -194,24 +218,26 @@ where
     Ok(())
 }
 
-/// Tick and axis-title fonts and faint grid lines, for every figure.
-fn house_mesh<'a, 'b, DB: DrawingBackend>(
-    chart: &'b mut Chart<'a, DB>,
-) -> MeshStyle<'a, 'b, RangedCoordf64, RangedCoordf64, DB> {
-    let mut mesh = chart.configure_mesh();
-    mesh.label_style(text(TICK_SIZE))
-        .axis_desc_style(text(AXIS_TITLE_SIZE))
-        .light_line_style(BLACK.mix(0.04))
-        .bold_line_style(BLACK.mix(0.12));
-    mesh
-}
-
-/// The pixel rectangle of a chart's plotting area (inside the axes), in the backend's coordinates.
-pub(crate) fn plot_rect<DB: DrawingBackend, X: Ranged, Y: Ranged>(
-    chart: &ChartContext<'_, DB, Cartesian2d<X, Y>>,
-) -> Rect {
-    let (xs, ys) = chart.plotting_area().get_pixel_range();
-    Rect { x0: xs.start, y0: ys.start, x1: xs.end, y1: ys.end }
+/// A black error bar over `mean` ± `std` at `x` in data units, `width` pixels wide with caps `cap` pixels
+/// either side, when there is a std; returns its pixel column and the pixel row of its top (the mean's
+/// without a std).
+pub(crate) fn draw_error_bar<DB: Backend>(
+    root: &Area<DB>,
+    chart: &Chart<'_, DB>,
+    (x, mean): (f64, f64),
+    std: Option<f64>,
+    (cap, width): (i32, u32),
+) -> Result<(i32, i32)> {
+    let (cx, low) = chart.backend_coord(&(x, mean - std.unwrap_or(0.0)));
+    let (_, high) = chart.backend_coord(&(x, mean + std.unwrap_or(0.0)));
+    if std.is_some() {
+        let style = BLACK.stroke_width(width);
+        root.draw(&PathElement::new(vec![(cx, low), (cx, high)], style))?;
+        for y in [low, high] {
+            root.draw(&PathElement::new(vec![(cx - cap, y), (cx + cap, y)], style))?;
+        }
+    }
+    Ok((cx, high))
 }
 
 /// `Typeset` measures and draws our text; the font is also registered with plotters for the elements that
@@ -227,14 +253,16 @@ fn register_font() -> Result<()> {
 pub(crate) trait Figure {
     /// Width and height in pixels.
     fn size(&self) -> (u32, u32);
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
-    where
-        DB::ErrorType: 'static;
+    fn draw<DB: Backend>(&self, root: &Area<DB>) -> Result<()>;
 }
 
-/// plotters' errors borrow nothing but are generic over the backend; this names the file they concern.
-fn drawn<T, E: std::fmt::Display>(result: Result<T, E>, path: &Path) -> Result<T> {
-    result.map_err(|e| anyhow!("cannot draw {}: {e}", path.display()))
+/// Draws `figure` on a white `backend`, which writes `path`.
+fn render<DB: Backend>(figure: &impl Figure, backend: DB, path: &Path) -> Result<()> {
+    let root = backend.into_drawing_area();
+    let failed = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("cannot draw {}: {e}", path.display());
+    root.fill(&WHITE).map_err(failed)?;
+    figure.draw(&root).with_context(|| format!("cannot draw {}", path.display()))?;
+    root.present().map_err(failed)
 }
 
 /// Draws `figure` into `STEM.png` and `STEM.svg` (creating the folder) and returns both paths.
@@ -249,33 +277,13 @@ pub(crate) fn save(figure: &impl Figure, stem: &Path) -> Result<Vec<PathBuf>> {
         PathBuf::from(path)
     };
     let (png, svg) = (with_ext(".png"), with_ext(".svg"));
-    {
-        let root = Typeset::bitmap(BitMapBackend::new(&png, figure.size())).into_drawing_area();
-        drawn(root.fill(&WHITE), &png)?;
-        figure.draw(&root).with_context(|| format!("cannot draw {}", png.display()))?;
-        drawn(root.present(), &png)?;
-    }
-    {
-        let root = Typeset::vector(SVGBackend::new(&svg, figure.size())).into_drawing_area();
-        drawn(root.fill(&WHITE), &svg)?;
-        figure.draw(&root).with_context(|| format!("cannot draw {}", svg.display()))?;
-        drawn(root.present(), &svg)?;
-    }
+    render(figure, Typeset::bitmap(BitMapBackend::new(&png, figure.size())), &png)?;
+    render(figure, Typeset::vector(SVGBackend::new(&svg, figure.size())), &svg)?;
     Ok(vec![png, svg])
 }
 
-/// A tick label without trailing zeros ("10", "2.5"); "" for fractional epochs and the like when
-/// `integers_only`.
-pub(crate) fn tick_label(value: f64, integers_only: bool) -> String {
-    if integers_only && (value - value.round()).abs() > 1e-9 {
-        return String::new();
-    }
-    let text = format!("{value:.2}");
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
 /// Decimals that tell ticks apart over an axis spanning `span`.
-pub(crate) fn decimals(span: f64) -> usize {
+fn decimals(span: f64) -> usize {
     let step = span / 6.0;
     if step > 0.0 && step.is_finite() {
         (-step.log10().floor()).max(0.0) as usize
@@ -284,18 +292,8 @@ pub(crate) fn decimals(span: f64) -> usize {
     }
 }
 
-/// A tick label with `places` decimals; "0.00", never "-0.00".
-pub(crate) fn fixed_tick_label(value: f64, places: usize) -> String {
-    let text = format!("{value:.places$}");
-    if text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
-        text.trim_start_matches('-').to_string()
-    } else {
-        text
-    }
-}
-
 /// Room around the data: `frac` of the span on each side (at least `min_pad`).
-pub(crate) fn padded(lo: f64, hi: f64, frac: f64, min_pad: f64) -> std::ops::Range<f64> {
+pub(crate) fn padded(lo: f64, hi: f64, frac: f64, min_pad: f64) -> Range<f64> {
     let pad = ((hi - lo) * frac).max(min_pad);
     (lo - pad)..(hi + pad)
 }
@@ -316,7 +314,7 @@ mod tests {
     fn ticks_have_enough_decimals_and_no_negative_zero() {
         assert_eq!(decimals(0.04), 3);
         assert_eq!(decimals(0.5), 2);
-        assert_eq!(fixed_tick_label(-0.0001, 2), "0.00");
-        assert_eq!(fixed_tick_label(-0.015, 3), "-0.015");
+        assert_eq!(TickFormat::Decimals(2).label(-0.0001), "0.00");
+        assert_eq!(TickFormat::Decimals(3).label(-0.015), "-0.015");
     }
 }
