@@ -33,8 +33,8 @@ pub fn run(args: ModelsArgs) -> Result<()> {
     match args.format {
         Format::Csv => csv_out.write_record(["name", "params", "macs", "input", "paper_params_m", "paper_gflops"])?,
         Format::Table => println!(
-            "{:<24} {:>12} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}  {}",
-            "model", "params", "GMACs", "input", "paper #P", "dP", "paper GF", "dF", "exact reference"
+            "{:<24} {:>12} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}  exact reference",
+            "model", "params", "GMACs", "input", "paper #P", "dP", "paper GF", "dF"
         ),
     }
     for entry in entries {

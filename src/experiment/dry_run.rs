@@ -10,8 +10,8 @@ pub fn dry_run(exp: &Experiment) -> Result<String> {
     writeln!(out, "experiment {}: {} runs", exp.name, exp.runs.len())?;
     writeln!(
         out,
-        "{:<34} {:<24} {:>12} {:>9} {:>9} {:>8} {:>9} {:>8}  {}",
-        "run", "model", "params", "GMACs", "paper #P", "dP", "paper GF", "dF", "data / epochs / devices"
+        "{:<34} {:<24} {:>12} {:>9} {:>9} {:>8} {:>9} {:>8}  data / epochs / devices",
+        "run", "model", "params", "GMACs", "paper #P", "dP", "paper GF", "dF"
     )?;
     for planned in &exp.runs {
         let run = &planned.run;

@@ -182,7 +182,7 @@ mod tests {
         let over = vec![("recipe.epochs".to_string(), Value::from(1))];
         let runs = plan(&e, &over).unwrap();
         assert_eq!(runs.len(), 2);
-        assert!(runs.iter().all(|r| r.run["recipe"]["epochs"] == Value::from(1)));
+        assert!(runs.iter().all(|r| r.run["recipe"]["epochs"] == 1));
         let no_over = plan(&e, &[]).unwrap();
         assert_eq!(no_over[0].run["recipe"]["epochs"], Value::from(3));
         assert_eq!(no_over[1].run["recipe"]["epochs"], Value::from(9));

@@ -157,7 +157,11 @@ impl Sgd {
             if momentum > 0.0 {
                 // torch starts the buffer at d on the first step; m * 0 + d is the same number.
                 let _ = self.momentum.g_mul_scalar_(momentum).g_add_(&d);
-                d = d + &self.momentum * momentum;
+                // Not `+=`: d may share its storage with the gradient, which must stay unchanged.
+                #[allow(clippy::assign_op_pattern)]
+                {
+                    d = d + &self.momentum * momentum;
+                }
             }
             let _ = self.flat.g_sub_(&(d * lr));
         });
