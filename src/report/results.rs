@@ -5,6 +5,7 @@ use crate::train::run_dir::RunDir;
 use crate::util::csv_file::{read_csv, write_csv};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
 pub const RESULTS_HEADER: [&str; 11] =
@@ -71,20 +72,33 @@ pub fn write_results(path: &Path, rows: &[RunResult]) -> Result<()> {
 }
 
 /// Every results.csv under `dir` (recursively), sorted so that output does not depend on the file system.
+/// Symlinked folders are followed, each real folder once (a link back up the tree would otherwise be walked
+/// without end), and each real results.csv is listed once: by its path under `dir` when it lies there, else
+/// by the first path found to it, shallowest and in name order.
 pub fn find_results_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        let entries = std::fs::read_dir(&current).with_context(|| format!("cannot list {}", current.display()))?;
-        for entry in entries {
-            let path = entry.with_context(|| format!("cannot list {}", current.display()))?.path();
+    let real = |path: &Path| path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let real_dir = real(dir);
+    let mut visited = HashSet::from([real_dir.clone()]);
+    let mut found: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
+    let mut pending = VecDeque::from([dir.to_path_buf()]);
+    while let Some(current) = pending.pop_front() {
+        let mut paths = std::fs::read_dir(&current)
+            .and_then(|entries| entries.map(|entry| entry.map(|e| e.path())).collect::<std::io::Result<Vec<_>>>())
+            .with_context(|| format!("cannot list {}", current.display()))?;
+        paths.sort();
+        for path in paths {
             if path.is_dir() {
-                pending.push(path);
+                if visited.insert(real(&path)) {
+                    pending.push_back(path);
+                }
             } else if path.file_name().is_some_and(|n| n == "results.csv") {
-                found.push(path);
+                let file = real(&path);
+                let shown = file.strip_prefix(&real_dir).map_or(path, |inside| dir.join(inside));
+                found.entry(file).or_insert(shown);
             }
         }
     }
+    let mut found: Vec<PathBuf> = found.into_values().collect();
     found.sort();
     Ok(found)
 }

@@ -152,10 +152,25 @@ impl Figure for Bars<'_> {
     }
 }
 
-/// Writes `STEM.png` and `STEM.svg`: one bar per summary row.
+/// Writes `STEM.png` and `STEM.svg`: one bar per summary row. Values that are not finite (a mean that
+/// overflowed, an evaluation over no image) are left out: a row without a finite mean, a std or paper figure
+/// that is not finite.
 pub fn plot_summary(rows: &[SummaryRow], title: &str, stem: &Path) -> Result<Vec<PathBuf>> {
     if rows.is_empty() {
         bail!("nothing to plot: the summary has no successful run");
     }
-    save(&Bars { rows, title }, stem)
+    let finite = |v: &f64| v.is_finite();
+    let rows: Vec<SummaryRow> = rows
+        .iter()
+        .filter(|r| r.mean_top1_err.is_finite())
+        .map(|r| SummaryRow {
+            std_top1_err: r.std_top1_err.filter(finite),
+            paper_top1_err: r.paper_top1_err.filter(finite),
+            ..r.clone()
+        })
+        .collect();
+    if rows.is_empty() {
+        bail!("nothing to plot: no label of the summary has a finite mean top-1 error");
+    }
+    save(&Bars { rows: &rows, title }, stem)
 }

@@ -43,8 +43,8 @@ pub fn paper_families() -> Vec<(String, Vec<Point>)> {
 }
 
 /// One point per label of every results.csv under `dir`: mean top-1 error of its successful runs against
-/// #params in millions. A label found in several experiments is prefixed with its experiment's folder
-/// (relative to `dir`).
+/// #params in millions; a label whose mean is not finite is left out. A label found in several experiments
+/// is prefixed with its experiment's folder (relative to `dir`).
 pub fn measured_points(dir: &Path) -> Result<Vec<Point>> {
     let files = find_results_files(dir)?;
     if files.is_empty() {
@@ -53,7 +53,7 @@ pub fn measured_points(dir: &Path) -> Result<Vec<Point>> {
     let mut found: Vec<(String, Point)> = Vec::new();
     for file in &files {
         let folder = file.parent().and_then(|p| p.strip_prefix(dir).ok()).unwrap_or(Path::new(""));
-        for row in summarise_results(&read_results(file)?) {
+        for row in summarise_results(&read_results(file)?).into_iter().filter(|r| r.mean_top1_err.is_finite()) {
             let qualified = folder.join(&row.label).to_string_lossy().into_owned();
             let point = Point { label: row.label, params_m: row.params as f64 / 1e6, top1_err: row.mean_top1_err };
             found.push((qualified, point));

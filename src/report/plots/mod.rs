@@ -134,7 +134,7 @@ pub(crate) struct Axis {
 impl Axis {
     /// A numeric axis over `range` with plotters' ticks and labels.
     pub fn new(range: Range<f64>, title: impl Into<String>) -> Self {
-        Axis { range, title: Some(title.into()), ticks: Ticks::Auto, format: None }
+        Axis { range: tickable(range), title: Some(title.into()), ticks: Ticks::Auto, format: None }
     }
 
     /// `count` categories centred on 0, 1, ..., without title, ticks or grid lines.
@@ -282,6 +282,17 @@ pub(crate) fn save(figure: &impl Figure, stem: &Path) -> Result<Vec<PathBuf>> {
     Ok(vec![png, svg])
 }
 
+/// The largest magnitude of an axis end: the span between two such ends is still finite.
+const AXIS_LIMIT: f64 = f64::MAX / 4.0;
+
+/// `range` as a range plotters can put ticks on: plotters divides its tick step by ten until enough ticks
+/// fit, which never ends when the span is not finite (values near ±1e308 in a CSV, padded), and it panics
+/// on NaN. So the ends are clamped to ±[`AXIS_LIMIT`] and NaN reads as 0; ordinary ranges pass unchanged.
+fn tickable(range: Range<f64>) -> Range<f64> {
+    let clamp = |v: f64| if v.is_nan() { 0.0 } else { v.clamp(-AXIS_LIMIT, AXIS_LIMIT) };
+    clamp(range.start)..clamp(range.end)
+}
+
 /// Decimals that tell ticks apart over an axis spanning `span`.
 fn decimals(span: f64) -> usize {
     let step = span / 6.0;
@@ -316,5 +327,37 @@ mod tests {
         assert_eq!(decimals(0.5), 2);
         assert_eq!(TickFormat::Decimals(2).label(-0.0001), "0.00");
         assert_eq!(TickFormat::Decimals(3).label(-0.015), "-0.015");
+    }
+
+    #[test]
+    fn axis_ranges_keep_ordinary_ends_and_clamp_the_rest() {
+        assert_eq!(tickable(-0.5..101.5), -0.5..101.5);
+        assert_eq!(tickable(3.0..-1.0), 3.0..-1.0);
+        assert_eq!(tickable(f64::NEG_INFINITY..f64::INFINITY), -AXIS_LIMIT..AXIS_LIMIT);
+        assert_eq!(tickable(f64::NAN..1.0), 0.0..1.0);
+    }
+
+    /// Plotters' tick generation on every axis range near the ends of f64, on a thread of its own so that a
+    /// range it loops on fails the test instead of hanging it.
+    #[test]
+    fn ticks_end_for_any_range_of_values() {
+        use plotters::coord::ranged1d::Ranged;
+        let (max, ulp20) = (f64::MAX, 16384.0);
+        let ends = [(-1e308, 1e308), (-max, max), (max, max), (0.0, max), (-max, 0.0), (1e20, 1e20 + ulp20)];
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for (lo, hi) in ends {
+                for (frac, min_pad) in [(0.0, 0.0), (0.06, 0.05), (0.12, 0.2)] {
+                    let range = tickable(padded(lo, hi, frac, min_pad));
+                    for points in [1, 5, 10, 100] {
+                        let ticks = RangedCoordf64::from(range.clone()).key_points(points);
+                        // Rounding in the last bits of an f64 may add a few ticks, never many.
+                        assert!(ticks.len() <= 2 * points + 5, "{range:?}: {} ticks", ticks.len());
+                    }
+                }
+            }
+            done.send(()).unwrap();
+        });
+        finished.recv_timeout(std::time::Duration::from_secs(60)).expect("tick generation did not end (or panicked)");
     }
 }
