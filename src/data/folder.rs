@@ -2,14 +2,20 @@
 //! indices follow the sorted class folder names of `train/` (as torchvision's ImageFolder numbers them), or
 //! of `val/` when there is no `train/` (a folder for evaluation only, whose training set is then empty).
 use super::dataset::{BadSample, Dataset, Sample, Split};
-use super::image::Image;
+use super::image::{Image, MAX_SAMPLE_SIDE};
 use super::seed;
-use super::transforms::{normalise, random_resized_crop_flip, resize_centre_crop, IMAGENET_NORM};
+use super::transforms::{normalise, random_resized_crop_flip, resize_centre_crop, resized_size, IMAGENET_NORM};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 const EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+
+/// The largest side of an image file, and of its evaluation resize, in pixels: a file over it is refused
+/// (or skipped with `skip_bad_images`) before anything of its size is allocated.
+pub const MAX_IMAGE_SIDE: usize = 16384;
+/// The most pixels an image file may have (about 100 megapixels).
+pub const MAX_IMAGE_PIXELS: u64 = 100_000_000;
 
 /// The `data:` section for image folders (`kind: folder`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -69,13 +75,11 @@ pub fn open(root: &Path, spec: &FolderSpec) -> Result<(Folder, Folder)> {
     // Evaluation only (e.g. ImageNet's val/ alone): the classes are val/'s, and there is nothing to train on.
     let (classes, train_files) = train.unwrap_or_else(|| (val_classes.clone(), Vec::new()));
     let val = eval_set(root, spec, classes.clone(), &val_classes)?;
-    // The train set's eval transform uses the same resize ratio as the val set's.
-    let train_eval_resize = (spec.crop as f64 * spec.eval_resize() as f64 / spec.eval_crop as f64).round() as usize;
     let train = Folder {
         files: train_files,
         classes,
         side: spec.crop,
-        eval_resize: train_eval_resize,
+        eval_resize: train_eval_resize(spec),
         skip_bad_images: spec.skip_bad_images,
     };
     Ok((train, val))
@@ -91,9 +95,31 @@ pub fn open_eval(root: &Path, spec: &FolderSpec) -> Result<Folder> {
     eval_set(root, spec, classes, &val_classes)
 }
 
+/// The training set's evaluation resize: the same ratio to its crop as the val set's.
+fn train_eval_resize(spec: &FolderSpec) -> usize {
+    (spec.crop as f64 * spec.eval_resize() as f64 / spec.eval_crop as f64).round() as usize
+}
+
 fn check(root: &Path, spec: &FolderSpec) -> Result<()> {
     if spec.crop == 0 || spec.eval_crop == 0 {
         bail!("data.crop and data.eval_crop must be at least 1 pixel");
+    }
+    for (field, value) in [("crop", spec.crop), ("eval_crop", spec.eval_crop)] {
+        if value > MAX_SAMPLE_SIDE {
+            bail!("data.{field}: expected at most {MAX_SAMPLE_SIDE}, got {value}");
+        }
+    }
+    if let Some(resize) = spec.eval_resize.filter(|&r| r > MAX_IMAGE_SIDE) {
+        bail!("data.eval_resize: expected at most {MAX_IMAGE_SIDE}, got {resize}");
+    }
+    if train_eval_resize(spec) > MAX_IMAGE_SIDE {
+        bail!(
+            "data.crop: the training images' evaluation resize, crop x eval_resize / eval_crop = {} x {} / {}, \
+             exceeds {MAX_IMAGE_SIDE}",
+            spec.crop,
+            spec.eval_resize(),
+            spec.eval_crop
+        );
     }
     if spec.eval_resize() < spec.eval_crop {
         bail!("data.eval_resize ({}) is smaller than data.eval_crop ({})", spec.eval_resize(), spec.eval_crop);
@@ -177,6 +203,18 @@ pub fn decode(path: &Path) -> Result<Image, BadSample> {
     if is_truncated_jpeg(&bytes) {
         return Err(bad("truncated JPEG: no end-of-image marker near the end of the file".into()));
     }
+    // The size from the header, before any pixel is decoded (a file the header reader cannot read is left
+    // to the decoder, whose error says why).
+    let header = image::ImageReader::new(std::io::Cursor::new(&bytes)).with_guessed_format();
+    if let Ok((width, height)) = header.map_err(image::ImageError::from).and_then(|r| r.into_dimensions()) {
+        let pixels = width as u64 * height as u64;
+        if width as usize > MAX_IMAGE_SIDE || height as usize > MAX_IMAGE_SIDE || pixels > MAX_IMAGE_PIXELS {
+            return Err(bad(format!(
+                "image of {width}x{height} pixels is too large (at most {MAX_IMAGE_SIDE} per side and \
+                 {MAX_IMAGE_PIXELS} pixels)"
+            )));
+        }
+    }
     let decoded = image::load_from_memory(&bytes).map_err(|e| bad(format!("cannot decode image: {e}")))?;
     let rgb = decoded.into_rgb8();
     let (width, height) = (rgb.width() as usize, rgb.height() as usize);
@@ -222,7 +260,19 @@ impl Dataset for Folder {
         let image = decode(path)?;
         let image = match split {
             Split::Train => random_resized_crop_flip(&image, self.side, &mut seed::rng(seed)),
-            Split::Eval => resize_centre_crop(&image, self.eval_resize, self.side),
+            Split::Eval => {
+                // A thin image's resize (shorter side to eval_resize) would be long: refuse it like a bad file.
+                let (width, height) = resized_size(image.width, image.height, self.eval_resize);
+                if width.max(height) > MAX_IMAGE_SIDE {
+                    let reason = format!(
+                        "image of {}x{} pixels would be resized to {width}x{height} for evaluation (at most \
+                         {MAX_IMAGE_SIDE} per side): its aspect ratio is too extreme",
+                        image.width, image.height
+                    );
+                    return Err(BadSample { path: path.clone(), reason }.into());
+                }
+                resize_centre_crop(&image, self.eval_resize, self.side)
+            }
         };
         Ok(Sample { pixels: normalise(&image, &IMAGENET_NORM), label: *label })
     }

@@ -1,6 +1,10 @@
 //! The 8-bit RGB image the decoders, the CIFAR reader and the synthetic set produce, and the crop
 //! rectangle the transforms and the resampler share.
 
+/// The largest side of a transformed sample (an image folder's crop, a synthetic image): 4096, far above any
+/// model's input, so that a mistyped size is an error rather than a huge allocation.
+pub const MAX_SAMPLE_SIDE: usize = 4096;
+
 /// An 8-bit RGB image, row-major, channels interleaved (HWC), as decoders and the CIFAR files give it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Image {

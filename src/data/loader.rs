@@ -6,6 +6,7 @@ use super::seed::{self, sample_seed};
 use anyhow::{anyhow, bail, Result};
 use rand::seq::SliceRandom;
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
@@ -166,7 +167,7 @@ impl Batches {
 
     fn take(&mut self, chunk: usize) -> Result<Option<Batch>> {
         if self.workers.is_empty() {
-            let (batch, skipped) = self.shared.prepare(chunk, &mut self.buffer);
+            let (batch, skipped) = self.shared.prepare_caught(chunk, &mut self.buffer);
             self.skipped.extend(skipped);
             return batch;
         }
@@ -248,11 +249,24 @@ impl Shared {
             if self.stop.load(Ordering::SeqCst) {
                 return;
             }
-            let (batch, skipped) = self.prepare(chunk, &mut buffer);
+            let (batch, skipped) = self.prepare_caught(chunk, &mut buffer);
             if sender.send((chunk, batch, skipped)).is_err() {
                 return;
             }
         }
+    }
+
+    /// [`Shared::prepare`], with a panic (in a data set's `sample`) turned into the chunk's error: a worker
+    /// that died instead would leave the consumer waiting for its chunk forever.
+    fn prepare_caught(&self, chunk: usize, pixels: &mut Vec<f32>) -> (Result<Option<Batch>>, Vec<String>) {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.prepare(chunk, pixels))).unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            (Err(anyhow!("loader: preparing batch {chunk} panicked: {message}")), Vec::new())
+        })
     }
 
     /// The batch of `chunk`, its pixels gathered in `pixels` (reused: a batch is tens of megabytes, and

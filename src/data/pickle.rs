@@ -25,6 +25,18 @@ pub enum Value {
     Array(Rc<RefCell<Option<NdArray>>>),
 }
 
+/// Dropped without recursion: a crafted pickle of a few hundred kilobytes can nest containers a few hundred
+/// thousand levels deep (before `parse` refuses it), and a recursive drop of that overflows the stack.
+impl Drop for Value {
+    fn drop(&mut self) {
+        let mut pending = Vec::new();
+        self.take_children(&mut pending);
+        while let Some(mut value) = pending.pop() {
+            value.take_children(&mut pending);
+        }
+    }
+}
+
 /// A dict's (key, value) pairs in pickle order, shared like Python objects (the memo may hold it too).
 pub type DictItems = Rc<RefCell<Vec<(Value, Value)>>>;
 
@@ -36,6 +48,42 @@ pub struct NdArray {
 }
 
 impl Value {
+    /// Moves this container's items to `out` if this is its last owner (the Rc's only strong reference),
+    /// leaving it shallow; a shared container keeps its items for its other owners.
+    fn take_children(&mut self, out: &mut Vec<Value>) {
+        match self {
+            Value::Tuple(items) => {
+                if let Some(items) = Rc::get_mut(items) {
+                    out.extend(items.iter_mut().map(|v| std::mem::replace(v, Value::None)));
+                }
+            }
+            Value::List(items) => {
+                if let Some(items) = Rc::get_mut(items) {
+                    out.append(items.get_mut());
+                }
+            }
+            Value::Dict(items) => {
+                if let Some(items) = Rc::get_mut(items) {
+                    out.extend(items.get_mut().drain(..).flat_map(|(k, v)| [k, v]));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The containers directly inside this one, and its identity (for the nesting check), if it is one.
+    fn items(&self) -> Option<(*const (), Vec<Value>)> {
+        match self {
+            Value::Tuple(items) => Some((Rc::as_ptr(items) as *const (), items.to_vec())),
+            Value::List(items) => Some((Rc::as_ptr(items) as *const (), items.borrow().clone())),
+            Value::Dict(items) => {
+                let pairs = items.borrow().iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect();
+                Some((Rc::as_ptr(items) as *const (), pairs))
+            }
+            _ => None,
+        }
+    }
+
     /// Text of a str or byte-string key (Python 2 files hold byte strings, Python 3 ones either).
     pub fn as_text(&self) -> Option<String> {
         match self {
@@ -68,9 +116,57 @@ impl Value {
     }
 }
 
+/// The deepest nesting of containers `parse` accepts; the CIFAR files nest three levels.
+pub const MAX_DEPTH: usize = 100;
+
 /// Parse one pickle. Errors name the byte offset; the caller adds the file name.
 pub fn parse(bytes: &[u8]) -> Result<Value> {
-    Unpickler { input: bytes, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()
+    let value = Unpickler { input: bytes, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()?;
+    check_depth(&value)?;
+    Ok(value)
+}
+
+/// That `root` nests containers at most [`MAX_DEPTH`] levels deep (and holds none inside itself), so that
+/// whatever walks it recursively (`Debug`, a caller) stays within the stack. Iterative, and linear in the
+/// containers: a container shared by several others (through the memo) is measured once.
+fn check_depth(root: &Value) -> Result<()> {
+    struct Frame {
+        id: *const (),
+        items: Vec<Value>,
+        next: usize,
+        /// The deepest nesting among the items seen so far.
+        deepest: usize,
+    }
+    let too_deep = || anyhow!("containers nested deeper than {MAX_DEPTH} levels (not a CIFAR file)");
+    let Some((id, items)) = root.items() else { return Ok(()) };
+    let mut depths: HashMap<*const (), usize> = HashMap::new();
+    let mut path = vec![Frame { id, items, next: 0, deepest: 0 }];
+    while let Some(top) = path.last_mut() {
+        if let Some(item) = top.items.get(top.next) {
+            top.next += 1;
+            let Some((id, items)) = item.items() else { continue };
+            if let Some(&depth) = depths.get(&id) {
+                top.deepest = top.deepest.max(depth);
+            } else if path.iter().any(|frame| frame.id == id) {
+                bail!("a container holds itself (not a CIFAR file)");
+            } else if path.len() >= MAX_DEPTH {
+                return Err(too_deep());
+            } else {
+                path.push(Frame { id, items, next: 0, deepest: 0 });
+            }
+        } else {
+            let done = path.pop().expect("the loop runs on a non-empty path");
+            let depth = done.deepest + 1;
+            if depth > MAX_DEPTH {
+                return Err(too_deep());
+            }
+            depths.insert(done.id, depth);
+            if let Some(parent) = path.last_mut() {
+                parent.deepest = parent.deepest.max(depth);
+            }
+        }
+    }
+    Ok(())
 }
 
 struct Unpickler<'a> {
@@ -429,10 +525,10 @@ mod tests {
             assert_eq!(dict.get("labels").unwrap().as_int_list().unwrap(), [1, 300, 70000, -5, 1 << 40]);
             assert_eq!(dict.get("same").unwrap().as_int_list().unwrap(), [1, 300, 70000, -5, 1 << 40]);
             assert_eq!(dict.get("name").unwrap().as_text().as_deref(), Some("cat"));
-            assert!(matches!(dict.get("raw"), Some(Value::Bytes(b)) if *b == [0u8, 255]));
+            assert!(matches!(dict.get("raw"), Some(Value::Bytes(ref b)) if **b == [0u8, 255]));
             assert!(matches!(dict.get("x"), Some(Value::Float(x)) if x == 1.5));
             assert!(matches!(dict.get("again"), Some(Value::None)));
-            let Some(Value::Tuple(pair)) = dict.get("pair") else { panic!("pair is not a tuple") };
+            let Some(Value::Tuple(ref pair)) = dict.get("pair") else { panic!("pair is not a tuple") };
             assert!(matches!(pair[..], [Value::Bool(true), Value::None]));
         }
     }

@@ -4,7 +4,7 @@
 //! index) only; `render(index, scale)` draws the same scene zoomed about the image centre, which is
 //! "centre crop 1/scale of the image, resize back" rendered at full resolution (for the attention analysis).
 use super::dataset::{Dataset, Sample, Split};
-use super::image::Image;
+use super::image::{Image, MAX_SAMPLE_SIDE};
 use super::seed::{self, DataRng};
 use super::transforms::{normalise, pad_crop_flip, Normalisation};
 use anyhow::{bail, Result};
@@ -17,6 +17,9 @@ pub const CLASS_NAMES: [&str; 10] =
 
 /// Close to the measured statistics of the set (tested), so normalised inputs are roughly zero-mean, unit-std.
 pub const SYNTHETIC_NORM: Normalisation = Normalisation { mean: [0.4, 0.4, 0.4], std: [0.2, 0.2, 0.2] };
+
+/// The most images a subset may have (its epoch order alone is 8 bytes an image).
+pub const MAX_SIZE: usize = 100_000_000;
 
 /// The `data:` section for the built-in set; a missing field takes its value from `Default`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -60,6 +63,14 @@ impl Synthetic {
         }
         if spec.image_size < 8 {
             bail!("data.image_size: expected at least 8 pixels, got {}", spec.image_size);
+        }
+        if spec.image_size > MAX_SAMPLE_SIDE {
+            bail!("data.image_size: expected at most {MAX_SAMPLE_SIDE}, got {}", spec.image_size);
+        }
+        for (field, size) in [("train_size", spec.train_size), ("eval_size", spec.eval_size)] {
+            if size > MAX_SIZE {
+                bail!("data.{field}: expected at most {MAX_SIZE}, got {size}");
+            }
         }
         let len = match subset {
             Subset::Train => spec.train_size,

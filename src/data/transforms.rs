@@ -116,15 +116,21 @@ pub fn flip_horizontal(image: &Image) -> Image {
     Image::new(image.width, image.height, pixels)
 }
 
+/// (width, height) of a `width` x `height` image resized so that its shorter side is `resize_to`, the
+/// longer one truncated (torchvision's Resize(int)).
+pub fn resized_size(width: usize, height: usize, resize_to: usize) -> (usize, usize) {
+    if width <= height {
+        (resize_to, (resize_to as f64 * height as f64 / width as f64) as usize)
+    } else {
+        ((resize_to as f64 * width as f64 / height as f64) as usize, resize_to)
+    }
+}
+
 /// The evaluation transform: resize so the shorter side is `resize_to` (torchvision's Resize(int): the
 /// longer side truncated), then the centred `crop` x `crop` square (torchvision's CenterCrop rounding).
 pub fn resize_centre_crop(image: &Image, resize_to: usize, crop: usize) -> Image {
     let (w, h) = (image.width, image.height);
-    let (rw, rh) = if w <= h {
-        (resize_to, (resize_to as f64 * h as f64 / w as f64) as usize)
-    } else {
-        ((resize_to as f64 * w as f64 / h as f64) as usize, resize_to)
-    };
+    let (rw, rh) = resized_size(w, h, resize_to);
     let resized = resize(image, CropBox { left: 0, top: 0, width: w, height: h }, rw, rh);
     let top = ((rh - crop) as f64 / 2.0).round_ties_even() as usize;
     let left = ((rw - crop) as f64 / 2.0).round_ties_even() as usize;

@@ -4,6 +4,7 @@ use super::layers::{
     batch_norm, bn_relu_conv, conv_bn, global_avg_pool, linear, stem_max_pool, BnReluConv, Chain, ConvBn, ConvOpts,
     Linear, BN_EPS,
 };
+use super::limits;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
@@ -25,21 +26,38 @@ pub struct DenseNetSpec {
 }
 
 impl DenseNetSpec {
+    /// Every field within its bounds: the one check of this family, run when a spec is resolved and when
+    /// it is built.
     pub fn validate(&self) -> Result<()> {
-        if self.blocks.is_empty() || self.blocks.iter().any(|b| *b < 1) {
-            bail!("model.blocks: expected at least one block, each with at least one layer, got {:?}", self.blocks);
-        }
+        limits::stages("model.blocks", &self.blocks)?;
         for (field, value) in
             [("growth_rate", self.growth_rate), ("init_features", self.init_features), ("bn_size", self.bn_size)]
         {
-            if value < 1 {
-                bail!("model.{field}: expected >= 1, got {value}");
+            limits::channels(&format!("model.{field}"), value)?;
+        }
+        limits::channels("model.bn_size * model.growth_rate", self.bn_size * self.growth_rate)?;
+        // The channels each block ends with (each transition halves them), as `build` counts them.
+        let mut channels = self.init_features;
+        for (i, n_layers) in self.blocks.iter().enumerate() {
+            channels += n_layers * self.growth_rate;
+            if channels > limits::MAX_CHANNELS {
+                bail!(
+                    "model.blocks[{i}]: dense block {} grows to {channels} channels, expected at most {}",
+                    i + 1,
+                    limits::MAX_CHANNELS
+                );
             }
+            channels /= 2;
         }
-        if self.num_classes < 1 {
-            bail!("model.num_classes: expected >= 1");
-        }
-        Ok(())
+        limits::classes_and_input(self.num_classes, self.input_size, self.min_input_size())
+    }
+
+    /// The smallest input side whose feature map survives the stem (conv /2, max pool /2, each rounding up)
+    /// and every transition's 2x2 average pool (rounding down) with at least one pixel.
+    pub fn min_input_size(&self) -> i64 {
+        let transitions = self.blocks.len().clamp(1, limits::MAX_STAGES) as u32 - 1;
+        // ceil(ceil(n / 2) / 2) >= 2^t  <=>  n >= 4 * (2^t - 1) + 1
+        (4 * ((1i64 << transitions) - 1) + 1).max(2)
     }
 }
 
@@ -139,7 +157,7 @@ mod tests {
             num_classes: 1000,
             input_size: 224,
         };
-        assert_eq!(spec.validate().unwrap_err().to_string(), "model.growth_rate: expected >= 1, got 0");
+        assert_eq!(spec.validate().unwrap_err().to_string(), "model.growth_rate: expected at least 1, got 0");
         let yaml = "{growth_rate: 32, init_features: 64, blocks: [6], bn_size: 4, num_classes: 1000, input_size: 224, \
                     drop_rate: 0.1}";
         assert!(yaml_serde::from_str::<DenseNetSpec>(yaml).unwrap_err().to_string().contains("drop_rate"));

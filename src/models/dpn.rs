@@ -3,6 +3,7 @@
 use super::layers::{
     batch_norm_eps, bn_relu_conv, classifier_conv, conv2d, stem_max_pool, BnReluConv, Chain, Conv2d, ConvOpts,
 };
+use super::limits;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
@@ -32,32 +33,29 @@ pub struct DpnSpec {
 }
 
 impl DpnSpec {
+    /// Every field within its bounds and consistent with the others: the one check of this family, run
+    /// when a spec is resolved and when it is built.
     pub fn validate(&self) -> Result<()> {
-        if self.blocks.is_empty() || self.inc.len() != self.blocks.len() {
+        limits::stages("model.blocks", &self.blocks)?;
+        if self.inc.len() != self.blocks.len() {
             bail!(
                 "model.blocks and model.inc need one entry per stage (got {} and {})",
                 self.blocks.len(),
                 self.inc.len()
             );
         }
-        if self.blocks.iter().any(|b| *b < 1) {
-            bail!("model.blocks: every stage needs at least one block");
-        }
         for (field, value) in [("init_features", self.init_features), ("k_r", self.k_r), ("groups", self.groups)] {
-            if value < 1 {
-                bail!("model.{field}: expected >= 1, got {value}");
-            }
+            limits::channels(&format!("model.{field}"), value)?;
         }
+        limits::check_each("model.inc", &self.inc, 1, limits::MAX_CHANNELS)?;
         for stage in 0..self.blocks.len() {
             let width = self.k_r << stage;
+            limits::channels(&format!("model.k_r (the stage {} width {width})", stage + 2), width)?;
             if width % self.groups != 0 {
                 bail!("model.k_r: the stage {} width {width} is not divisible by groups {}", stage + 2, self.groups);
             }
         }
-        if self.num_classes < 1 {
-            bail!("model.num_classes: expected >= 1");
-        }
-        Ok(())
+        limits::classes_and_input(self.num_classes, self.input_size, 2)
     }
 }
 

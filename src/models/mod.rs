@@ -4,6 +4,7 @@ pub mod complexity;
 pub mod densenet;
 pub mod dpn;
 pub mod layers;
+pub mod limits;
 pub mod registry;
 pub mod resnext;
 pub mod se;
@@ -52,6 +53,25 @@ impl ModelSpec {
         }
     }
 
+    /// The smallest input side the network can take: 2, or more where its pooling would leave nothing.
+    pub fn min_input_size(&self) -> i64 {
+        match self {
+            ModelSpec::DenseNet(s) => s.min_input_size(),
+            ModelSpec::Bottleneck(_) | ModelSpec::ShuffleNetV2(_) | ModelSpec::Dpn(_) => 2,
+        }
+    }
+
+    /// Every field within its bounds and consistent with the others, each error naming its field
+    /// (`model.groups: expected at least 1, got 0`): run by `registry::resolve` and `Model::build`.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            ModelSpec::Bottleneck(s) => s.validate(),
+            ModelSpec::ShuffleNetV2(s) => s.validate(),
+            ModelSpec::DenseNet(s) => s.validate(),
+            ModelSpec::Dpn(s) => s.validate(),
+        }
+    }
+
     /// The SK unit spec, for models built with SK units.
     pub fn sk(&self) -> Option<&sk::SkSpec> {
         match self {
@@ -92,7 +112,7 @@ impl Model {
         if size.len() != 4 || size[1] != 3 {
             bail!("model input: expected a float tensor of shape (N, 3, H, W), got {size:?}");
         }
-        let min_side = 32.min(self.spec.input_size());
+        let min_side = 32.min(self.spec.input_size()).max(self.spec.min_input_size());
         if size[2] < min_side || size[3] < min_side {
             bail!(
                 "model input: images of {}x{} are too small, expected at least {min_side}x{min_side}",

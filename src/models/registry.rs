@@ -10,7 +10,7 @@ use super::sk::{SkPath, SkSpec};
 use super::ModelSpec;
 use crate::overrides;
 use crate::paper::{self, PaperRef, PaperRow};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 
 pub struct Entry {
     pub name: &'static str,
@@ -422,11 +422,13 @@ pub fn entry(name: &str) -> Result<&'static Entry> {
         .ok_or_else(|| anyhow!("unknown model '{name}'; known models: {}", names().collect::<Vec<_>>().join(", ")))
 }
 
-/// The named model's spec with `overrides` (a YAML mapping of spec fields) merged in.
+/// The named model's spec with `overrides` (a YAML mapping of spec fields) merged in, every field checked.
 pub fn resolve(name: &str, overrides: Option<&yaml_serde::Value>) -> Result<ModelSpec> {
     let spec = (entry(name)?.spec)();
-    match overrides {
-        None => Ok(spec),
-        Some(o) => overrides::merge(&spec, o, &format!("model '{name}'")),
-    }
+    let spec = match overrides {
+        None => spec,
+        Some(o) => overrides::merge(&spec, o, &format!("model '{name}'"))?,
+    };
+    spec.validate().with_context(|| format!("model '{name}'"))?;
+    Ok(spec)
 }

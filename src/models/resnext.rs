@@ -4,6 +4,7 @@ use super::layers::{
     conv_bn_numbered, conv_bn_slots, conv_bn_unit, global_avg_pool, linear, stem_max_pool, Chain, ConvBn, ConvOpts,
     Linear,
 };
+use super::limits;
 use super::se::{se_unit, SeSpec, SeUnit};
 use super::sk::{conv3x3_bn_or_sk, ConvSite, SkSpec};
 use anyhow::{bail, Result};
@@ -44,9 +45,12 @@ pub struct BottleneckNetSpec {
 }
 
 impl BottleneckNetSpec {
+    /// Every field within its bounds and consistent with the others: the one check of this family, run
+    /// when a spec is resolved and when it is built.
     pub fn validate(&self) -> Result<()> {
+        limits::stages("model.blocks", &self.blocks)?;
         let stages = self.blocks.len();
-        if stages == 0 || self.widths.len() != stages || self.outputs.len() != stages {
+        if self.widths.len() != stages || self.outputs.len() != stages {
             bail!(
                 "model: blocks, widths and outputs need one entry per stage (got {}, {}, {})",
                 self.blocks.len(),
@@ -54,24 +58,23 @@ impl BottleneckNetSpec {
                 self.outputs.len()
             );
         }
+        limits::channels("model.stem_width", self.stem_width)?;
+        limits::channels("model.groups", self.groups)?;
+        limits::check_each("model.widths", &self.widths, 1, limits::MAX_CHANNELS)?;
+        limits::check_each("model.outputs", &self.outputs, 1, limits::MAX_CHANNELS)?;
         if let Some((i, w)) = self.widths.iter().enumerate().find(|(_, w)| **w % self.groups != 0) {
             bail!("model.widths[{i}]: {w} is not divisible by groups {}", self.groups);
         }
-        if self.blocks.iter().any(|b| *b < 1) {
-            bail!("model.blocks: every stage needs at least one block");
-        }
         if let Some(sk) = &self.sk {
-            sk.validate("model.sk")?;
-        }
-        if let Some(se) = &self.se {
-            if se.reduction < 1 {
-                bail!("model.se.reduction: expected >= 1");
+            sk.validate("model.sk", stages)?;
+            for (i, w) in self.widths.iter().enumerate() {
+                sk.check_groups("model.sk", *w, &format!("model.widths[{i}] ({w})"))?;
             }
         }
-        if self.num_classes < 1 {
-            bail!("model.num_classes: expected >= 1");
+        if let Some(se) = &self.se {
+            limits::channels("model.se.reduction", se.reduction)?;
         }
-        Ok(())
+        limits::classes_and_input(self.num_classes, self.input_size, 2)
     }
 }
 

@@ -1,6 +1,7 @@
 //! ShuffleNetV2 (Ma et al., 2018) as the paper re-implements it for Table 4, with the "+SE" and "+SK"
 //! variants. Variable names are torchvision's `ShuffleNetV2` state_dict keys, so its weights load unchanged.
 use super::layers::{conv_bn_slots, linear, stem_max_pool, Chain, ConvBn, ConvOpts, Linear};
+use super::limits;
 use super::se::{se_unit, SeSpec, SeUnit};
 use super::sk::{conv3x3_bn_or_sk, ConvSite, SkSpec};
 use anyhow::{bail, Result};
@@ -26,35 +27,37 @@ pub struct ShuffleNetV2Spec {
 }
 
 impl ShuffleNetV2Spec {
+    /// Every field within its bounds and consistent with the others: the one check of this family, run
+    /// when a spec is resolved and when it is built.
     pub fn validate(&self) -> Result<()> {
-        if self.blocks.is_empty() || self.widths.len() != self.blocks.len() + 2 {
+        limits::stages("model.blocks", &self.blocks)?;
+        let stages = self.blocks.len();
+        if self.widths.len() != stages + 2 {
             bail!(
-                "model.widths: expected {} entries (stem, one per stage, conv5) for {} stages, got {}",
-                self.blocks.len() + 2,
-                self.blocks.len(),
+                "model.widths: expected {} entries (stem, one per stage, conv5) for {stages} stages, got {}",
+                stages + 2,
                 self.widths.len()
             );
         }
-        if self.blocks.iter().any(|b| *b < 1) {
-            bail!("model.blocks: every stage needs at least one block");
-        }
-        if let Some((i, w)) = self.widths.iter().enumerate().find(|(_, w)| **w < 1) {
-            bail!("model.widths[{i}]: expected a positive channel count, got {w}");
-        }
-        let stage_widths = &self.widths[1..=self.blocks.len()];
+        limits::check_each("model.widths", &self.widths, 1, limits::MAX_CHANNELS)?;
+        let stage_widths = &self.widths[1..=stages];
         if let Some((i, w)) = stage_widths.iter().enumerate().find(|(_, w)| **w % 2 != 0) {
             bail!("model.widths[{}]: a stage width must be even (blocks split it in two halves), got {w}", i + 1);
         }
         if let Some(sk) = &self.sk {
-            sk.validate("model.sk")?;
+            sk.validate("model.sk", stages)?;
+            // Each stage's SK units take its input (branch1 of the first block) and half its width (branch2).
+            for stage in 0..stages {
+                let (c_in, half) = (self.widths[stage], self.widths[stage + 1] / 2);
+                let site = format!("the stage {} SK units", stage + 2);
+                sk.check_groups("model.sk", c_in, &site)?;
+                sk.check_groups("model.sk", half, &site)?;
+            }
         }
-        if matches!(&self.se, Some(se) if se.reduction < 1) {
-            bail!("model.se.reduction: expected >= 1");
+        if let Some(se) = &self.se {
+            limits::channels("model.se.reduction", se.reduction)?;
         }
-        if self.num_classes < 1 {
-            bail!("model.num_classes: expected >= 1");
-        }
-        Ok(())
+        limits::classes_and_input(self.num_classes, self.input_size, 2)
     }
 }
 

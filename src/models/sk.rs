@@ -1,10 +1,14 @@
 //! The Selective Kernel convolution (split, fuse, select), with every option the paper's ablations use.
 use super::attention;
 use super::layers::{batch_norm, conv2d, conv_bn_unit, Conv2d, ConvBn, ConvOpts};
+use super::limits::{self, MAX_KERNEL};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
+
+/// The most paths an SK unit may have.
+const MAX_PATHS: usize = 16;
 
 /// One path of the split: conv(kernel, dilation, groups) -> BN -> optional ReLU.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -80,26 +84,50 @@ impl SkSpec {
         (channels / self.reduction).max(self.min_dim)
     }
 
-    pub fn validate(&self, field: &str) -> Result<()> {
-        if self.paths.is_empty() {
-            bail!("{field}.paths: an SK unit needs at least one path");
+    /// Every field within its bounds, for a host network of `stages` stages (`field` names the spec,
+    /// e.g. `model.sk`).
+    pub fn validate(&self, field: &str, stages: usize) -> Result<()> {
+        if self.paths.is_empty() || self.paths.len() > MAX_PATHS {
+            bail!("{field}.paths: expected 1 to {MAX_PATHS} paths, got {}", self.paths.len());
         }
         for (i, p) in self.paths.iter().enumerate() {
-            if p.kernel < 1 || p.kernel % 2 == 0 {
-                bail!("{field}.paths[{i}].kernel: expected an odd kernel size >= 1, got {}", p.kernel);
+            if p.kernel < 1 || p.kernel % 2 == 0 || p.kernel > MAX_KERNEL {
+                bail!(
+                    "{field}.paths[{i}].kernel: expected an odd kernel size from 1 to {MAX_KERNEL}, got {}",
+                    p.kernel
+                );
             }
-            if p.dilation < 1 {
-                bail!("{field}.paths[{i}].dilation: expected >= 1, got {}", p.dilation);
-            }
-            if matches!(p.groups, Some(g) if g < 1) {
-                bail!("{field}.paths[{i}].groups: expected >= 1");
+            limits::check(&format!("{field}.paths[{i}].dilation"), p.dilation, 1, MAX_KERNEL)?;
+            if let Some(g) = p.groups {
+                limits::channels(&format!("{field}.paths[{i}].groups"), g)?;
             }
         }
-        if matches!(self.groups, Some(g) if g < 1) {
-            bail!("{field}.groups: expected >= 1");
+        if let Some(g) = self.groups {
+            limits::channels(&format!("{field}.groups"), g)?;
         }
-        if self.reduction < 1 || self.min_dim < 1 {
-            bail!("{field}: reduction and min_dim must be >= 1");
+        limits::channels(&format!("{field}.reduction"), self.reduction)?;
+        limits::channels(&format!("{field}.min_dim"), self.min_dim)?;
+        if let Some(dims) = &self.stage_dims {
+            if dims.len() != stages {
+                bail!("{field}.stage_dims: expected {stages} entries (one per stage), got {}", dims.len());
+            }
+            limits::check_each(&format!("{field}.stage_dims"), dims, 1, limits::MAX_CHANNELS)?;
+        }
+        Ok(())
+    }
+
+    /// That the groups this spec sets (a path's own, else the unit's) divide `channels`, the channels of
+    /// the SK units `site` describes; the host's groups, which a path without any takes, are the host's to check.
+    pub fn check_groups(&self, field: &str, channels: i64, site: &str) -> Result<()> {
+        for (m, p) in self.paths.iter().enumerate() {
+            let (name, groups) = match (p.groups, self.groups) {
+                (Some(g), _) => (format!("{field}.paths[{m}].groups"), g),
+                (None, Some(g)) => (format!("{field}.groups"), g),
+                (None, None) => continue,
+            };
+            if channels % groups != 0 {
+                bail!("{name}: {groups} does not divide the {channels} channels of {site}");
+            }
         }
         Ok(())
     }
