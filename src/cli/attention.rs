@@ -55,9 +55,7 @@ pub struct AttentionArgs {
 }
 
 pub fn run(args: AttentionArgs) -> Result<()> {
-    if let Some(t) = args.threads {
-        tch::set_num_threads(t);
-    }
+    super::common::set_threads(args.threads)?;
     let device = sk_exp::device::parse(&args.device)?;
     args.spec.validate().context("--scales/--group/--batch-size/--limit")?;
     // Clap requires --weights, --data and --out unless --run gives them: a run's last weights, its own

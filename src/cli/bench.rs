@@ -1,8 +1,9 @@
 //! `sk-exp bench fwd-bwd | train | eval`: images/s on random data of forward+backward, whole training steps
 //! (through the same replica code `sk-exp train` runs) and eval-mode forward passes. Each prints one
 //! key=value line, so that benchmarks/*.sh can set it beside PyTorch's figure for the same work.
+use super::common::{check_size, set_threads};
 use super::eval::SourceArgs;
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 use clap::Args;
 use sk_exp::dist::{Launch, ProcessGroup};
 use sk_exp::models::{complexity, registry, Model, ModelSpec};
@@ -68,6 +69,9 @@ pub struct EvalBenchArgs {
     timing: LoopArgs,
 }
 
+/// The largest `--batch`.
+const MAX_BATCH: i64 = 4096;
+
 /// How long a benchmark rank waits for the others.
 const GROUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -80,14 +84,15 @@ struct Timing {
 
 impl LoopArgs {
     /// Checks the settings and applies the thread count (before any tensor work).
-    fn apply(&self) -> Result<()> {
+    fn apply(&self, batch: i64) -> Result<()> {
+        ensure!((1..=MAX_BATCH).contains(&batch), "--batch: expected 1 to {MAX_BATCH}, got {batch}");
         if self.iters == 0 {
             bail!("--iters: expected at least 1");
         }
-        if let Some(t) = self.threads {
-            tch::set_num_threads(t);
+        if let Some(size) = self.size {
+            check_size("--size", size)?;
         }
-        Ok(())
+        set_threads(self.threads)
     }
 
     /// Runs `step` warm-up + timed times; each timed iteration waits for `device` before its clock stops.
@@ -110,7 +115,9 @@ impl LoopArgs {
 
 impl ModelArgs {
     fn resolve(&self) -> Result<(ModelSpec, Device)> {
-        Ok((registry::resolve(&self.model, None)?, sk_exp::device::parse(&self.device)?))
+        let device = sk_exp::device::parse(&self.device)?;
+        sk_exp::device::check(device)?;
+        Ok((registry::resolve(&self.model, None)?, device))
     }
 
     /// The result line; `extra` is more ` key=value` pairs.
@@ -126,11 +133,11 @@ impl ModelArgs {
 }
 
 /// A random batch of images and labels, the same for every run (seed 0).
-fn random_batch(batch: i64, size: i64, classes: i64, device: Device) -> (Tensor, Tensor) {
+fn random_batch(batch: i64, size: i64, classes: i64, device: Device) -> Result<(Tensor, Tensor)> {
     tch::manual_seed(0);
-    let images = Tensor::randn([batch, 3, size, size], (Kind::Float, device));
-    let labels = Tensor::randint(classes, [batch], (Kind::Int64, device));
-    (images, labels)
+    let images = Tensor::f_randn([batch, 3, size, size], (Kind::Float, device))?;
+    let labels = Tensor::f_randint(classes, [batch], (Kind::Int64, device))?;
+    Ok((images, labels))
 }
 
 fn sync(device: Device) {
@@ -140,10 +147,10 @@ fn sync(device: Device) {
 }
 
 pub fn run_fwd_bwd(args: FwdBwdArgs) -> Result<()> {
-    args.timing.apply()?;
+    args.timing.apply(args.batch)?;
     let (spec, device) = args.model.resolve()?;
     let size = args.timing.size.unwrap_or(spec.input_size());
-    let (images, labels) = random_batch(args.batch, size, spec.num_classes(), device);
+    let (images, labels) = random_batch(args.batch, size, spec.num_classes(), device)?;
     let vs = nn::VarStore::new(device);
     let model = Model::build(&vs.root(), &spec)?;
     let timing = args.timing.time(args.batch, device, || {
@@ -159,11 +166,11 @@ pub fn run_fwd_bwd(args: FwdBwdArgs) -> Result<()> {
 }
 
 pub fn run_train(args: TrainBenchArgs) -> Result<()> {
-    args.timing.apply()?;
+    args.timing.apply(args.batch)?;
     let (spec, device) = args.model.resolve()?;
     let size = args.timing.size.unwrap_or(spec.input_size());
     // The batch starts on the CPU, as the loader's batches do: the replica moves it to its device.
-    let (images, labels) = random_batch(args.batch, size, spec.num_classes(), Device::Cpu);
+    let (images, labels) = random_batch(args.batch, size, spec.num_classes(), Device::Cpu)?;
     let build = network_builder(&spec);
     let vs = nn::VarStore::new(Device::Cpu);
     build(&vs.root())?;
@@ -201,11 +208,11 @@ pub fn run_train(args: TrainBenchArgs) -> Result<()> {
 }
 
 pub fn run_eval(args: EvalBenchArgs) -> Result<()> {
-    args.timing.apply()?;
+    args.timing.apply(args.batch)?;
     let classifier = args.source.load()?;
     let size = args.timing.size.or(classifier.spec().map(|s| s.input_size())).unwrap_or(224);
     let device = classifier.device();
-    let (images, _) = random_batch(args.batch, size, 1, device);
+    let (images, _) = random_batch(args.batch, size, 1, device)?;
     let timing = args.timing.time(args.batch, device, || classifier.logits(&images).map(drop))?;
     println!(
         "impl=sk-exp source={} batch={} size={size} threads={} device={device:?} best_images_per_s={:.2} images_per_s={:.2}",

@@ -1,6 +1,6 @@
 //! Flag values several subcommands share: a model (a training run's or a registered one) with `--set`
 //! changes, and its weights.
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, ensure, Result};
 use sk_exp::models::{registry, ModelSpec};
 use sk_exp::overrides;
 use sk_exp::train::run_dir::{locate_weights, RunDir};
@@ -45,3 +45,23 @@ pub fn model_and_weights(
 
 /// The side of image folders' evaluation centre crop when no flag sets it.
 pub const DEFAULT_CROP: usize = 224;
+
+/// The largest input side a command takes (`--size`): far above any model's, far below an allocation that
+/// cannot succeed.
+pub const MAX_SIZE: i64 = 4096;
+
+/// Checks an input side given by `flag`.
+pub fn check_size(flag: &str, size: i64) -> Result<i64> {
+    ensure!((1..=MAX_SIZE).contains(&size), "{flag}: expected an image side of 1 to {MAX_SIZE}, got {size}");
+    Ok(size)
+}
+
+/// Sets libtorch's intra-op thread count from `--threads` (None: libtorch's own choice), checked first.
+pub fn set_threads(threads: Option<i32>) -> Result<()> {
+    if let Some(t) = threads {
+        let max = sk_exp::train::run::MAX_THREADS;
+        ensure!((1..=max as i32).contains(&t), "--threads: expected 1 to {max}, got {t}");
+        tch::set_num_threads(t);
+    }
+    Ok(())
+}

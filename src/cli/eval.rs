@@ -91,9 +91,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    if let Some(t) = args.threads {
-        tch::set_num_threads(t);
-    }
+    super::common::set_threads(args.threads)?;
     let classifier = args.source.load()?;
     if let (Some(input), Some(output)) = (&args.input, &args.dump_logits) {
         return dump_logits(&classifier, input, output);

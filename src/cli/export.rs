@@ -1,6 +1,6 @@
 //! `sk-exp export`: a model with its weights, written for PyTorch as a safetensors state_dict and as
 //! TorchScript (`torch.jit.load` runs it without sk-exp).
-use super::common::model_and_weights;
+use super::common::{check_size, model_and_weights};
 use anyhow::Result;
 use clap::Args;
 use sk_exp::interop::export;
@@ -32,6 +32,9 @@ pub struct ExportArgs {
 
 pub fn run(args: ExportArgs) -> Result<()> {
     // Clap requires --weights with --model, so there are always weights.
+    if let Some(size) = args.size {
+        check_size("--size", size)?;
+    }
     let (spec, weights) =
         model_and_weights(args.run.as_deref(), args.model.as_deref(), args.weights.as_deref(), &args.set)?;
     let LoadedModel { model, mut vs } = models::load(&spec, weights.as_deref(), Device::Cpu)?;

@@ -1,12 +1,13 @@
 //! `sk-exp train`: one training run from a YAML file and/or flags; flags and `--set key=value` change
 //! the file's values. `--resume` continues the run in its output folder from its last checkpoint.
 use super::common::DEFAULT_CROP;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use sk_exp::data::DataSpec;
 use sk_exp::dist::Launch;
 use sk_exp::overrides::{parse_assignment, set_dotted};
-use sk_exp::train::run::ResolvedRun;
+use sk_exp::train::run::{apply_assignments, ResolvedRun};
+use sk_exp::train::run_dir::RunDir;
 use sk_exp::train::trainer::{self, RunOptions};
 use std::path::PathBuf;
 use yaml_serde::{Mapping, Value};
@@ -94,10 +95,9 @@ fn run_tree(args: &TrainArgs) -> Result<Value> {
             set_dotted(&mut tree, key, value)?;
         }
     }
-    for assignment in &args.set {
-        let (key, value) = parse_assignment(assignment)?;
-        set_dotted(&mut tree, &key, value)?;
-    }
+    // `--set` as in `sk-exp run`: the same grammar (spec fields and their list entries included).
+    let assignments = args.set.iter().map(|a| parse_assignment(a)).collect::<Result<Vec<_>>>()?;
+    apply_assignments(&mut tree, &assignments)?;
     Ok(tree)
 }
 
@@ -125,6 +125,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
             run.out_dir.display()
         );
     }
+    // One training per run folder: rank 0 (alone, or torchrun's) holds the lock for the whole run; the ranks
+    // `sk-exp train` starts itself (`sk-exp rank`) run under their parent's. The kernel releases the lock of a
+    // process that dies, so a crashed run never leaves a stale one.
+    let dir = RunDir::new(&run.out_dir);
+    let _lock = match rank {
+        0 => match dir.lock()? {
+            Some(lock) => Some(lock),
+            None => bail!(
+                "{}: another sk-exp process is training this run (it holds {}); wait for it or choose another output directory",
+                run.out_dir.display(),
+                dir.lock_file().display()
+            ),
+        },
+        _ => None,
+    };
     let finished = trainer::run(run, &options)?;
     if rank != 0 {
         return Ok(());

@@ -62,10 +62,14 @@ fn parse(bytes: &[u8]) -> Result<Tensor> {
         bail!("the array is in Fortran order; save a C-ordered array (numpy.ascontiguousarray)");
     }
     let shape = parse_shape(field(header, "shape")?)?;
-    let numel = shape.iter().product::<i64>() as usize;
     let data = &bytes[start + header_len..];
-    if data.len() != numel * width {
-        bail!("shape {shape:?} needs {} bytes of data, the file holds {}", numel * width, data.len());
+    // Checked: a shape like (2^32, 2^32) must not wrap around to a small byte count that the file matches.
+    let needed = shape
+        .iter()
+        .try_fold(width, |bytes: usize, &d| bytes.checked_mul(usize::try_from(d).ok()?))
+        .ok_or_else(|| anyhow!("shape {shape:?} is too large (its byte count overflows)"))?;
+    if data.len() != needed {
+        bail!("shape {shape:?} needs {needed} bytes of data, the file holds {}", data.len());
     }
     let values: Vec<f32> = if width == 4 {
         data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()

@@ -3,7 +3,9 @@
 //! `optimizer.safetensors`: momentum buffers by variable name; `state.yaml`: the epoch and the rest).
 //! It is written whole into a staging folder, synced, and swapped in with renames, so a run killed at
 //! any instant leaves either the previous checkpoint or the new one, never a mix. Where the three folders
-//! are is the run folder's business ([`super::run_dir::RunDir::checkpoint_slots`]).
+//! are is the run folder's business ([`super::run_dir::RunDir::checkpoint_slots`]). Every checkpoint folder
+//! holds a marker file (`sk-exp-checkpoint`), written first: sk-exp replaces and deletes only folders that
+//! are provably its own ([`check_owned`]), never a folder of the same name that someone else put there.
 use crate::util::fs::{sync_dir, sync_file, write_synced};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -48,6 +50,40 @@ pub struct Slots {
 const WEIGHTS: &str = "weights.safetensors";
 const OPTIMIZER: &str = "optimizer.safetensors";
 const STATE: &str = "state.yaml";
+/// The marker that says sk-exp wrote the folder holding it.
+const MARKER: &str = "sk-exp-checkpoint";
+const MARKER_TEXT: &str =
+    "This folder is a checkpoint written by sk-exp, which replaces and deletes it as training goes on.\n";
+
+/// Fails unless sk-exp may replace or delete `dir`: it is missing, empty, holds the marker, or (written before
+/// the marker existed) holds exactly a checkpoint's files with a readable state.
+pub fn check_owned(dir: &Path) -> Result<()> {
+    if !dir.exists() || dir.join(MARKER).is_file() {
+        return Ok(());
+    }
+    let names: Vec<String> = match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("listing {}", dir.display()))?,
+        Err(_) => vec![String::new()],
+    };
+    let earlier_checkpoint = !names.is_empty()
+        && names.iter().all(|n| [WEIGHTS, OPTIMIZER, STATE].contains(&n.as_str()))
+        && fs::read_to_string(dir.join(STATE)).is_ok_and(|t| yaml_serde::from_str::<TrainState>(&t).is_ok());
+    if names.is_empty() || earlier_checkpoint {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{}: not a checkpoint folder written by sk-exp (it has no {MARKER} file), and training would replace it; move it out of the run folder or choose another output directory",
+        dir.display()
+    )
+}
+
+/// Fails unless sk-exp may replace or delete every one of the three folders (see [`check_owned`]).
+pub fn check_slots(slots: &Slots) -> Result<()> {
+    [&slots.current, &slots.staging, &slots.previous].into_iter().try_for_each(|dir| check_owned(dir))
+}
 
 /// The weights file inside a checkpoint folder.
 pub fn weights_file(checkpoint_dir: &Path) -> PathBuf {
@@ -57,10 +93,13 @@ pub fn weights_file(checkpoint_dir: &Path) -> PathBuf {
 /// Writes `checkpoint` into `slots.current`, replacing the previous one atomically. Tensors must be on the CPU.
 pub fn save(slots: &Slots, checkpoint: &Checkpoint) -> Result<()> {
     let Slots { current, staging, previous } = slots;
+    check_slots(slots)?;
     if staging.exists() {
         fs::remove_dir_all(staging).with_context(|| format!("removing the stale {}", staging.display()))?;
     }
     fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
+    // The marker first: a staging folder left by a crash is empty or provably ours.
+    write_synced(&staging.join(MARKER), MARKER_TEXT.as_bytes())?;
     for (file, tensors) in [(WEIGHTS, &checkpoint.weights), (OPTIMIZER, &checkpoint.optimizer)] {
         let path = staging.join(file);
         let list: Vec<(&String, &Tensor)> = tensors.iter().collect();

@@ -33,6 +33,9 @@ fn yes() -> bool {
     true
 }
 
+/// The longest run [`Recipe::validate`] accepts.
+pub const MAX_EPOCHS: usize = 100_000;
+
 /// The names [`Recipe::preset`] knows.
 pub const PRESETS: [&str; 4] = ["cifar10", "cifar100", "imagenet", "imagenet_light"];
 
@@ -76,8 +79,8 @@ impl Recipe {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 {
-            bail!("recipe.epochs: expected at least 1");
+        if !(1..=MAX_EPOCHS).contains(&self.epochs) {
+            bail!("recipe.epochs: expected 1 to {MAX_EPOCHS}, got {}", self.epochs);
         }
         if self.batch_size == 0 {
             bail!("recipe.batch_size: expected at least 1");

@@ -6,6 +6,7 @@
 use super::recipe::Recipe;
 use crate::data::DataSpec;
 use crate::models::{registry, ModelSpec};
+use crate::overrides::set_dotted;
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -60,6 +61,9 @@ struct ModelChoice {
     overrides: Option<Value>,
 }
 
+/// The most threads a run may ask for, of either kind (data loading, libtorch's intra-op pool).
+pub const MAX_THREADS: usize = 1024;
+
 fn default_devices() -> Vec<String> {
     vec!["cpu".into()]
 }
@@ -98,6 +102,10 @@ impl ResolvedRun {
         map.insert("recipe".into(), yaml_serde::to_value(&recipe)?);
         let run = ResolvedRun { model, ..yaml_serde::from_value(tree).context("run config")? };
         ensure!(!run.devices.is_empty(), "devices: expected at least one device (cpu, cuda:0, ...)");
+        ensure!(run.workers <= MAX_THREADS, "workers: expected at most {MAX_THREADS}, got {}", run.workers);
+        if let Some(threads) = run.threads {
+            ensure!((1..=MAX_THREADS as i32).contains(&threads), "threads: expected 1 to {MAX_THREADS}, got {threads}");
+        }
         Ok(run)
     }
 
@@ -168,9 +176,66 @@ fn resolve_recipe(section: Option<Value>, spec: &ModelSpec) -> Result<Recipe> {
         Some(other) => bail!("recipe.preset: expected a preset name, got {other:?}"),
         None => (if spec.input_size() == 32 { "cifar10" } else { "imagenet" }).to_string(),
     };
-    let recipe = crate::overrides::merge(&Recipe::preset(&preset)?, &Value::Mapping(changes), "recipe")?;
+    let mut tree = yaml_serde::to_value(Recipe::preset(&preset)?)?;
+    // A schedule of another kind replaces the preset's whole: the preset's kind-specific fields (a multistep
+    // schedule's `fractions`) go with its kind. Of the same kind, the section's keys change the preset's.
+    let kind = changes.get("schedule").and_then(|s| s.get("kind")).cloned();
+    if let (Some(kind), Some(map)) = (kind, tree.as_mapping_mut()) {
+        if map.get("schedule").and_then(|s| s.get("kind")) != Some(&kind) {
+            map.insert("schedule".into(), Value::Mapping(Mapping::from_iter([("kind".into(), kind)])));
+        }
+    }
+    crate::overrides::merge_values(&mut tree, &Value::Mapping(changes));
+    let recipe: Recipe = yaml_serde::from_value(tree).context("recipe: invalid override")?;
     recipe.validate()?;
     Ok(recipe)
+}
+
+/// `--set` and sweep assignments (`key=value`, dotted keys with `[i]` indices) applied to a run file's tree:
+/// model names first, then the model's spec fields (`model.x` is short for `model.overrides.x`; the whole
+/// spec is written into `model.overrides` first, so that any field, list entries included, can be reached),
+/// then the rest. The one grammar for `sk-exp train --set` and experiment sweeps.
+pub fn apply_assignments(tree: &mut Value, assignments: &[(String, Value)]) -> Result<()> {
+    let normalised: Vec<(String, &Value)> = assignments.iter().map(|(k, v)| (normalise_key(k), v)).collect();
+    for (key, value) in normalised.iter().filter(|(k, _)| k == "model.name") {
+        set_dotted(tree, key, (*value).clone())?;
+    }
+    if normalised.iter().any(|(k, _)| k.starts_with("model.overrides.")) {
+        materialise_model_spec(tree)?;
+    }
+    for (key, value) in normalised.iter().filter(|(k, _)| k != "model.name") {
+        set_dotted(tree, key, (*value).clone())?;
+    }
+    Ok(())
+}
+
+/// `model.sk.x` is short for `model.overrides.sk.x`: every model key but `name` and `overrides` is a spec field.
+fn normalise_key(key: &str) -> String {
+    match key.strip_prefix("model.") {
+        Some(rest) if !(rest == "name" || rest.starts_with("name.") || rest.starts_with("overrides")) => {
+            format!("model.overrides.{rest}")
+        }
+        _ => key.to_string(),
+    }
+}
+
+/// Writes the model's whole spec into `model.overrides` (keeping the class count free, so that it still
+/// follows the data), so that dotted keys can reach any spec field, list entries included.
+fn materialise_model_spec(tree: &mut Value) -> Result<()> {
+    let name = tree
+        .get("model")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .context("model.name: a run needs a model name before its spec fields can be set")?
+        .to_string();
+    let overrides = tree.get("model").and_then(|m| m.get("overrides")).filter(|o| !o.is_null()).cloned();
+    let explicit_classes = overrides.as_ref().and_then(|o| o.get("num_classes")).is_some();
+    let spec = registry::resolve(&name, overrides.as_ref())?;
+    let mut spec_tree = yaml_serde::to_value(&spec)?;
+    if let (Some(map), false) = (spec_tree.as_mapping_mut(), explicit_classes) {
+        map.remove("num_classes");
+    }
+    set_dotted(tree, "model.overrides", spec_tree)
 }
 
 /// Names the first (dotted) key under `path` whose value differs between the saved run and this one.

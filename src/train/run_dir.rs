@@ -131,14 +131,19 @@ impl RunDir {
     /// Takes the run's lock (creating the folder), or None when another process holds it.
     pub fn lock(&self) -> Result<Option<FileLock>> {
         self.create()?;
-        try_lock(&self.root.join(LOCK_FILE))
+        try_lock(&self.lock_file())
+    }
+
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(LOCK_FILE)
     }
 
     /// Opens the folder for training `run`: refuses a folder holding another run (or any run, unless
-    /// `resume`), writes the run file, and keeps the metrics rows that the last checkpoint covers (rows of
+    /// `resume`) or checkpoint folders that sk-exp did not write (training replaces them), writes the run file, and keeps the metrics rows that the last checkpoint covers (rows of
     /// later epochs were written by a session that died before checkpointing them).
     pub fn start_training(&self, run: &ResolvedRun, resume: bool, new_world_size: bool) -> Result<Resumed> {
         self.create()?;
+        checkpoint::check_slots(&self.checkpoint_slots())?;
         let checkpoint = self.load_checkpoint()?;
         if let (false, Some(c)) = (resume, &checkpoint) {
             bail!(

@@ -19,9 +19,10 @@ pub enum Schedule {
         #[serde(default = "tenth")]
         gamma: f64,
     },
-    /// Half a cosine from the base rate to zero over the epochs after the warm-up.
-    Cosine,
-    Constant,
+    /// Half a cosine from the base rate to zero over the epochs after the warm-up. (Braced, as `Constant`:
+    /// serde rejects unknown keys only in a tagged enum's struct variants, and ignores them in unit variants.)
+    Cosine {},
+    Constant {},
 }
 
 fn tenth() -> f64 {
@@ -46,7 +47,7 @@ impl Schedule {
                 }
                 positive_gamma(*gamma)
             }
-            Schedule::Cosine | Schedule::Constant => Ok(()),
+            Schedule::Cosine {} | Schedule::Constant {} => Ok(()),
         }
     }
 }
@@ -86,13 +87,13 @@ impl LrSchedule {
                 gamma.powi(passed as i32)
             }
             Schedule::Step { every, gamma } => gamma.powi((epoch / every) as i32),
-            Schedule::Cosine => {
+            Schedule::Cosine {} => {
                 let start = (self.warmup_epochs * self.iters_per_epoch) as f64;
                 let total = (self.epochs * self.iters_per_epoch) as f64 - start;
                 let t = ((step - start) / total.max(1.0)).clamp(0.0, 1.0);
                 0.5 * (1.0 + (PI * t).cos())
             }
-            Schedule::Constant => 1.0,
+            Schedule::Constant {} => 1.0,
         }
     }
 }
@@ -127,7 +128,7 @@ mod tests {
 
     #[test]
     fn cosine_starts_at_base_halves_midway_and_ends_near_zero() {
-        let s = schedule(Schedule::Cosine, 10, 0, 100);
+        let s = schedule(Schedule::Cosine {}, 10, 0, 100);
         assert!(close(s.lr(0, 0), 0.1));
         assert!(close(s.lr(5, 0), 0.05));
         assert!(close(s.lr(2, 50), 0.1 * 0.5 * (1.0 + (PI * 0.25).cos())));
@@ -136,7 +137,7 @@ mod tests {
 
     #[test]
     fn warmup_ramps_linearly_per_iteration_then_hands_over() {
-        let s = schedule(Schedule::Cosine, 12, 2, 10);
+        let s = schedule(Schedule::Cosine {}, 12, 2, 10);
         assert!(close(s.lr(0, 0), 0.1 / 20.0));
         assert!(close(s.lr(1, 4), 0.1 * 15.0 / 20.0));
         assert!(close(s.lr(1, 9), 0.1));
@@ -155,5 +156,13 @@ mod tests {
         assert!(Schedule::Step { every: 0, gamma: 0.1 }.validate().is_err());
         let parsed: Result<Schedule, _> = yaml_serde::from_str("kind: step\nevery: 30\nfactor: 0.1");
         assert!(parsed.is_err(), "unknown field accepted");
+        for text in ["kind: cosine\nevery: 3", "kind: constant\ngamma: 0.5"] {
+            assert!(yaml_serde::from_str::<Schedule>(text).is_err(), "{text}: unknown field accepted");
+        }
+        let cosine: Schedule = yaml_serde::from_str("kind: cosine").unwrap();
+        assert_eq!(
+            (cosine, yaml_serde::to_string(&Schedule::Constant {}).unwrap().trim()),
+            (Schedule::Cosine {}, "kind: constant")
+        );
     }
 }

@@ -320,7 +320,7 @@ impl Loop<'_> {
             if self.options.progress && self.shard.rank == 0 {
                 let per_epoch = run_start.elapsed().as_secs_f64() / (epoch + 1 - first) as f64;
                 let eta = per_epoch * (recipe.epochs - epoch - 1) as f64;
-                let eta = indicatif::HumanDuration(std::time::Duration::from_secs_f64(eta));
+                let eta = indicatif::HumanDuration(Duration::try_from_secs_f64(eta).unwrap_or(Duration::MAX));
                 let row = self.history.last().expect("recorded above");
                 eprintln!("epoch {}/{}: {}  (run ETA {eta})", row.epoch, recipe.epochs, progress_line(row));
             }
