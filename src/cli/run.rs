@@ -1,5 +1,5 @@
 //! `sk-exp run EXPERIMENT.yaml`: train a declared sweep (resumable), then summarise it beside the paper.
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use sk_exp::experiment::dry_run::dry_run;
 use sk_exp::experiment::load::{load, ExperimentOptions};
@@ -59,5 +59,13 @@ pub fn run(args: RunArgs) -> Result<()> {
         outcome.locked.len(),
         options.results_root.join(&experiment.name).display()
     );
+    let failed = outcome.failed.len() + outcome.failed_earlier.len();
+    if failed > 0 {
+        bail!(
+            "{failed} of {} runs failed (reasons in {})",
+            experiment.runs.len(),
+            options.results_root.join(&experiment.name).join("results.csv").display()
+        );
+    }
     Ok(())
 }

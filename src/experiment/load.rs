@@ -2,11 +2,14 @@
 //! any run is reported (with its line) before anything trains.
 use super::schema::ExperimentFile;
 use super::sweep::{plan, SweepRun};
+use crate::analysis::attention::kernel_paths;
+use crate::analysis::attention_pass::Zoom;
 use crate::analysis::AnalysisSpec;
+use crate::data::DataSpec;
 use crate::paper::{PaperRef, PaperRow};
 use crate::train::run::ResolvedRun;
 use anyhow::{anyhow, bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use yaml_serde::Value;
 
 pub struct ExperimentOptions {
@@ -49,11 +52,24 @@ pub fn load(path: &Path, options: &ExperimentOptions) -> Result<Experiment> {
         Some(n) => n.clone(),
         None => path.file_stem().map(|s| s.to_string_lossy().into_owned()).context("experiment file has no name")?,
     };
+    check_name(&name).with_context(|| path.display().to_string())?;
     let mut planned = plan(&file, &options.overrides).map_err(|e| with_line(e, path, &text))?;
     if let Some(only) = &options.only {
         planned.retain(|r| &r.label == only || &r.run_id == only);
         if planned.is_empty() {
             bail!("--only {only}: no run has that label or id in {}", path.display());
+        }
+    }
+    for p in &planned {
+        if let Some(paper) = p.paper.as_ref().filter(|r| r.row().is_none()) {
+            bail!(
+                "{}: sweep variant '{}': paper: no row of table {} for model '{}' on {} in data/paper/published.csv",
+                path.display(),
+                p.label,
+                paper.table,
+                paper.model,
+                paper.dataset
+            );
         }
     }
     let dir = options.results_root.join(&name);
@@ -67,10 +83,49 @@ pub fn load(path: &Path, options: &ExperimentOptions) -> Result<Experiment> {
         }
         let run =
             ResolvedRun::from_tree(tree).map_err(|e| with_line(e.context(format!("run {}", p.run_id)), path, &text))?;
-        runs.push(PlannedRun { label: p.label, seed: p.seed, run_id: p.run_id, paper: p.paper, run });
+        let planned = PlannedRun { label: p.label, seed: p.seed, run_id: p.run_id, paper: p.paper, run };
+        check_before_training(&planned, &file.analysis)
+            .map_err(|e| anyhow!("{}: run {} ({}): {e:#}", path.display(), planned.run_id, planned.run.model.name))?;
+        runs.push(planned);
     }
     file.analysis.validate().with_context(|| path.display().to_string())?;
     Ok(Experiment { name, description: file.description, runs, analysis: file.analysis })
+}
+
+/// The experiment's folder name must stay under `--results`: relative, without `..`.
+fn check_name(name: &str) -> Result<()> {
+    let path = Path::new(name);
+    let escapes = path.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+    if name.trim().is_empty() || escapes {
+        bail!("name: '{name}': expected a folder name under --results (relative, without '..')");
+    }
+    Ok(())
+}
+
+/// What training would refuse only after the runs before it trained, checked now from the resolved run:
+/// the analysis needs SK units, the batch splits over the devices, and for the synthetic set (its size and
+/// classes are in its spec; CIFAR and image folders are not opened here) the batch fits the training set
+/// and a fixed class count matches the data.
+fn check_before_training(planned: &PlannedRun, analysis: &AnalysisSpec) -> Result<()> {
+    let run = &planned.run;
+    if let Some(attention) = &analysis.attention {
+        kernel_paths(&run.model.spec).context("analysis.attention")?;
+        if attention.zoom == Zoom::Render && !matches!(run.data, DataSpec::Synthetic(_)) {
+            bail!("analysis.attention.zoom: render draws synthetic scenes; with other data use zoom: resize");
+        }
+    }
+    let (batch, devices) = (run.recipe.batch_size, run.devices.len());
+    if devices > 1 && !batch.is_multiple_of(devices) {
+        bail!("recipe.batch_size: {batch} cannot be split evenly over {devices} devices");
+    }
+    if let DataSpec::Synthetic(_) = &run.data {
+        let data = crate::data::open(&run.data, run.data_root.as_deref())?;
+        if batch > data.train.len() {
+            bail!("recipe.batch_size: {batch} is larger than the training set ({} samples)", data.train.len());
+        }
+        run.clone().bind_classes(data.train.num_classes())?;
+    }
+    Ok(())
 }
 
 /// The line of `text` where `key` first appears as a YAML key, for error messages.

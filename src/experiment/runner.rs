@@ -4,7 +4,7 @@
 use super::load::{Experiment, ExperimentOptions, PlannedRun};
 use super::pipeline::{failed_row, run_one};
 use super::store::ExperimentDir;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use std::time::Instant;
 
 /// What happened to each run of this invocation.
@@ -14,23 +14,31 @@ pub struct Outcome {
     pub skipped: Vec<String>,
     pub failed: Vec<String>,
     pub locked: Vec<String>,
+    /// Runs recorded as failed by an earlier invocation and kept so (also in `skipped`).
+    pub failed_earlier: Vec<String>,
 }
 
 /// Trains every run not yet finished.
 pub fn run(exp: &Experiment, options: &ExperimentOptions) -> Result<Outcome> {
     let store = ExperimentDir::create(options.results_root.join(&exp.name))?;
+    check_finished_runs(exp, &store)?;
     let mut outcome = Outcome::default();
     let total = exp.runs.len();
     for (i, planned) in exp.runs.iter().enumerate() {
         let id = &planned.run_id;
         let prefix = format!("[{}/{total}] {id}", i + 1);
         if let Some(done) = store.recorded(&planned.label, planned.seed)? {
-            if done.is_ok() || !options.retry_failed {
+            // A finished run whose folder was removed is trained again (see `check_finished_runs`).
+            let finished = done.is_ok() && store.run_dir(id).run_file().exists();
+            if finished || !(done.is_ok() || options.retry_failed) {
                 eprintln!(
                     "{prefix}: already {} (skipped)",
-                    if done.is_ok() { "finished" } else { "failed; --retry-failed trains it again" }
+                    if finished { "finished" } else { "failed; --retry-failed trains it again" }
                 );
                 outcome.skipped.push(id.clone());
+                if !finished {
+                    outcome.failed_earlier.push(id.clone());
+                }
                 continue;
             }
         }
@@ -47,6 +55,45 @@ pub fn run(exp: &Experiment, options: &ExperimentOptions) -> Result<Outcome> {
         }
     }
     Ok(outcome)
+}
+
+/// Refuses to go on when a run recorded as finished is not the run asked for now (the experiment file or
+/// `--set` changed its model, data, recipe or seed): its results.csv row would be reported as the new
+/// run's. Refusing, rather than training it again, keeps the finished run's weights and numbers until the
+/// user chooses (another --results folder, or removing the run folder, which trains it again). Raised
+/// epochs could resume from the checkpoint, but the row, the log and the analysis would then mix sessions;
+/// the simple rule is the safe one.
+fn check_finished_runs(exp: &Experiment, store: &ExperimentDir) -> Result<()> {
+    let results = store.results()?;
+    let mut changed = Vec::new();
+    for planned in &exp.runs {
+        let dir = store.run_dir(&planned.run_id);
+        let finished = results.iter().any(|r| r.label == planned.label && r.seed == planned.seed && r.is_ok());
+        if !finished || !dir.run_file().exists() {
+            continue;
+        }
+        let saved = dir.read_run()?;
+        // The saved run has its class count bound to the data; bind the asked one alike (a changed data
+        // set shows up as a data difference). Where it runs (devices, world size, paths) may differ.
+        let mut asked = planned.run.clone();
+        if !asked.model.fixed_classes {
+            asked.bind_classes(saved.model.spec.num_classes())?;
+        }
+        if let Err(err) = asked.check_resumes(&saved, true) {
+            let message = err.to_string();
+            let what = message.split("; resume with").next().unwrap_or(&message);
+            let what = what.replace(" in the run being resumed ", " in the finished run ");
+            changed.push(format!(
+                "run {}: {what}; use another --results folder, or remove {} to train it again",
+                planned.run_id,
+                dir.run_file().parent().unwrap_or(&store.root).display()
+            ));
+        }
+    }
+    if !changed.is_empty() {
+        bail!("finished runs differ from the experiment as it is now:\n{}", changed.join("\n"));
+    }
+    Ok(())
 }
 
 /// Runs one planned run (its lock held) and records its row; false when it failed.

@@ -2,7 +2,7 @@
 //! run folders, and the summary files.
 use crate::report::results::{read_results, write_results, RunResult};
 use crate::train::run_dir::RunDir;
-use crate::util::fs::try_lock;
+use crate::util::fs::{try_lock, FileLock};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 
@@ -51,15 +51,21 @@ impl ExperimentDir {
         Ok(self.results()?.into_iter().find(|r| r.label == label && r.seed == seed))
     }
 
+    /// Waits for the experiment's lock (results.lock), held by whoever writes results.csv or the summary
+    /// files, and holds it until dropped.
+    pub fn lock(&self) -> Result<FileLock> {
+        loop {
+            if let Some(lock) = try_lock(&self.root.join("results.lock"))? {
+                return Ok(lock);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Records `row`, replacing an earlier row of the same (label, seed); the file is rewritten whole and
     /// renamed into place, under the experiment's lock, so concurrent runners never lose a row.
     pub fn record(&self, row: &RunResult) -> Result<()> {
-        let _guard = loop {
-            if let Some(lock) = try_lock(&self.root.join("results.lock"))? {
-                break lock;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        };
+        let _guard = self.lock()?;
         let mut rows = self.results()?;
         rows.retain(|r| !(r.label == row.label && r.seed == row.seed));
         rows.push(row.clone());

@@ -10,9 +10,12 @@ use anyhow::Result;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Writes the summary files of the experiment's results under `results_root`; returns the markdown.
+/// Writes the summary files of the experiment's results under `results_root`; returns the markdown. The
+/// experiment's lock is held throughout, so that two runners finishing together write one after the other
+/// (each from the results.csv it reads under the lock).
 pub fn summarise(exp: &Experiment, results_root: &Path) -> Result<String> {
     let store = ExperimentDir::create(results_root.join(&exp.name))?;
+    let _guard = store.lock()?;
     let results = store.results()?;
     let mut rows = summarise_results(&results);
     for row in &mut rows {

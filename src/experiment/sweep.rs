@@ -103,11 +103,37 @@ fn apply_assignments(config: &mut Value, assignments: &[(String, Value)]) -> Res
     Ok(())
 }
 
-/// Every run of the experiment, with `overrides` (from `--set`) applied last, for all runs.
-pub fn plan(exp: &ExperimentFile, overrides: &[(String, Value)]) -> Result<Vec<SweepRun>> {
-    if exp.seeds.is_empty() {
+/// The seeds to run: the file's `seeds:`, or the one `--set seed=N` names. A seed is the run's place in the
+/// experiment (its run id and folder, its results row), so it is never a sweep key nor in `base:` (where
+/// every run would overwrite it): those are refused rather than silently replaced.
+fn seeds(exp: &ExperimentFile, overrides: &[(String, Value)]) -> Result<Vec<u64>> {
+    const USE_SEEDS: &str =
+        "an experiment's seeds are its `seeds:` list (e.g. seeds: [1, 2]); `--set seed=N` runs seed N alone";
+    if exp.base.get("seed").is_some() {
+        bail!("base.seed: {USE_SEEDS}");
+    }
+    if exp.sweep.grid.contains_key("seed") {
+        bail!("sweep.grid.seed: {USE_SEEDS}");
+    }
+    if let Some(v) = exp.sweep.variants.iter().find(|v| v.set.contains_key("seed")) {
+        bail!("sweep variant '{}': set.seed: {USE_SEEDS}", v.label);
+    }
+    let seeds = match overrides.iter().rev().find(|(k, _)| k == "seed") {
+        Some((_, v)) => {
+            vec![v.as_u64().with_context(|| format!("--set seed: expected a seed (0, 1, ...), got {v:?}"))?]
+        }
+        None => exp.seeds.clone(),
+    };
+    if seeds.is_empty() {
         bail!("seeds: expected at least one seed");
     }
+    Ok(seeds)
+}
+
+/// Every run of the experiment, with `overrides` (from `--set`) applied last, for all runs.
+pub fn plan(exp: &ExperimentFile, overrides: &[(String, Value)]) -> Result<Vec<SweepRun>> {
+    let seeds = seeds(exp, overrides)?;
+    let overrides: Vec<(String, Value)> = overrides.iter().filter(|(k, _)| k != "seed").cloned().collect();
     let variants: Vec<Point> = exp
         .sweep
         .variants
@@ -141,9 +167,9 @@ pub fn plan(exp: &ExperimentFile, overrides: &[(String, Value)]) -> Result<Vec<S
         if !seen.insert(label.clone()) {
             bail!("sweep: two sweep points share the label '{label}'");
         }
-        for &seed in &exp.seeds {
+        for &seed in &seeds {
             let mut tree = exp.base.clone();
-            let assignments: Vec<(String, Value)> = point.assignments.iter().chain(overrides).cloned().collect();
+            let assignments: Vec<(String, Value)> = point.assignments.iter().chain(&overrides).cloned().collect();
             apply_assignments(&mut tree, &assignments).with_context(|| format!("sweep point '{label}'"))?;
             set_dotted(&mut tree, "seed", Value::from(seed))?;
             runs.push(SweepRun {

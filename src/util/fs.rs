@@ -3,14 +3,24 @@ use anyhow::{Context, Result};
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename: readers see the old file or
-/// the new one, whole.
+/// the new one, whole. The temporary name is unique to this process and call (`NAME.PID.N.tmp`), so that
+/// two writers of one file (two runners finishing together) never write or rename each other's file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let name = path.file_name().with_context(|| format!("{}: not a file path", path.display()))?;
-    let tmp = path.with_file_name(format!("{}.tmp", name.to_string_lossy()));
-    write_synced(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_file_name(format!("{}.{}.{n}.tmp", name.to_string_lossy(), std::process::id()));
+    if let Err(err) = write_synced(&tmp, bytes) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err);
+    }
+    if let Err(err) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err).with_context(|| format!("replacing {}", path.display()));
+    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         sync_dir(parent)?;
     }
