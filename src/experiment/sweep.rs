@@ -1,9 +1,9 @@
 //! Expands an experiment file into its runs: sweep points x seeds, each a run file's YAML tree (dotted-key
 //! edits are the right tool here) with a stable label. [`super::load`] resolves each tree once.
 use super::schema::ExperimentFile;
-use crate::models::registry;
 use crate::overrides::set_dotted;
 use crate::paper::PaperRef;
+use crate::train::run::apply_assignments;
 use anyhow::{bail, Context, Result};
 use yaml_serde::Value;
 
@@ -57,50 +57,6 @@ fn grid_points(exp: &ExperimentFile) -> Vec<Point> {
             .collect();
     }
     points
-}
-
-/// `model.sk.x` is short for `model.overrides.sk.x`: every model key but `name` and `overrides` is a spec field.
-fn normalise_key(key: &str) -> String {
-    match key.strip_prefix("model.") {
-        Some(rest) if !(rest == "name" || rest.starts_with("name.") || rest.starts_with("overrides")) => {
-            format!("model.overrides.{rest}")
-        }
-        _ => key.to_string(),
-    }
-}
-
-/// Writes the model's whole spec into `model.overrides` (keeping the class count free, so that it still
-/// follows the data), so that dotted keys can reach any spec field, list entries included.
-fn materialise_model_spec(config: &mut Value) -> Result<()> {
-    let name = config
-        .get("model")
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .context("model.name: a run needs a model name before its spec fields can be set")?
-        .to_string();
-    let overrides = config.get("model").and_then(|m| m.get("overrides")).filter(|o| !o.is_null()).cloned();
-    let explicit_classes = overrides.as_ref().and_then(|o| o.get("num_classes")).is_some();
-    let spec = registry::resolve(&name, overrides.as_ref())?;
-    let mut tree = yaml_serde::to_value(&spec)?;
-    if let (Some(map), false) = (tree.as_mapping_mut(), explicit_classes) {
-        map.remove("num_classes");
-    }
-    set_dotted(config, "model.overrides", tree)
-}
-
-/// Applies one run's assignments: model names first, then the spec fields (on the whole spec), then the rest.
-fn apply_assignments(config: &mut Value, assignments: &[(String, Value)]) -> Result<()> {
-    let normalised: Vec<(String, &Value)> = assignments.iter().map(|(k, v)| (normalise_key(k), v)).collect();
-    for (key, value) in normalised.iter().filter(|(k, _)| k == "model.name") {
-        set_dotted(config, key, (*value).clone())?;
-    }
-    if normalised.iter().any(|(k, _)| k.starts_with("model.overrides.")) {
-        materialise_model_spec(config)?;
-    }
-    for (key, value) in normalised.iter().filter(|(k, _)| k != "model.name") {
-        set_dotted(config, key, (*value).clone())?;
-    }
-    Ok(())
 }
 
 /// The seeds to run: the file's `seeds:`, or the one `--set seed=N` names. A seed is the run's place in the
