@@ -18,8 +18,9 @@ pub struct AttentionArgs {
     /// Change a field of the model's spec, e.g. `--set num_classes=10` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", requires = "model")]
     set: Vec<String>,
-    /// The model's weights: a safetensors file with PyTorch (timm/torchvision) key names, or a run,
-    /// checkpoint or export folder holding one. With --run, default: the run's last checkpoint.
+    /// The model's weights: a safetensors or torch.save (.pth/.pt) file with PyTorch (timm/torchvision) key
+    /// names, a run, checkpoint or export folder holding one, or hf:OWNER/NAME (hf:default: the model's timm
+    /// weights) from the Hugging Face cache. With --run, default: the run's last checkpoint.
     #[arg(long, value_name = "PATH", required_unless_present = "run")]
     weights: Option<PathBuf>,
     /// A training run folder (from `sk-exp train` or `sk-exp run`): its model, its data and its weights.

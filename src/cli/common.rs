@@ -1,6 +1,7 @@
 //! Flag values several subcommands share: a model (a training run's or a registered one) with `--set`
 //! changes, and its weights.
 use anyhow::{anyhow, bail, ensure, Result};
+use sk_exp::interop::hf;
 use sk_exp::models::{registry, ModelSpec};
 use sk_exp::overrides;
 use sk_exp::train::run_dir::{locate_weights, RunDir};
@@ -21,8 +22,8 @@ fn with_assignments(spec: ModelSpec, assignments: &[String]) -> Result<ModelSpec
 
 /// The model of a training run's folder (`run`, from `sk-exp train` or `sk-exp run`: its run file's model
 /// with its last checkpoint's weights unless `weights` names others) or a registered model (`model`, with
-/// `weights` if given), its spec changed by the `set` assignments. `weights` is located with
-/// [`locate_weights`].
+/// `weights` if given), its spec changed by the `set` assignments. `weights` is a Hugging Face repository
+/// (`hf:...`, found in the local cache by [`hf::resolve`]) or a path located with [`locate_weights`].
 pub fn model_and_weights(
     run: Option<&Path>,
     model: Option<&str>,
@@ -36,7 +37,10 @@ pub fn model_and_weights(
     };
     let spec = with_assignments(spec, set)?;
     let weights = match (weights, run) {
-        (Some(path), _) => Some(locate_weights(path)?),
+        (Some(path), _) => Some(match hf::repository(path) {
+            Some(repo) => hf::resolve(repo, model.filter(|_| run.is_none()))?,
+            None => locate_weights(path)?,
+        }),
         (None, Some(dir)) => Some(RunDir::new(dir).weights_file()),
         (None, None) => None,
     };

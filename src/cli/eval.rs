@@ -22,8 +22,9 @@ pub struct SourceArgs {
     /// A registered model name (see `sk-exp models`).
     #[arg(long)]
     model: Option<String>,
-    /// The model's weights: a safetensors file with PyTorch (timm/torchvision) key names, or a run,
-    /// checkpoint or export folder holding one.
+    /// The model's weights: a safetensors or torch.save (.pth/.pt) file with PyTorch (timm/torchvision) key
+    /// names, a run, checkpoint or export folder holding one, or hf:OWNER/NAME (hf:default: the model's timm
+    /// weights) from the Hugging Face cache, offline.
     #[arg(long, value_name = "PATH")]
     weights: Option<PathBuf>,
     /// Change a field of the model's spec, e.g. `--set num_classes=10` (repeatable).

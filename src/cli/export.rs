@@ -16,7 +16,8 @@ pub struct ExportArgs {
     /// A registered model name (see `sk-exp models`).
     #[arg(long, requires = "weights")]
     model: Option<String>,
-    /// The weights: a safetensors file with PyTorch key names, or a run or checkpoint folder holding one.
+    /// The weights: a safetensors or torch.save (.pth/.pt) file with PyTorch key names, a run or checkpoint
+    /// folder holding one, or hf:OWNER/NAME (hf:default: the model's timm weights) from the Hugging Face cache.
     #[arg(long, value_name = "PATH")]
     weights: Option<PathBuf>,
     /// Change a field of the model's spec, e.g. `--set num_classes=10` (repeatable).

@@ -1,8 +1,10 @@
 //! A small unpickler for the CIFAR Python files: a dict of byte strings, int lists and one uint8 numpy
 //! array. It understands the binary opcodes of protocols 2-4 and exactly the globals those files use
 //! (numpy's array reconstruction and Python 3's `_codecs.encode` for byte strings); anything else is an
-//! error, so no pickle ever runs code here.
+//! error, so no pickle ever runs code here. [`parse_with`] takes another allow-list ([`Calls`]): what
+//! `torch.save` state_dicts need (models::pth).
 use anyhow::{anyhow, bail, Context, Result};
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -23,6 +25,8 @@ pub enum Value {
     Dtype(Rc<str>),
     /// An ndarray: empty until BUILD gives it its state.
     Array(Rc<RefCell<Option<NdArray>>>),
+    /// An object a [`Calls`] made (a storage, a tensor); opaque to the unpickler.
+    Object(Rc<dyn Any>),
 }
 
 /// Dropped without recursion: a crafted pickle of a few hundred kilobytes can nest containers a few hundred
@@ -121,9 +125,36 @@ pub const MAX_DEPTH: usize = 100;
 
 /// Parse one pickle. Errors name the byte offset; the caller adds the file name.
 pub fn parse(bytes: &[u8]) -> Result<Value> {
-    let value = Unpickler { input: bytes, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()?;
+    parse_with(bytes, &mut CifarCalls).map(|(value, _)| value)
+}
+
+/// What a pickle may name and call: the allow-list of one kind of file. Everything a pickle does beyond
+/// building plain values (None, numbers, strings, tuples, lists, dicts) goes through it, so a pickle runs
+/// only what it allows.
+pub trait Calls {
+    /// The files this allow-list is for, for errors ("the CIFAR files").
+    fn files(&self) -> &'static str;
+    /// GLOBAL and STACK_GLOBAL naming `module.name`: an error refuses the pickle there.
+    fn global(&mut self, _name: &str) -> Result<()> {
+        Ok(())
+    }
+    /// REDUCE: `callable(*args)`.
+    fn reduce(&mut self, callable: &Value, args: &Value) -> Result<Value>;
+    /// BUILD: `target.__setstate__(state)`.
+    fn build(&mut self, target: &Value, state: &Value) -> Result<()>;
+    /// BINPERSID and PERSID: the object a persistent id stands for.
+    fn persistent_load(&mut self, _pid: &Value) -> Result<Value> {
+        bail!("persistent ids are not used by {}", self.files())
+    }
+}
+
+/// Parse the pickle at the start of `bytes` with the allow-list `calls`; returns its value and the bytes
+/// it took (a file may hold several pickles in a row). Errors name the byte offset.
+pub fn parse_with(bytes: &[u8], calls: &mut dyn Calls) -> Result<(Value, usize)> {
+    let (value, used) =
+        Unpickler { input: bytes, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), calls }.run()?;
     check_depth(&value)?;
-    Ok(value)
+    Ok((value, used))
 }
 
 /// That `root` nests containers at most [`MAX_DEPTH`] levels deep (and holds none inside itself), so that
@@ -137,7 +168,7 @@ fn check_depth(root: &Value) -> Result<()> {
         /// The deepest nesting among the items seen so far.
         deepest: usize,
     }
-    let too_deep = || anyhow!("containers nested deeper than {MAX_DEPTH} levels (not a CIFAR file)");
+    let too_deep = || anyhow!("containers nested deeper than {MAX_DEPTH} levels");
     let Some((id, items)) = root.items() else { return Ok(()) };
     let mut depths: HashMap<*const (), usize> = HashMap::new();
     let mut path = vec![Frame { id, items, next: 0, deepest: 0 }];
@@ -148,7 +179,7 @@ fn check_depth(root: &Value) -> Result<()> {
             if let Some(&depth) = depths.get(&id) {
                 top.deepest = top.deepest.max(depth);
             } else if path.iter().any(|frame| frame.id == id) {
-                bail!("a container holds itself (not a CIFAR file)");
+                bail!("a container holds itself");
             } else if path.len() >= MAX_DEPTH {
                 return Err(too_deep());
             } else {
@@ -176,16 +207,17 @@ struct Unpickler<'a> {
     /// Stack depths at each MARK.
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
+    calls: &'a mut dyn Calls,
 }
 
 impl<'a> Unpickler<'a> {
-    fn run(mut self) -> Result<Value> {
+    fn run(mut self) -> Result<(Value, usize)> {
         loop {
             let at = self.pos;
             let op = self.byte()?;
             self.step(op).with_context(|| format!("pickle opcode 0x{op:02x} at byte {at}"))?;
             if op == b'.' {
-                return self.pop();
+                return Ok((self.pop()?, self.pos));
             }
         }
     }
@@ -198,7 +230,7 @@ impl<'a> Unpickler<'a> {
             || self.container_op(op)?
             || self.call_op(op)?;
         if !known {
-            bail!("unsupported pickle opcode (not one the CIFAR files use)");
+            bail!("unsupported pickle opcode (not one {} use)", self.calls.files());
         }
         Ok(())
     }
@@ -324,35 +356,47 @@ impl<'a> Unpickler<'a> {
         Ok(true)
     }
 
-    /// Naming globals, and calling them (REDUCE, BUILD): only what [`reduce`] and [`build`] allow runs.
+    /// Naming globals, calling them (REDUCE, BUILD) and persistent ids: only what `self.calls` allows runs.
     fn call_op(&mut self, op: u8) -> Result<bool> {
         match op {
             b'c' => {
                 let module = self.line()?;
                 let name = self.line()?;
-                self.stack.push(Value::Global(format!("{module}.{name}").into()));
+                self.push_global(format!("{module}.{name}"))?;
             }
             0x93 => {
                 let pair = self.pop_n(2)?;
                 match (&pair[0], &pair[1]) {
-                    (Value::Str(m), Value::Str(n)) => self.stack.push(Value::Global(format!("{m}.{n}").into())),
+                    (Value::Str(m), Value::Str(n)) => self.push_global(format!("{m}.{n}"))?,
                     _ => bail!("STACK_GLOBAL needs two strings"),
                 }
             }
             b'R' => {
                 let args = self.pop()?;
                 let callable = self.pop()?;
-                let result = reduce(&callable, &args)?;
+                let result = self.calls.reduce(&callable, &args)?;
                 self.stack.push(result);
             }
             b'b' => {
                 let state = self.pop()?;
                 let target = self.stack.last().ok_or_else(|| anyhow!("BUILD on an empty stack"))?;
-                build(target, &state)?;
+                self.calls.build(target, &state)?;
+            }
+            b'Q' | b'P' => {
+                // BINPERSID (the id from the stack), PERSID (the id as a line of text).
+                let pid = if op == b'Q' { self.pop()? } else { Value::Str(self.line()?.into()) };
+                let object = self.calls.persistent_load(&pid)?;
+                self.stack.push(object);
             }
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    fn push_global(&mut self, name: String) -> Result<()> {
+        self.calls.global(&name)?;
+        self.stack.push(Value::Global(name.into()));
+        Ok(())
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
@@ -440,6 +484,21 @@ fn long_from_le(bytes: &[u8]) -> Result<i64> {
     let mut le = [fill; 8];
     le[..n].copy_from_slice(bytes);
     Ok(i64::from_le_bytes(le))
+}
+
+/// The CIFAR files' allow-list: [`reduce`] and [`build`].
+struct CifarCalls;
+
+impl Calls for CifarCalls {
+    fn files(&self) -> &'static str {
+        "the CIFAR files"
+    }
+    fn reduce(&mut self, callable: &Value, args: &Value) -> Result<Value> {
+        reduce(callable, args)
+    }
+    fn build(&mut self, target: &Value, state: &Value) -> Result<()> {
+        build(target, state)
+    }
 }
 
 /// The calls the CIFAR files make, and nothing else.

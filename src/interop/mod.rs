@@ -1,5 +1,7 @@
-//! Interop with PyTorch: TorchScript files in and out, `.npy` tensors, and libtorch's errors as one line.
+//! Interop with PyTorch: TorchScript files in and out, `.npy` tensors, the Hugging Face cache, and libtorch's
+//! errors as one line.
 pub mod export;
+pub mod hf;
 pub mod npy;
 pub mod torchscript;
 

@@ -5,6 +5,7 @@ pub mod densenet;
 pub mod dpn;
 pub mod layers;
 pub mod limits;
+pub mod pth;
 pub mod registry;
 pub mod resnext;
 pub mod se;
@@ -138,13 +139,14 @@ pub struct LoadedModel {
 }
 
 /// Builds `spec` on `device` (checked first: libtorch aborts on a missing GPU) and loads `weights`, a
-/// safetensors file of PyTorch state_dict names; None keeps the random initialisation.
+/// safetensors or `torch.save` file of PyTorch state_dict names ([`weights::load`]); None keeps the random
+/// initialisation.
 pub fn load(spec: &ModelSpec, weights: Option<&std::path::Path>, device: tch::Device) -> Result<LoadedModel> {
     crate::device::check(device)?;
     let vs = nn::VarStore::new(device);
     let model = Model::build(&vs.root(), spec)?;
     if let Some(path) = weights {
-        weights::load_safetensors(&vs, path)?;
+        weights::load(&vs, path)?;
     }
     Ok(LoadedModel { model, vs })
 }

@@ -1,7 +1,9 @@
-//! Model weights as safetensors files keyed by PyTorch state_dict names. Our VarStore names equal
-//! torchvision's/timm's, so weights move between sk-exp and PyTorch without a renaming table.
+//! Model weights as safetensors files keyed by PyTorch state_dict names, and `torch.save` state_dicts
+//! ([`super::pth`]) read alike. Our VarStore names equal torchvision's/timm's, so weights move between
+//! sk-exp and PyTorch without a renaming table.
 use anyhow::{anyhow, bail, Result};
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
 use std::path::Path;
 use tch::{nn, Device, TchError, Tensor};
 
@@ -20,13 +22,41 @@ pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
     })
 }
 
-/// Copies every variable of `vs` (parameters and BN running statistics) from a safetensors file of a
-/// PyTorch state_dict, converting to each variable's dtype and device. The file must hold exactly the
-/// store's variables with the same shapes (`num_batches_tracked` counters are ignored); otherwise one
-/// error lists every missing, unexpected and mis-shaped tensor, and no variable is changed.
+/// Every named tensor of a weights file in either format, told apart by its first bytes: a `torch.save`
+/// file (`.pth`, `.pt`, `pytorch_model.bin`: [`super::pth`]) or else safetensors. Where a `torch.save` file's
+/// state_dict had to be found (a checkpoint's entry, DDP's `module.` prefix), one note line each on stderr.
+pub fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let mut head = Vec::new();
+    if let Ok(file) = std::fs::File::open(path) {
+        // Unreadable files fall through to the safetensors reader, whose error names the cause.
+        let _ = std::io::Read::take(file, 16).read_to_end(&mut head);
+    }
+    if !super::pth::is_torch_save(&head) {
+        return read_tensors(path);
+    }
+    let state_dict = super::pth::read(path)?;
+    for note in &state_dict.notes {
+        eprintln!("note: weights file {}: {note}", path.display());
+    }
+    Ok(state_dict.tensors)
+}
+
+/// [`load_tensors`] from a weights file in either format ([`read_state_dict`]).
+pub fn load(vs: &nn::VarStore, path: &Path) -> Result<()> {
+    load_tensors(vs, read_state_dict(path)?, path)
+}
+
+/// [`load_tensors`] from a safetensors file.
 pub fn load_safetensors(vs: &nn::VarStore, path: &Path) -> Result<()> {
-    let mut file: HashMap<String, Tensor> =
-        read_tensors(path)?.into_iter().filter(|(name, _)| !is_batch_counter(name)).collect();
+    load_tensors(vs, read_tensors(path)?, path)
+}
+
+/// Copies every variable of `vs` (parameters and BN running statistics) from the `tensors` of a PyTorch
+/// state_dict read from the weights file `path`, converting to each variable's dtype and device. They must
+/// be exactly the store's variables with the same shapes (`num_batches_tracked` counters are ignored);
+/// otherwise one error lists every missing, unexpected and mis-shaped tensor, and no variable is changed.
+pub fn load_tensors(vs: &nn::VarStore, tensors: Vec<(String, Tensor)>, path: &Path) -> Result<()> {
+    let mut file: HashMap<String, Tensor> = tensors.into_iter().filter(|(name, _)| !is_batch_counter(name)).collect();
     let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
 
     let missing: Vec<String> = vars.keys().filter(|name| !file.contains_key(*name)).cloned().collect();
