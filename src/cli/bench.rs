@@ -187,8 +187,7 @@ pub fn run_train(args: TrainBenchArgs) -> Result<()> {
         }
         _ => device,
     };
-    let backend = if device.is_cuda() { "nccl" } else { "gloo" };
-    let group = launch.map(|launch| ProcessGroup::join(&launch, backend, GROUP_TIMEOUT)).transpose()?;
+    let group = launch.map(|launch| ProcessGroup::join_for_device(&launch, device, GROUP_TIMEOUT)).transpose()?;
     let (rank, world) = group.as_ref().map_or((0, 1), |g| (g.rank(), g.world()));
     let mut replica = Replica::start(device, &setup, &StartState { weights, optimizer: None }, group)?;
     // Each step reads its loss back, which waits for the device: the clock sees finished steps.

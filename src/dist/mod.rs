@@ -3,10 +3,10 @@
 //! parallel needs. The C++ side is `shim.cpp`; everything here is safe Rust over it.
 pub mod spawn;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::ffi::{c_char, CStr, CString};
 use std::time::Duration;
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 #[repr(C)]
 struct SkGroup {
@@ -157,6 +157,21 @@ impl ProcessGroup {
             )
         })?;
         Ok(ProcessGroup { raw, rank: launch.rank, world: launch.world })
+    }
+
+    /// Joins the launch's group with the backend for `device`: NCCL between GPUs, Gloo between CPUs
+    /// (SK_EXP_DIST_BACKEND=gloo makes GPUs use Gloo too, e.g. two ranks on one GPU, which NCCL refuses).
+    pub fn join_for_device(launch: &Launch, device: Device, timeout: Duration) -> Result<ProcessGroup> {
+        let backend = match std::env::var("SK_EXP_DIST_BACKEND") {
+            Ok(name) if name == "gloo" || name == "nccl" => name,
+            Ok(other) => bail!("SK_EXP_DIST_BACKEND={other}: expected gloo or nccl"),
+            Err(_) => (if device.is_cuda() { "nccl" } else { "gloo" }).to_string(),
+        };
+        ensure!(
+            backend == "gloo" || has_nccl(),
+            "this sk-exp was built without NCCL (no libtorch_cuda or NCCL headers at build time): cannot train on {device:?} with several ranks"
+        );
+        ProcessGroup::join(launch, &backend, timeout)
     }
 
     pub fn rank(&self) -> usize {

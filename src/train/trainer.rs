@@ -145,7 +145,7 @@ pub fn train(
     );
     tch::set_num_threads(threads);
     let group = match &launch {
-        Some(launch) => Some(join_group(launch, device)?),
+        Some(launch) => Some(ProcessGroup::join_for_device(launch, device, group_timeout()?)?),
         None => None,
     };
     let mut run = run.clone();
@@ -190,22 +190,6 @@ fn group_timeout() -> Result<Duration> {
         Err(_) => 600,
     };
     Ok(Duration::from_secs(seconds))
-}
-
-/// Joins the launch's group: NCCL between GPUs, Gloo between CPUs (SK_EXP_DIST_BACKEND=gloo makes GPUs use
-/// Gloo too, e.g. two ranks on one GPU, which NCCL refuses).
-fn join_group(launch: &Launch, device: Device) -> Result<ProcessGroup> {
-    let backend = match std::env::var("SK_EXP_DIST_BACKEND") {
-        Ok(name) if name == "gloo" || name == "nccl" => name,
-        Ok(other) => bail!("SK_EXP_DIST_BACKEND={other}: expected gloo or nccl"),
-        Err(_) => (if device.is_cuda() { "nccl" } else { "gloo" }).to_string(),
-    };
-    let backend = backend.as_str();
-    ensure!(
-        backend == "gloo" || dist::has_nccl(),
-        "this sk-exp was built without NCCL (no libtorch_cuda or NCCL headers at build time): cannot train on {device:?} with several ranks"
-    );
-    ProcessGroup::join(launch, backend, group_timeout()?)
 }
 
 /// This process's device: alone, the run's one device; as rank r, `devices[LOCAL_RANK]` when the list
