@@ -3,12 +3,11 @@
 //! figure or a one-line error naming the file: never hang (a deadline kills it), never panic.
 mod common;
 
-use common::KillOnDrop;
 use sk_exp::report::results::find_results_files;
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 const METRICS_HEADER: &str =
     "epoch,lr,train_loss,train_top1_err,eval_loss,eval_top1_err,eval_top5_err,images_per_s,wall_s";
@@ -25,28 +24,11 @@ struct Ran {
     stderr: String,
 }
 
-/// Runs `sk-exp ARGS` with its output in files under `scratch`, failing the test (and killing the child) if
-/// it has not ended within [`DEADLINE`].
-fn sk_exp_within_deadline(scratch: &Path, args: &[&str]) -> Ran {
-    let (out_path, err_path) = (scratch.join("stdout.txt"), scratch.join("stderr.txt"));
-    let child = Command::new(env!("CARGO_BIN_EXE_sk-exp"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&out_path).unwrap())
-        .stderr(fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < DEADLINE, "sk-exp {args:?} did not end within {} s: killed", DEADLINE.as_secs());
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let read = |path: &Path| fs::read_to_string(path).unwrap();
-    Ran { code: status.code(), stdout: read(&out_path), stderr: read(&err_path) }
+/// Runs `sk-exp ARGS`, failing the test (and killing the child) if it has not ended within [`DEADLINE`].
+fn sk_exp_within_deadline(args: &[&str]) -> Ran {
+    let out = common::output_within(Command::new(env!("CARGO_BIN_EXE_sk-exp")).args(args), DEADLINE);
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    Ran { code: out.status.code(), stdout: text(out.stdout), stderr: text(out.stderr) }
 }
 
 /// The command succeeded and wrote `STEM.png` and `STEM.svg`.
@@ -75,7 +57,7 @@ fn summary_of_results_near_the_ends_of_f64_is_drawn() {
         &dir,
         &["a,0,m,1000,1000,1e308,1.0,1,1,1,ok", "b,0,m,1000,1000,-1e308,1.0,1,1,1,ok", "c,0,m,1000,1000,20,1,1,1,1,ok"],
     );
-    let ran = sk_exp_within_deadline(&dir, &["plot", "summary", &arg(&dir)]);
+    let ran = sk_exp_within_deadline(&["plot", "summary", &arg(&dir)]);
     assert_drew(&ran, &dir.join("summary"));
 }
 
@@ -88,7 +70,7 @@ fn summary_csv_near_the_ends_of_f64_is_drawn() {
         "c,m,1000,1,5e-324,,",
     ];
     fs::write(dir.join("summary.csv"), format!("{SUMMARY_HEADER}\n{}\n", rows.join("\n"))).unwrap();
-    let ran = sk_exp_within_deadline(&dir, &["plot", "summary", &arg(&dir)]);
+    let ran = sk_exp_within_deadline(&["plot", "summary", &arg(&dir)]);
     assert_drew(&ran, &dir.join("summary"));
 }
 
@@ -104,7 +86,7 @@ fn summary_leaves_out_values_that_are_not_finite() {
         &dir,
         &["a,0,m,1000,1000,inf,1.0,1,1,1,ok", "b,0,m,1000,1000,NaN,1.0,1,1,1,ok", "c,0,m,1000,1000,20,1,1,1,1,ok"],
     );
-    let ran = sk_exp_within_deadline(&dir, &["plot", "summary", &arg(&dir)]);
+    let ran = sk_exp_within_deadline(&["plot", "summary", &arg(&dir)]);
     let stem = dir.join("summary");
     assert_drew(&ran, &stem);
     assert!(svg_shows(&stem, "c") && svg_shows(&stem, "20.00"), "the finite label is not drawn");
@@ -113,7 +95,7 @@ fn summary_leaves_out_values_that_are_not_finite() {
     // A finite mean keeps its bar; its std and paper figure, not finite, are left out.
     let dir = common::fresh_dir("bad_input_plots/summary_csv_nan");
     fs::write(dir.join("summary.csv"), format!("{SUMMARY_HEADER}\nc,m,1000,2,20,NaN,inf\n")).unwrap();
-    let ran = sk_exp_within_deadline(&dir, &["plot", "summary", &arg(&dir)]);
+    let ran = sk_exp_within_deadline(&["plot", "summary", &arg(&dir)]);
     let stem = dir.join("summary");
     assert_drew(&ran, &stem);
     assert!(svg_shows(&stem, "20.00"), "the mean is not written alone");
@@ -122,7 +104,7 @@ fn summary_leaves_out_values_that_are_not_finite() {
     // Nothing finite at all: one line saying so.
     let dir = common::fresh_dir("bad_input_plots/summary_all_nan");
     write_results(&dir, &["a,0,m,1000,1000,NaN,1.0,1,1,1,ok"]);
-    let ran = sk_exp_within_deadline(&dir, &["plot", "summary", &arg(&dir)]);
+    let ran = sk_exp_within_deadline(&["plot", "summary", &arg(&dir)]);
     assert_eq!(ran.code, Some(1), "stdout: {}\nstderr: {}", ran.stdout, ran.stderr);
     let stderr = ran.stderr.trim_end();
     assert!(stderr.starts_with("error: nothing to plot") && stderr.lines().count() == 1, "{stderr}");
@@ -140,12 +122,12 @@ fn curves_near_the_ends_of_f64_are_drawn() {
     ];
     fs::write(run.join("metrics.csv"), format!("{METRICS_HEADER}\n{}\n", rows.join("\n"))).unwrap();
     let stem = dir.join("curves");
-    let ran = sk_exp_within_deadline(&dir, &["plot", "curves", &arg(&run), "--out", &arg(&stem)]);
+    let ran = sk_exp_within_deadline(&["plot", "curves", &arg(&run), "--out", &arg(&stem)]);
     assert_drew(&ran, &stem);
 
     // One value far from the rest in relative terms: the axis spans a few ulps of 1e20.
     fs::write(run.join("metrics.csv"), format!("{METRICS_HEADER}\n1,0.1,1e20,1e20,1e20,1e20,1,1,1\n")).unwrap();
-    let ran = sk_exp_within_deadline(&dir, &["plot", "curves", &arg(&run), "--out", &arg(&stem)]);
+    let ran = sk_exp_within_deadline(&["plot", "curves", &arg(&run), "--out", &arg(&stem)]);
     assert_drew(&ran, &stem);
 }
 
@@ -162,7 +144,7 @@ fn figure2_with_results_near_the_ends_of_f64_is_drawn() {
         ],
     );
     let stem = dir.join("figure2");
-    let ran = sk_exp_within_deadline(&dir, &["plot", "figure2", "--results", &arg(&dir), "--out", &arg(&stem)]);
+    let ran = sk_exp_within_deadline(&["plot", "figure2", "--results", &arg(&dir), "--out", &arg(&stem)]);
     assert_drew(&ran, &stem);
     assert!(svg_shows(&stem, "a") && svg_shows(&stem, "c"), "a finite point is not labelled");
     assert!(!svg_shows(&stem, "d"), "a point without a finite top-1 error is drawn");
@@ -179,7 +161,7 @@ fn figure2_counts_each_results_csv_once_through_self_symlinks() {
     fs::create_dir_all(dir.join("copy")).unwrap();
     std::os::unix::fs::symlink(dir.join("exp/results.csv"), dir.join("copy/results.csv")).unwrap();
     let stem = dir.join("out/figure2");
-    let ran = sk_exp_within_deadline(&dir, &["plot", "figure2", "--results", &arg(&dir), "--out", &arg(&stem)]);
+    let ran = sk_exp_within_deadline(&["plot", "figure2", "--results", &arg(&dir), "--out", &arg(&stem)]);
     assert_drew(&ran, &stem);
     // Found once, the label is not qualified by its folder (as it is when several experiments share it).
     assert!(svg_shows(&stem, "baseline"), "the measured point is not labelled `baseline`");

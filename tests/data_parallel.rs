@@ -5,8 +5,10 @@
 mod common;
 mod train_common;
 use anyhow::Result;
+use common::KillOnDrop;
 use sk_exp::data::Batch;
 use sk_exp::device::{check, parse as parse_device};
+use sk_exp::dist::spawn::free_port;
 use sk_exp::dist::{Launch, ProcessGroup};
 use sk_exp::train::checkpoint::NamedTensors;
 use sk_exp::train::replica::{Network, NetworkBuilder, Replica, ReplicaSetup, StartState};
@@ -129,10 +131,10 @@ fn rank_worker() {
 
 /// Runs `case` on two ranks (this binary's `rank_worker`) and waits for both, a minute at most.
 fn two_ranks(case: &str, out: &Path) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut children: Vec<_> = (0..2)
+    let port = free_port().unwrap();
+    let mut children: Vec<KillOnDrop> = (0..2)
         .map(|rank| {
-            Command::new(std::env::current_exe().unwrap())
+            let child = Command::new(std::env::current_exe().unwrap())
                 .args(["rank_worker", "--exact", "--ignored", "--nocapture", "--test-threads", "1"])
                 .env("RANK", rank.to_string())
                 .env("WORLD_SIZE", "2")
@@ -142,25 +144,15 @@ fn two_ranks(case: &str, out: &Path) {
                 .env("SK_EXP_TEST_OUT", out)
                 .stdout(Stdio::null())
                 .spawn()
-                .unwrap()
+                .unwrap();
+            KillOnDrop(child)
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut statuses = [None, None];
-    while statuses.iter().any(Option::is_none) && Instant::now() < deadline {
-        for (child, status) in children.iter_mut().zip(statuses.iter_mut()) {
-            if status.is_none() {
-                *status = child.try_wait().unwrap();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for child in &mut children {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    for (rank, status) in statuses.iter().enumerate() {
-        assert!(status.is_some_and(|s| s.success()), "rank {rank} of case {case}: {status:?} (None: timed out)");
+    for (rank, child) in children.iter_mut().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let status = common::wait_within(child, left, &format!("rank {rank} of case {case}"));
+        assert!(status.success(), "rank {rank} of case {case}: {status:?}");
     }
 }
 

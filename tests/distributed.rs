@@ -2,6 +2,7 @@
 //! machine, or two "machines" on 127.0.0.1) and by sk-exp itself (`--devices cpu,cpu`) give the same metrics; a rank killed with SIGKILL makes the other
 //! stop with an error, and `--resume` then ends where an uninterrupted run ends; a run is not resumed with
 //! another number of ranks unless asked.
+use sk_exp::dist::spawn::free_port;
 use sk_exp::train::run_dir::RunDir;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -42,14 +43,7 @@ fn sk_exp(args: &[String]) -> Command {
 /// Waits for `child` at most `limit` (failing the test, which kills it, when the time is up); returns its
 /// exit status and what it wrote to its piped stderr.
 fn wait_for(child: &mut KillOnDrop, limit: Duration, what: &str) -> (ExitStatus, String) {
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "{what} did not end within {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = common::wait_within(child, limit, what);
     let mut stderr = String::new();
     if let Some(mut pipe) = child.0.stderr.take() {
         pipe.read_to_string(&mut stderr).unwrap();
@@ -103,7 +97,7 @@ fn two_torchrun_nodes_on_one_machine_train_the_same_run() {
     args.extend(["--devices".into(), "cpu,cpu".into()]);
     run_ok(sk_exp(&args), "sk-exp train --devices cpu,cpu");
     // What a two-machine launch runs on each machine, with the rendezvous on 127.0.0.1.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port().unwrap();
     let endpoint = format!("127.0.0.1:{port}");
     let mut launched: Vec<KillOnDrop> = (0..2)
         .map(|node| {
@@ -159,7 +153,7 @@ fn a_killed_rank_stops_the_other_and_the_run_resumes_to_the_uninterrupted_result
     run_ok(sk_exp(&args), "the uninterrupted run");
 
     let killed = work.join("killed");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port().unwrap();
     let mut survivor = rank(&config, &killed, 0, port);
     let mut victim = rank(&config, &killed, 1, port);
     let started = Instant::now();
@@ -217,7 +211,7 @@ fn a_rank_that_cannot_reach_the_store_fails_with_a_clear_message() {
     let work = common::fresh_dir("distributed/nostore");
     let config = config(&work, 1);
     // Rank 1 alone: nobody hosts the store on this (free) port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port().unwrap();
     let out = common::output(
         sk_exp(&train_args(&config, &work.join("run")))
             .env("RANK", "1")

@@ -19,8 +19,8 @@ struct Rank {
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
-/// A port on 127.0.0.1 that was free a moment ago, for rank 0's store.
-fn free_port() -> Result<u16> {
+/// A port on 127.0.0.1 that was free a moment ago, for rank 0's store (tests use it for theirs).
+pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port for the ranks' store")?;
     Ok(listener.local_addr()?.port())
 }

@@ -137,6 +137,23 @@ impl Drop for KillOnDrop {
 /// Runs `command` (stdin empty, stdout and stderr captured) and returns its output, as `Command::output`
 /// does, but fails the test, killing the child, if it has not finished within [`CHILD_DEADLINE`].
 pub fn output(command: &mut Command) -> Output {
+    output_within(command, CHILD_DEADLINE)
+}
+
+/// Waits for `child` to end, failing the test (which kills it, see [`KillOnDrop`]) once `deadline` has passed.
+pub fn wait_within(child: &mut KillOnDrop, deadline: Duration, what: &str) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            return status;
+        }
+        assert!(started.elapsed() < deadline, "{what} did not finish within {} s: killed", deadline.as_secs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// As [`output`], with another deadline.
+pub fn output_within(command: &mut Command, deadline: Duration) -> Output {
     let what = format!("{command:?}");
     let child = command
         .stdin(Stdio::null())
@@ -147,18 +164,7 @@ pub fn output(command: &mut Command) -> Output {
     let mut child = KillOnDrop(child);
     let stdout = drain(child.0.stdout.take().unwrap());
     let stderr = drain(child.0.stderr.take().unwrap());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < CHILD_DEADLINE,
-            "{what} did not finish within {} s: killed",
-            CHILD_DEADLINE.as_secs()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_within(&mut child, deadline, &what);
     Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
 }
 
