@@ -19,6 +19,17 @@ struct Rank {
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A rank still running when its handle goes (another failed, or waiting went wrong) is stopped, so no
+/// path out of [`run_local_ranks`] leaves one behind.
+impl Drop for Rank {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A port on 127.0.0.1 that was free a moment ago, for rank 0's store (tests use it for theirs).
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port for the ranks' store")?;
@@ -58,14 +69,8 @@ pub fn run_local_ranks(command: &Command, world: usize) -> Result<()> {
                 Ok(())
             });
         }
-        let spawned = child.spawn().with_context(|| format!("starting rank {rank} ({:?})", command.get_program()));
-        let mut spawned = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                stop_all(&mut ranks);
-                return Err(e);
-            }
-        };
+        let mut spawned =
+            child.spawn().with_context(|| format!("starting rank {rank} ({:?})", command.get_program()))?;
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let reader = spawned.stderr.take().map(|pipe| {
             let kept = stderr.clone();
@@ -84,7 +89,7 @@ pub fn run_local_ranks(command: &Command, world: usize) -> Result<()> {
     wait_all(ranks)
 }
 
-/// Waits for every rank; the first that fails stops the others and makes the error.
+/// Waits for every rank; the first that fails makes the error (dropping the others stops them).
 fn wait_all(mut ranks: Vec<Rank>) -> Result<()> {
     let mut done = vec![false; ranks.len()];
     while done.iter().any(|d| !d) {
@@ -95,8 +100,6 @@ fn wait_all(mut ranks: Vec<Rank>) -> Result<()> {
             let Some(status) = rank.child.try_wait().context("waiting for a rank")? else { continue };
             done[index] = true;
             if !status.success() {
-                stop_all(&mut ranks);
-                let rank = &mut ranks[index];
                 if let Some(reader) = rank.reader.take() {
                     let _ = reader.join();
                 }
@@ -119,14 +122,5 @@ fn failure(rank: usize, status: ExitStatus, stderr: &[String]) -> String {
     match stderr.iter().rev().find(|l| l.starts_with("error:")) {
         Some(line) => format!("{how}: {}", line.trim_start_matches("error:").trim()),
         None => how,
-    }
-}
-
-fn stop_all(ranks: &mut [Rank]) {
-    for rank in ranks.iter_mut() {
-        let _ = rank.child.kill();
-    }
-    for rank in ranks.iter_mut() {
-        let _ = rank.child.wait();
     }
 }
