@@ -1,8 +1,8 @@
 //! TensorBoard event files in the run folder, beside metrics.csv: every metrics.csv column per epoch
 //! (`epoch/<column>`) and the training loss, top-1 error and learning rate every N optimizer steps
-//! (`step/...`, the loss and error averaged over those N steps). Every scalar's step is the optimizer step
-//! (epoch k ends at step k x iterations per epoch), which the checkpoint keeps, so a resumed run continues
-//! the same axis.
+//! (`step/...`; the loss and error are the mean over the steps since the session's previous point). Every
+//! scalar's step is the optimizer step (epoch k ends at step k x iterations per epoch), which the checkpoint
+//! keeps, so a resumed run continues the same axis.
 //!
 //! Each training session appends a new file (`events.out.tfevents.<seconds>.sk-exp`; TensorBoard reads
 //! every file in the folder in name order, and the seconds only grow); a resume first trims the earlier
@@ -326,6 +326,16 @@ mod tests {
             assert_eq!(event_step(&event(step, Payload::Scalars(&[("a/b", 1.5), ("c", -2.0)]))), step);
             assert_eq!(event_step(&event(step, Payload::FileVersion("brain.Event:2"))), step);
         }
+    }
+
+    #[test]
+    fn a_failed_write_turns_the_log_off_without_stopping_anything() {
+        let folder = std::env::temp_dir().join(format!("sk-exp-tensorboard-missing-{}/no/such", std::process::id()));
+        let mut log = EventLog::new(Some(&folder), &TensorBoardConfig { enabled: true, every: 1 });
+        log.step(1, ClassificationStats::default(), 0.1);
+        assert!(log.file.is_none(), "the log stays on after a failed write");
+        log.step(2, ClassificationStats::default(), 0.1);
+        assert!(!folder.exists());
     }
 
     #[test]
