@@ -8,9 +8,11 @@
 SK_EXP_HOME="${SK_EXP_HOME:-$HOME/.cache/sk-exp}"
 SK_EXP_VENV="${SK_EXP_VENV:-$SK_EXP_HOME/venv-torch-2.11.0}"
 # Bump when the package list below changes, so existing venvs get the new packages.
-SK_EXP_VENV_STAMP_VERSION=2
+SK_EXP_VENV_STAMP_VERSION=3
 # nvidia-cuda-crt and -cccl: header-only, they complete the wheel's CUDA headers so that src/dist/shim.cpp builds NCCL in.
-SK_EXP_PACKAGES=(torch==2.11.0 torchvision==0.26.0 timm==1.0.31 safetensors numpy pillow "nvidia-cuda-crt==13.0.*" "nvidia-cuda-cccl==13.0.*")
+# tensorboard: its own event-file reader is the oracle for the event files training writes (tests/tensorboard.rs).
+SK_EXP_PACKAGES=(torch==2.11.0 torchvision==0.26.0 timm==1.0.31 safetensors numpy pillow "nvidia-cuda-crt==13.0.*" "nvidia-cuda-cccl==13.0.*"
+    tensorboard==2.21.0)
 
 sk_exp_install_venv() {
     local stamp="$SK_EXP_VENV/.sk-exp-ready-$SK_EXP_VENV_STAMP_VERSION"

@@ -65,6 +65,9 @@ pub struct TrainArgs {
     /// No progress bar or per-epoch lines.
     #[arg(long)]
     quiet: bool,
+    /// Write no TensorBoard event files (the run file's `tensorboard.enabled: false`).
+    #[arg(long)]
+    no_tensorboard: bool,
 }
 
 fn run_tree(args: &TrainArgs) -> Result<Value> {
@@ -77,7 +80,7 @@ fn run_tree(args: &TrainArgs) -> Result<Value> {
     };
     let data = args.data.as_deref().map(|d| DataSpec::from_source(d, DEFAULT_CROP, None)).transpose()?;
     // Each flag given sets the run file's value at its dotted key.
-    let flags: [(&str, Option<Value>); 11] = [
+    let flags: [(&str, Option<Value>); 12] = [
         ("model.name", args.model.as_deref().map(Value::from)),
         ("data", data.map(yaml_serde::to_value).transpose()?),
         ("recipe.preset", args.recipe.as_deref().map(Value::from)),
@@ -89,6 +92,7 @@ fn run_tree(args: &TrainArgs) -> Result<Value> {
         ("out_dir", args.out.as_ref().map(|o| Value::from(o.display().to_string()))),
         ("workers", args.workers.map(|w| Value::from(w as u64))),
         ("threads", args.threads.map(|t| Value::from(t as i64))),
+        ("tensorboard.enabled", args.no_tensorboard.then_some(Value::from(false))),
     ];
     for (key, value) in flags {
         if let Some(value) = value {

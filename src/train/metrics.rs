@@ -43,6 +43,20 @@ pub const METRICS_HEADER: [&str; 9] = [
 ];
 
 impl EpochMetrics {
+    /// The numeric columns after `epoch`, by header name (None: an empty cell).
+    pub fn columns(&self) -> [(&'static str, Option<f64>); 8] {
+        [
+            ("lr", Some(self.lr)),
+            ("train_loss", Some(self.train_loss)),
+            ("train_top1_err", Some(self.train_top1_err)),
+            ("eval_loss", self.eval_loss),
+            ("eval_top1_err", self.eval_top1_err),
+            ("eval_top5_err", self.eval_top5_err),
+            ("images_per_s", Some(self.images_per_s)),
+            ("wall_s", Some(self.wall_s)),
+        ]
+    }
+
     /// The row with its timings left out, as CSV text: what must reproduce exactly under the same seed.
     pub fn deterministic_row(&self) -> Result<String> {
         csv_line(&EpochMetrics { images_per_s: 0.0, wall_s: 0.0, ..self.clone() })
@@ -94,5 +108,7 @@ mod tests {
         let named = String::from_utf8(with_names.into_inner().unwrap()).unwrap();
         assert_eq!(named.lines().next(), text.lines().next());
         assert_eq!(reader.records().count(), 2);
+        let names: Vec<&str> = row().columns().iter().map(|c| c.0).collect();
+        assert_eq!(names, METRICS_HEADER[1..]);
     }
 }

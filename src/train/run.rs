@@ -4,6 +4,7 @@
 //! The trainer, the experiment runner, eval, export and the analysis read it; the run folder keeps it as
 //! its one run file (see [`super::run_dir::RunDir`]).
 use super::recipe::Recipe;
+use super::tensorboard::TensorBoardConfig;
 use crate::data::DataSpec;
 use crate::models::{registry, ModelSpec};
 use crate::overrides::set_dotted;
@@ -39,6 +40,10 @@ pub struct ResolvedRun {
     /// Set by the trainer (one per device, or torchrun's WORLD_SIZE), not by run files.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub world_size: usize,
+    /// TensorBoard event files in the run folder (`tensorboard: {enabled: false}` turns them off). Not part
+    /// of the run: a resume may change it.
+    #[serde(default, skip_serializing_if = "TensorBoardConfig::is_default")]
+    pub tensorboard: TensorBoardConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

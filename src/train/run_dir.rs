@@ -7,10 +7,12 @@
 //! log.txt           the experiment runner's log of starts, ends and failures
 //! run.lock          held by the runner training it
 //! attention/        the attention analysis
+//! events.out.tfevents.*.sk-exp   TensorBoard's event files, one per training session (see super::tensorboard)
 //! ```
 use super::checkpoint::{self, Checkpoint, Slots};
 use super::metrics::{read_metrics, EpochMetrics, METRICS_HEADER};
 use super::run::ResolvedRun;
+use super::tensorboard;
 use crate::util::csv_file::{csv_line, csv_text};
 use crate::util::fs::{append_line, try_lock, write_atomic, FileLock};
 use anyhow::{bail, Context, Result};
@@ -65,6 +67,12 @@ impl RunDir {
 
     pub fn attention_dir(&self) -> PathBuf {
         self.root.join(ATTENTION_DIR)
+    }
+
+    /// Where TensorBoard's event files go: the run folder itself, so that `tensorboard --logdir` over an
+    /// experiment shows each run under its folder's name.
+    pub fn events_dir(&self) -> &Path {
+        &self.root
     }
 
     pub fn log_file(&self) -> PathBuf {
@@ -140,7 +148,7 @@ impl RunDir {
 
     /// Opens the folder for training `run`: refuses a folder holding another run (or any run, unless
     /// `resume`) or checkpoint folders that sk-exp did not write (training replaces them), writes the run file, and keeps the metrics rows that the last checkpoint covers (rows of
-    /// later epochs were written by a session that died before checkpointing them).
+    /// later epochs were written by a session that died before checkpointing them), and so the TensorBoard events.
     pub fn start_training(&self, run: &ResolvedRun, resume: bool, new_world_size: bool) -> Result<Resumed> {
         self.create()?;
         checkpoint::check_slots(&self.checkpoint_slots())?;
@@ -168,6 +176,7 @@ impl RunDir {
         let done = checkpoint.as_ref().map_or(0, |c| c.state.epoch);
         let history = self.metrics_up_to(done)?;
         write_atomic(&self.metrics_file(), &csv_text(&METRICS_HEADER, &history)?)?;
+        tensorboard::trim_after(self.events_dir(), checkpoint.as_ref().map_or(0, |c| c.state.step));
         Ok(Resumed { checkpoint, history })
     }
 

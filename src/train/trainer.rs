@@ -8,6 +8,7 @@ use super::replica::{network_builder, NetworkBuilder, Replica, ReplicaSetup, Sta
 use super::run::ResolvedRun;
 use super::run_dir::RunDir;
 use super::schedule::LrSchedule;
+use super::tensorboard::EventLog;
 use crate::data::loader::{Shard, Skipped};
 use crate::data::{self, batches, seed, DataSplits, LoaderConfig};
 use crate::dist::{self, Launch, ProcessGroup};
@@ -167,7 +168,8 @@ pub fn train(
     drop(start);
     let earlier = history.len();
     let shard = Shard { rank, world };
-    let mut training = Loop { run: &run, dir, options, data, replica, shard, state, history };
+    let events = EventLog::new((rank == 0).then(|| dir.events_dir()), &run.tensorboard);
+    let mut training = Loop { run: &run, dir, options, data, replica, shard, state, history, events };
     training.run()?;
     Ok(Trained {
         new_epochs: training.history.len() - earlier,
@@ -261,6 +263,7 @@ struct Loop<'a> {
     shard: Shard,
     state: TrainState,
     history: Vec<EpochMetrics>,
+    events: EventLog,
 }
 
 impl Loop<'_> {
@@ -338,6 +341,7 @@ impl Loop<'_> {
             }
             train.add(stats);
             self.state.step += 1;
+            self.events.step(self.state.step, stats, schedule.lr(epoch, iter));
             let rate = train.samples as f64 / started.elapsed().as_secs_f64();
             bar.set_message(format!("loss {:.4}  err {:.2}%  {rate:.0} img/s", train.loss(), train.top1_err()));
             bar.inc(1);
@@ -385,6 +389,7 @@ impl Loop<'_> {
             return Ok(());
         }
         self.dir.append_metrics(&row)?;
+        self.events.epoch(self.state.step, &row);
         self.history.push(row);
         let (weights, optimizer) = self.replica.snapshot();
         self.dir.save_checkpoint(&Checkpoint { weights, optimizer, state: self.state.clone() })
