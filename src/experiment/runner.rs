@@ -120,7 +120,7 @@ fn train_and_record(
             let reason = format!("{err:#}");
             eprintln!("{prefix}: FAILED: {reason}");
             dir.append_log(&format!("failed: {reason}"))?;
-            store.record(&failed_row(planned, &reason))?;
+            store.record(&failed_row(planned, &reason)?)?;
             Ok(false)
         }
     }
