@@ -368,7 +368,10 @@ mod tests {
         let base = id("model: {name: sknet29}\ndata: {kind: cifar, root: c10}");
         assert_eq!(base.len(), 16);
         // Where and how it runs, and the class count bound to the data, leave it alone.
-        assert_eq!(id("model: {name: sknet29}\ndata: {kind: cifar, root: c10}\nworkers: 9\nthreads: 3\nout_dir: x"), base);
+        assert_eq!(
+            id("model: {name: sknet29}\ndata: {kind: cifar, root: c10}\nworkers: 9\nthreads: 3\nout_dir: x"),
+            base
+        );
         let mut bound = parse("model: {name: sknet29}\ndata: {kind: cifar, root: c10}").unwrap();
         bound.bind_classes(10).unwrap();
         assert_eq!(bound.config_id().unwrap(), base);
@@ -387,7 +390,10 @@ mod tests {
         // Two ranks, whether from two devices or set by the trainer, are one identity.
         let mut ranks = parse("model: {name: sknet29}\ndata: {kind: cifar, root: c10}").unwrap();
         ranks.world_size = 2;
-        assert_eq!(ranks.config_id().unwrap(), id("model: {name: sknet29}\ndata: {kind: cifar, root: c10}\ndevices: [cpu, cpu]"));
+        assert_eq!(
+            ranks.config_id().unwrap(),
+            id("model: {name: sknet29}\ndata: {kind: cifar, root: c10}\ndevices: [cpu, cpu]")
+        );
         // FNV-1a's published value for "a": the hash does not depend on the build.
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
