@@ -288,3 +288,21 @@ fn shipped_experiments_type_check_and_match_the_papers_complexity() {
     }
     assert!(checked >= 30, "only {checked} paper rows were checked");
 }
+
+/// The case: Table S1's `relu_none` is Table 4's `shufflenetv2_1.0x_sk`, so running both trains it
+/// once; the other Table S1 variants are runs of their own.
+#[test]
+fn table_s1_relu_none_is_table4_shufflenet_sk() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let opts = options(Path::new("/tmp/unused"));
+    let id = |file: &str, label: &str| {
+        let exp = load(&dir.join(file), &opts).unwrap();
+        let run = exp.runs.iter().find(|r| r.label == label && r.seed == 0).unwrap();
+        run.run.config_id().unwrap()
+    };
+    let table4 = id("table4.yaml", "shufflenetv2_1.0x_sk");
+    assert_eq!(id("table_s1.yaml", "relu_none"), table4);
+    for other in ["relu_k3_only", "relu_k5_only", "relu_both"] {
+        assert_ne!(id("table_s1.yaml", other), table4, "{other}");
+    }
+}
