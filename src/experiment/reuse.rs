@@ -64,7 +64,7 @@ fn is_finished_run(dir: &RunDir, identity: &str) -> bool {
     let Ok(run) = dir.read_run() else { return false };
     let last_epoch = dir.read_metrics().ok().and_then(|m| m.last().map(|m| m.epoch as usize));
     run.identity().ok().as_deref() == Some(identity)
-        && last_epoch == Some(run.recipe.epochs as usize)
+        && last_epoch == Some(run.recipe.epochs)
         && dir.weights_file().is_file()
 }
 
