@@ -17,6 +17,7 @@ fn options(results: &Path) -> ExperimentOptions {
         data_root: None,
         only: None,
         retry_failed: false,
+        reuse: true,
         progress: false,
     }
 }

@@ -19,6 +19,7 @@ fn options(results: &Path) -> ExperimentOptions {
         data_root: None,
         only: None,
         retry_failed: false,
+        reuse: true,
         progress: false,
     }
 }
@@ -94,6 +95,112 @@ fn runs_record_failures_skip_finished_runs_and_summarise() {
     assert!(md.contains("| path2_1x1 |") && md.contains("| path2_3x3 |"), "{md}");
     assert!(md.contains("no_data seed 0: failed"), "{md}");
     assert!(dir.join("results/tiny/summary.csv").exists() && dir.join("results/tiny/summary.png").exists());
+}
+
+/// An experiment `name` of the tiny SKNet (one epoch on 16x16 synthetic images) with these seeds and
+/// variants (YAML list entries).
+fn tiny_sharing(name: &str, seeds: &str, variants: &str) -> String {
+    let (model, overrides) = (common::TINY_BASE, common::tiny_flow(&[("input_size", "16")]));
+    format!(
+        r#"
+name: {name}
+base:
+  model:
+    name: {model}
+    overrides: {overrides}
+  data: {{kind: synthetic, train_size: 32, eval_size: 16, image_size: 16, classes: 4}}
+  recipe: {{preset: cifar10, epochs: 1, batch_size: 16}}
+  workers: 0
+  threads: 1
+seeds: {seeds}
+sweep:
+  variants:
+{variants}"#
+    )
+}
+
+/// metrics.csv's bytes and modification time: unchanged when the run was not trained again.
+fn metrics_stamp(dir: &Path) -> (Vec<u8>, std::time::SystemTime) {
+    let path = dir.join("metrics.csv");
+    (std::fs::read(&path).unwrap(), std::fs::metadata(&path).unwrap().modified().unwrap())
+}
+
+#[test]
+fn a_run_finished_in_another_experiment_is_reused_not_trained_again() {
+    let dir = common::fresh_dir("experiments/reuse");
+    let results = dir.join("results");
+    let k3 = "      set:\n        model.sk.paths[1].kernel: 3\n";
+    let first =
+        write(&dir, "first.yaml", &tiny_sharing("first", "[0]", &format!("    - label: k1\n    - label: k3\n{k3}")));
+    let opts = options(&results);
+    assert_eq!(runner::run(&load(&first, &opts).unwrap(), &opts).unwrap().trained, ["k1_s0", "k3_s0"]);
+    let trained = results.join("first/k3_s0");
+    let stamp = metrics_stamp(&trained);
+
+    // The second experiment names the same run otherwise; seed 1 and a changed learning rate are other runs.
+    let variants = format!(
+        "    - label: same_k3\n{k3}    - label: lr\n{k3}        recipe.lr: 0.05\n"
+    );
+    let second = write(&dir, "second.yaml", &tiny_sharing("second", "[0, 1]", &variants));
+    let out =
+        common::sk_exp(["run", &second.display().to_string(), "--results", &results.display().to_string(), "--quiet"]);
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("same_k3_s0: reusing finished run k3_s0 from experiment first (same configuration)"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("reusing").count(), 1, "{stderr}");
+    assert!(stdout.contains("3 trained, 1 reused"), "{stdout}");
+    // Trained once: the first experiment's run is untouched, and the second's folder is a link to it.
+    assert_eq!(metrics_stamp(&trained), stamp);
+    let link = results.join("second/same_k3_s0");
+    assert!(link.is_symlink() && link.canonicalize().unwrap() == trained.canonicalize().unwrap());
+    let rows = ExperimentDir { root: results.join("second") }.results().unwrap();
+    let reused = rows.iter().find(|r| r.run == "same_k3_s0").unwrap();
+    let original = ExperimentDir { root: results.join("first") }.recorded("k3", 0).unwrap().unwrap();
+    assert_eq!(
+        (reused.reused_from.as_str(), reused.top1_err, &reused.config_id),
+        ("first/k3_s0", original.top1_err, &original.config_id)
+    );
+    assert!(rows
+        .iter()
+        .filter(|r| r.run != "same_k3_s0")
+        .all(|r| r.reused_from.is_empty() && r.config_id != original.config_id));
+    // Both summaries list it; the second says where it came from.
+    let md = std::fs::read_to_string(results.join("second/summary.md")).unwrap();
+    assert!(md.contains("| same_k3 |") && md.contains("- same_k3 seed 0: first/k3_s0"), "{md}");
+    assert!(summarise(&load(&first, &opts).unwrap(), &results).unwrap().contains("| k3 |"));
+    // Run again, the reused run counts as finished (its run file names another model label, not a change).
+    let again = runner::run(&load(&second, &opts).unwrap(), &opts).unwrap();
+    assert_eq!((again.skipped.len(), again.trained.len(), again.reused.len()), (4, 0, 0), "{again:?}");
+
+    // --no-reuse trains it again, in a folder of its own, to the same numbers (CPU training is deterministic).
+    let third = write(&dir, "third.yaml", &tiny_sharing("third", "[0]", &format!("    - label: k3\n{k3}")));
+    let no_reuse = ExperimentOptions { reuse: false, ..options(&results) };
+    let outcome = runner::run(&load(&third, &no_reuse).unwrap(), &no_reuse).unwrap();
+    assert_eq!((outcome.trained.as_slice(), outcome.reused.len()), (&["k3_s0".to_string()][..], 0));
+    assert!(!results.join("third/k3_s0").is_symlink());
+    assert_eq!(metrics_stamp(&trained), stamp);
+    let retrained = ExperimentDir { root: results.join("third") }.recorded("k3", 0).unwrap().unwrap();
+    assert_eq!(retrained.top1_err, original.top1_err);
+}
+
+#[test]
+fn a_run_folder_changed_since_its_row_is_not_reused() {
+    let dir = common::fresh_dir("experiments/reuse_stale");
+    let results = dir.join("results");
+    let opts = options(&results);
+    let first = write(&dir, "first.yaml", &tiny_sharing("first", "[0]", "    - label: a\n"));
+    assert_eq!(runner::run(&load(&first, &opts).unwrap(), &opts).unwrap().trained, ["a_s0"]);
+    // The folder now holds another run (its run file says lr 0.05) than its row records.
+    let run_file = results.join("first/a_s0/run.yaml");
+    let text = std::fs::read_to_string(&run_file).unwrap();
+    std::fs::write(&run_file, text.replacen("lr: 0.1", "lr: 0.05", 1)).unwrap();
+    assert_ne!(std::fs::read_to_string(&run_file).unwrap(), text);
+    let second = write(&dir, "second.yaml", &tiny_sharing("second", "[0]", "    - label: a\n"));
+    let outcome = runner::run(&load(&second, &opts).unwrap(), &opts).unwrap();
+    assert_eq!((outcome.trained.as_slice(), outcome.reused.len()), (&["a_s0".to_string()][..], 0));
 }
 
 #[test]
@@ -180,4 +287,22 @@ fn shipped_experiments_type_check_and_match_the_papers_complexity() {
         }
     }
     assert!(checked >= 30, "only {checked} paper rows were checked");
+}
+
+/// The issue's case: Table S1's `relu_none` is Table 4's `shufflenetv2_1.0x_sk`, so running both trains it
+/// once; the other Table S1 variants are runs of their own.
+#[test]
+fn table_s1_relu_none_is_table4_shufflenet_sk() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let opts = options(Path::new("/tmp/unused"));
+    let id = |file: &str, label: &str| {
+        let exp = load(&dir.join(file), &opts).unwrap();
+        let run = exp.runs.iter().find(|r| r.label == label && r.seed == 0).unwrap();
+        run.run.config_id().unwrap()
+    };
+    let table4 = id("table4.yaml", "shufflenetv2_1.0x_sk");
+    assert_eq!(id("table_s1.yaml", "relu_none"), table4);
+    for other in ["relu_k3_only", "relu_k5_only", "relu_both"] {
+        assert_ne!(id("table_s1.yaml", other), table4, "{other}");
+    }
 }

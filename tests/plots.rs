@@ -1,7 +1,7 @@
 //! Plots and the CSV readers behind them, on files written here in the formats training writes.
 mod common;
 
-use sk_exp::report::plots::{bars, curves, figure2};
+use sk_exp::report::plots::{bars, cifar, curves, figure2};
 use sk_exp::report::results::{find_results_files, read_results, read_run_dir};
 use sk_exp::report::summary::{read_summary, summarise_results, write_summary};
 use sk_exp::train::metrics::read_metrics;
@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 const METRICS_HEADER: &str =
     "epoch,lr,train_loss,train_top1_err,eval_loss,eval_top1_err,eval_top5_err,images_per_s,wall_s";
 const RESULTS_HEADER: &str = "label,seed,model,params,macs,top1_err,top5_err,epochs,images_per_s,wall_s,status";
+/// results.csv as the runner writes it today: the data set of each run in the last three columns.
+const RESULTS_WITH_DATA: &str =
+    "label,seed,model,params,macs,top1_err,top5_err,epochs,images_per_s,wall_s,status,data_kind,data_name,data_crop";
 
 /// Width and height from a PNG's IHDR chunk.
 fn png_size(path: &Path) -> (u32, u32) {
@@ -88,15 +91,16 @@ fn figure2_adds_each_label_of_every_results_csv_as_a_cross() {
         let folder = dir.join(experiment);
         fs::create_dir_all(&folder).unwrap();
         let rows = [
-            format!("baseline,0,SKNet-50,27479784,4470000000,{err},5.5,100,300,9000,ok"),
-            format!("baseline,1,SKNet-50,27479784,4470000000,{},5.5,100,300,9000,ok", err + 1.0),
-            format!("{}-only,0,ResNeXt-50,25028904,4240000000,23.5,6.5,100,300,9000,ok", &experiment[..5]),
+            format!("baseline,0,SKNet-50,27479784,4470000000,{err},5.5,100,300,9000,ok,folder,imagenet,224"),
+            format!("baseline,1,SKNet-50,27479784,4470000000,{},5.5,100,300,9000,ok,folder,in1k,224", err + 1.0),
+            format!("{}-only,0,ResNeXt-50,25028904,4240000000,23.5,6.5,100,300,9000,ok,folder,x,224", &experiment[..5]),
         ];
-        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
-        fs::write(folder.join("results.csv"), results_csv(&rows)).unwrap();
+        fs::write(folder.join("results.csv"), format!("{RESULTS_WITH_DATA}\n{}\n", rows.join("\n"))).unwrap();
     }
     assert_eq!(find_results_files(&dir).unwrap().len(), 2);
-    let points = figure2::measured_points(&dir).unwrap();
+    let measured = figure2::measured_points(&dir).unwrap();
+    assert!(measured.left_out.message().is_none(), "{:?}", measured.left_out);
+    let points = &measured.panels[0];
     let find = |label: &str| points.iter().find(|p| p.label == label).unwrap_or_else(|| panic!("{label}: {points:?}"));
     // "baseline" is in both experiments, so it is named by its folder.
     assert_eq!(find("table3/baseline").top1_err, 21.5);
@@ -105,12 +109,119 @@ fn figure2_adds_each_label_of_every_results_csv_as_a_cross() {
     assert_eq!(find("table-only").top1_err, 23.5);
     assert_eq!(points.len(), 4);
 
-    let written = figure2::plot_figure2(&points, &dir.join("figure2")).unwrap();
+    let written = figure2::plot_figure2(points, &dir.join("figure2")).unwrap();
     check_figure(
         &written,
         (1280, 860),
         &["table-only", "ablat-only", "table3/baseline", "ablation/deep/baseline", "your runs (mean)"],
     );
+}
+
+/// A results folder as three experiments leave it: the quickstart (synthetic), a CIFAR sweep (CIFAR-10 and
+/// CIFAR-100) and ImageNet runs at 224 and at 320; plus an experiment whose results.csv predates the data
+/// columns, its data set read from its run folder's run file (an image folder at 224).
+fn mixed_results(dir: &Path) {
+    let experiments = [
+        ("quickstart", vec!["sknet_tiny,0,sknet_tiny,170000,1,62.5,20,3,900,30,ok,synthetic,synthetic,32"]),
+        (
+            "cifar",
+            vec![
+                "sknet29,0,sknet29,27700000,1,3.6,0.1,300,1,1,ok,cifar10,cifar-10-batches-bin,32",
+                "sknet29,1,sknet29,27700000,1,3.8,0.1,300,1,1,ok,cifar10,cifar-10-batches-bin,32",
+                "sknet29_c100,0,sknet29,27900000,1,17.9,4,300,1,1,ok,cifar100,cifar-100-binary,32",
+                "coarse,0,sknet29,27800000,1,12.0,4,300,1,1,ok,cifar100_coarse,cifar-100-binary,32",
+            ],
+        ),
+        (
+            "imagenet",
+            vec![
+                "sknet50,0,sknet50,27479784,1,21.1,5.5,100,1,1,ok,folder,imagenet,224",
+                "sknet50_320,0,sknet50,27479784,1,19.9,5.0,100,1,1,ok,folder,imagenet,320",
+                "broken,0,sknet50,,,,,,,,failed: out of memory,folder,imagenet,224",
+            ],
+        ),
+    ];
+    for (name, rows) in experiments {
+        fs::create_dir_all(dir.join(name)).unwrap();
+        fs::write(dir.join(name).join("results.csv"), format!("{RESULTS_WITH_DATA}\n{}\n", rows.join("\n"))).unwrap();
+    }
+    let old = dir.join("old");
+    fs::create_dir_all(&old).unwrap();
+    let rows = ["resnext50,0,resnext50,25028904,1,22.0,6,100,1,1,ok", "lost,0,resnext50,25028904,1,30.0,6,1,1,1,ok"];
+    fs::write(old.join("results.csv"), results_csv(&rows)).unwrap();
+    let run = "{model: {name: resnext50_32x4d}, data: {kind: folder, root: imagenet}, seed: 0}";
+    let run = ResolvedRun::from_tree(yaml_serde::from_str(run).unwrap()).unwrap();
+    let run_dir = RunDir::new(old.join("resnext50_s0"));
+    run_dir.create().unwrap();
+    run_dir.write_run(&run).unwrap();
+}
+
+#[test]
+fn figure2_shows_only_imagenet_like_runs_and_counts_the_others() {
+    let dir = common::fresh_dir("plots/figure2_mixed");
+    mixed_results(&dir);
+    let measured = figure2::measured_points(&dir).unwrap();
+    let labels: Vec<&str> = measured.panels[0].iter().map(|p| p.label.as_str()).collect();
+    assert_eq!(labels, ["sknet50", "resnext50"]);
+    let message = measured.left_out.message().unwrap();
+    let unknown =
+        "of unknown data set (results.csv from an older sk-exp without data_kind, and no run folder beside it)";
+    let expected = format!(
+        "left out 7 runs: 3 CIFAR (see `sk-exp plot cifar`), 1 CIFAR-100 with coarse labels, 1 image folder at crop \
+         320, 1 {unknown}, 1 synthetic"
+    );
+    assert_eq!(message, expected);
+
+    // The command prints the same count and draws only those two crosses.
+    let stem = dir.join("out/figure2");
+    let out = common::sk_exp([
+        "plot",
+        "figure2",
+        "--results",
+        &dir.display().to_string(),
+        "--out",
+        &stem.display().to_string(),
+    ]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success() && stdout.contains(&message), "{stdout}");
+    let svg = fs::read_to_string(stem.with_extension("svg")).unwrap();
+    for (label, shown) in
+        [("sknet50", true), ("resnext50", true), ("sknet29", false), ("sknet_tiny", false), ("sknet50_320", false)]
+    {
+        assert_eq!(svg.contains(&format!(">\n{label}\n<")), shown, "{label}");
+    }
+}
+
+#[test]
+fn plot_cifar_draws_table5_and_the_cifar_runs_on_their_data_set() {
+    let dir = common::fresh_dir("plots/cifar_mixed");
+    mixed_results(&dir);
+    let measured = cifar::measured_points(&dir).unwrap();
+    let panel = |i: usize| measured.panels[i].iter().map(|p| (p.label.clone(), p.top1_err)).collect::<Vec<_>>();
+    assert_eq!(panel(0), [("sknet29".to_string(), 3.7)]);
+    assert_eq!(panel(1), [("sknet29_c100".to_string(), 17.9)]);
+    let message = measured.left_out.message().unwrap();
+    assert!(
+        message.starts_with("left out 6 runs: ") && message.contains("2 ImageNet-like (see `sk-exp plot figure2`)"),
+        "{message}"
+    );
+
+    let stem = dir.join("out/cifar");
+    let out = common::sk_exp([
+        "plot",
+        "cifar",
+        "--results",
+        &dir.display().to_string(),
+        "--out",
+        &stem.display().to_string(),
+    ]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success() && stdout.contains(&message), "{stdout}");
+    let written = [stem.with_extension("png"), stem.with_extension("svg")];
+    let paper = ["ResNeXt-29, 16x32d", "ResNeXt-29, 8x64d", "ResNeXt-29, 16x64d", "SENet-29", "SKNet-29"];
+    let texts: Vec<&str> =
+        paper.iter().copied().chain(["CIFAR-10", "CIFAR-100", "sknet29", "sknet29_c100", "your runs (mean)"]).collect();
+    check_figure(&written, (1600, 760), &texts);
 }
 
 #[test]

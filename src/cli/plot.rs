@@ -1,7 +1,8 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use sk_exp::experiment::store::ExperimentDir;
-use sk_exp::report::plots::{bars, curves, figure2};
+use sk_exp::report::measured::{Measured, Point};
+use sk_exp::report::plots::{bars, cifar, curves, figure2};
 use sk_exp::report::results::{read_results, read_run_dir};
 use sk_exp::report::summary::{read_summary, summarise_results, SummaryRow};
 use std::path::{Path, PathBuf};
@@ -14,13 +15,23 @@ pub struct PlotArgs {
 
 #[derive(Subcommand)]
 enum Plot {
-    /// Top-1 error vs #params (Figure 2, Table S2 models), with your runs added by --results.
+    /// ImageNet top-1 error vs #params (Figure 2, Table S2 models), with your runs added by --results.
     Figure2 {
-        /// Add every results.csv under this folder: each label's mean top-1 error as a cross.
+        /// Add every results.csv under this folder: each label's mean top-1 error as a cross, for runs on an
+        /// image folder at the paper's 224 crop (the others are counted and left out).
         #[arg(long)]
         results: Option<PathBuf>,
         /// Output path without extension (.png and .svg are written).
         #[arg(long, default_value = "results/figure2")]
+        out: PathBuf,
+    },
+    /// CIFAR-10 and CIFAR-100 top-1 error vs #params (Table 5 models), with your CIFAR runs from --results.
+    Cifar {
+        /// Add the CIFAR runs of every results.csv under this folder (the others are counted and left out).
+        #[arg(long)]
+        results: Option<PathBuf>,
+        /// Output path without extension (.png and .svg are written).
+        #[arg(long, default_value = "results/cifar")]
         out: PathBuf,
     },
     /// Loss and top-1 error per epoch (train dashed, eval solid) of one or more run folders.
@@ -41,6 +52,16 @@ enum Plot {
     },
 }
 
+/// The measured points of the runs under `results` (none without it), saying which runs were left out.
+fn measured_panels(results: Option<PathBuf>, read: fn(&Path) -> Result<Measured>) -> Result<Vec<Vec<Point>>> {
+    let Some(dir) = results else { return Ok(Vec::new()) };
+    let measured = read(&dir)?;
+    if let Some(message) = measured.left_out.message() {
+        println!("{message}");
+    }
+    Ok(measured.panels)
+}
+
 /// The runner's summary.csv (which carries the paper's figures) when there is one, else one made from
 /// results.csv.
 fn experiment_summary(dir: &Path) -> Result<Vec<SummaryRow>> {
@@ -58,12 +79,10 @@ fn experiment_summary(dir: &Path) -> Result<Vec<SummaryRow>> {
 pub fn run(args: PlotArgs) -> Result<()> {
     let written = match args.plot {
         Plot::Figure2 { results, out } => {
-            let measured = match results {
-                Some(dir) => figure2::measured_points(&dir)?,
-                None => Vec::new(),
-            };
-            figure2::plot_figure2(&measured, &out)?
+            let panels = measured_panels(results, figure2::measured_points)?;
+            figure2::plot_figure2(panels.first().map_or(&[][..], Vec::as_slice), &out)?
         }
+        Plot::Cifar { results, out } => cifar::plot_cifar(&measured_panels(results, cifar::measured_points)?, &out)?,
         Plot::Curves { runs, out } => {
             let runs = runs.iter().map(|dir| read_run_dir(dir)).collect::<Result<Vec<_>>>()?;
             curves::plot_curves(&runs, &out)?

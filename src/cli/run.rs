@@ -30,6 +30,10 @@ pub struct RunArgs {
     /// Train runs recorded as failed again (by default they are kept as failed).
     #[arg(long)]
     retry_failed: bool,
+    /// Train every run here, even one finished with the same configuration in another experiment under
+    /// --results (by default such a run is linked, not trained again).
+    #[arg(long)]
+    no_reuse: bool,
     /// No progress bars.
     #[arg(long)]
     quiet: bool,
@@ -42,6 +46,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         data_root: args.data_root,
         only: args.only,
         retry_failed: args.retry_failed,
+        reuse: !args.no_reuse,
         progress: !args.quiet,
     };
     let experiment = load(&args.experiment, &options)?;
@@ -52,8 +57,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     let outcome = runner::run(&experiment, &options)?;
     println!("{}", summarise(&experiment, &options.results_root)?);
     println!(
-        "{} trained, {} skipped (finished earlier), {} failed, {} held by another runner; results in {}",
+        "{} trained, {} reused from other experiments, {} skipped (finished earlier), {} failed, {} held by another runner; results in {}",
         outcome.trained.len(),
+        outcome.reused.len(),
         outcome.skipped.len(),
         outcome.failed.len(),
         outcome.locked.len(),

@@ -22,6 +22,9 @@ pub struct ExperimentOptions {
     pub only: Option<String>,
     /// Train runs recorded as failed again.
     pub retry_failed: bool,
+    /// Link a run finished in another experiment under `results_root` with the same configuration instead
+    /// of training it (`--no-reuse` turns this off).
+    pub reuse: bool,
     pub progress: bool,
 }
 

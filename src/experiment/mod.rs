@@ -4,6 +4,7 @@
 pub mod dry_run;
 pub mod load;
 pub mod pipeline;
+pub mod reuse;
 pub mod runner;
 pub mod schema;
 pub mod store;

@@ -5,7 +5,7 @@ use crate::analysis::attention_pass::{analyse, AnalysisData, AttentionSpec};
 use crate::analysis::AnalysisSpec;
 use crate::models::complexity::{self, Complexity};
 use crate::report::attention::{run_title, write_attention};
-use crate::report::results::RunResult;
+use crate::report::results::{DataSet, RunResult};
 use crate::train::run_dir::RunDir;
 use crate::train::trainer::{self, Finished, RunOptions};
 use anyhow::{Context, Result};
@@ -41,10 +41,7 @@ fn finished_row(planned: &PlannedRun, finished: &Finished) -> Result<RunResult> 
     let history = &finished.trained.history;
     let last = history.last().with_context(|| format!("{}: no epoch was recorded", finished.run.out_dir.display()))?;
     let images_per_s = history.iter().map(|m| m.images_per_s).sum::<f64>() / history.len() as f64;
-    Ok(RunResult {
-        label: planned.label.clone(),
-        seed: planned.seed,
-        model: finished.run.model.name.clone(),
+    let mut row = RunResult {
         params: Some(params as u64),
         macs: Some(macs),
         top1_err: last.eval_top1_err,
@@ -53,15 +50,21 @@ fn finished_row(planned: &PlannedRun, finished: &Finished) -> Result<RunResult> 
         images_per_s: Some(images_per_s),
         wall_s: Some(history.iter().map(|m| m.wall_s).sum()),
         status: "ok".into(),
-    })
+        ..identified_row(planned)?
+    };
+    let run = &finished.run;
+    row.set_data_set(DataSet::of(&run.data, Some(run.model.spec.num_classes())));
+    Ok(row)
 }
 
-/// The row of a run that failed, with its reason on one line.
-pub fn failed_row(planned: &PlannedRun, reason: &str) -> RunResult {
-    RunResult {
+/// A row naming the run (folder, identity, data set) without results yet; the class count is not known
+/// before the data is opened, so a CIFAR run's kind says only `cifar`.
+fn identified_row(planned: &PlannedRun) -> Result<RunResult> {
+    let run = &planned.run;
+    let mut row = RunResult {
         label: planned.label.clone(),
         seed: planned.seed,
-        model: planned.run.model.name.clone(),
+        model: run.model.name.clone(),
         params: None,
         macs: None,
         top1_err: None,
@@ -69,6 +72,21 @@ pub fn failed_row(planned: &PlannedRun, reason: &str) -> RunResult {
         epochs: None,
         images_per_s: None,
         wall_s: None,
-        status: format!("failed: {}", reason.replace(['\n', '\r'], " ")),
-    }
+        status: String::new(),
+        run: planned.run_id.clone(),
+        config_id: run.config_id()?,
+        reused_from: String::new(),
+        data_kind: String::new(),
+        data_name: String::new(),
+        data_crop: None,
+    };
+    let classes = run.model.fixed_classes.then(|| run.model.spec.num_classes());
+    row.set_data_set(DataSet::of(&run.data, classes));
+    Ok(row)
+}
+
+/// The row of a run that failed, with its reason on one line.
+pub fn failed_row(planned: &PlannedRun, reason: &str) -> Result<RunResult> {
+    let status = format!("failed: {}", reason.replace(['\n', '\r'], " "));
+    Ok(RunResult { status, ..identified_row(planned)? })
 }

@@ -1,10 +1,12 @@
 //! Runs an experiment: each planned run in its own folder (resuming from its checkpoint, skipping finished
-//! runs, locked against a second runner), through [`super::pipeline`], recorded in results.csv (failures
-//! too, with their reason).
+//! runs, reusing a run finished in another experiment with the same configuration, locked against a second
+//! runner), through [`super::pipeline`], recorded in results.csv (failures too, with their reason).
 use super::load::{Experiment, ExperimentOptions, PlannedRun};
 use super::pipeline::{failed_row, run_one};
+use super::reuse;
 use super::store::ExperimentDir;
-use anyhow::{bail, Result};
+use crate::train::run_dir::RunDir;
+use anyhow::{bail, Context, Result};
 use std::time::Instant;
 
 /// What happened to each run of this invocation.
@@ -16,6 +18,8 @@ pub struct Outcome {
     pub locked: Vec<String>,
     /// Runs recorded as failed by an earlier invocation and kept so (also in `skipped`).
     pub failed_earlier: Vec<String>,
+    /// Runs linked to a finished run of another experiment with the same configuration, not trained.
+    pub reused: Vec<String>,
 }
 
 /// Trains every run not yet finished.
@@ -42,6 +46,10 @@ pub fn run(exp: &Experiment, options: &ExperimentOptions) -> Result<Outcome> {
                 continue;
             }
         }
+        if try_reuse(exp, planned, &store, &prefix, options)? {
+            outcome.reused.push(id.clone());
+            continue;
+        }
         let dir = store.run_dir(id);
         let Some(_lock) = dir.lock()? else {
             eprintln!("{prefix}: another runner is training it (skipped)");
@@ -57,6 +65,39 @@ pub fn run(exp: &Experiment, options: &ExperimentOptions) -> Result<Outcome> {
     Ok(outcome)
 }
 
+/// Reuses a run finished in another experiment with `planned`'s configuration when there is one (unless
+/// `--no-reuse`): links its folder here and records its row; true when it did. A link left here without a
+/// finished row (a crash between link and row, or its run removed since) is removed first, and decided
+/// again. A run that has its own folder already (trained in part here) is resumed here, not replaced. An
+/// unfinished run elsewhere is not waited for nor shared: this run trains in its own folder.
+fn try_reuse(
+    exp: &Experiment,
+    planned: &PlannedRun,
+    store: &ExperimentDir,
+    prefix: &str,
+    options: &ExperimentOptions,
+) -> Result<bool> {
+    let path = store.root.join(&planned.run_id);
+    if path.is_symlink() {
+        std::fs::remove_file(&path).with_context(|| format!("removing the stale link {}", path.display()))?;
+    }
+    if !options.reuse {
+        return Ok(false);
+    }
+    let Some(found) = reuse::find(&options.results_root, store, planned)? else { return Ok(false) };
+    let (experiment, run) = found.experiment_and_run();
+    if path.exists() {
+        eprintln!("{prefix}: run {run} of experiment {experiment} has the same configuration, but this run has its own folder already (resuming it here)");
+        return Ok(false);
+    }
+    reuse::link_and_record(&found, &exp.name, store, planned)?;
+    eprintln!("{prefix}: reusing finished run {run} from experiment {experiment} (same configuration)");
+    let origin = RunDir::new(options.results_root.join(&found.origin));
+    origin
+        .append_log(&format!("reused by experiment {} as its run {} (same configuration)", exp.name, planned.run_id))?;
+    Ok(true)
+}
+
 /// Refuses to go on when a run recorded as finished is not the run asked for now (the experiment file or
 /// `--set` changed its model, data, recipe or seed): its results.csv row would be reported as the new
 /// run's. Refusing, rather than training it again, keeps the finished run's weights and numbers until the
@@ -68,11 +109,13 @@ fn check_finished_runs(exp: &Experiment, store: &ExperimentDir) -> Result<()> {
     let mut changed = Vec::new();
     for planned in &exp.runs {
         let dir = store.run_dir(&planned.run_id);
-        let finished = results.iter().any(|r| r.label == planned.label && r.seed == planned.seed && r.is_ok());
-        if !finished || !dir.run_file().exists() {
-            continue;
+        let row = results.iter().find(|r| r.label == planned.label && r.seed == planned.seed && r.is_ok());
+        let Some(row) = row.filter(|_| dir.run_file().exists()) else { continue };
+        let mut saved = dir.read_run()?;
+        if !row.reused_from.is_empty() {
+            // A reused run may have been trained under another model name for the same spec.
+            saved.model.name.clone_from(&planned.run.model.name);
         }
-        let saved = dir.read_run()?;
         // The saved run has its class count bound to the data; bind the asked one alike (a changed data
         // set shows up as a data difference). Where it runs (devices, world size, paths) may differ.
         let mut asked = planned.run.clone();
@@ -120,7 +163,7 @@ fn train_and_record(
             let reason = format!("{err:#}");
             eprintln!("{prefix}: FAILED: {reason}");
             dir.append_log(&format!("failed: {reason}"))?;
-            store.record(&failed_row(planned, &reason))?;
+            store.record(&failed_row(planned, &reason)?)?;
             Ok(false)
         }
     }

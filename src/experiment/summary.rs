@@ -61,5 +61,15 @@ fn markdown(exp: &Experiment, rows: &[SummaryRow], results: &[RunResult]) -> Res
             writeln!(md, "- {} seed {}: {}", f.label, f.seed, f.status)?;
         }
     }
+    let reused: Vec<&RunResult> = results.iter().filter(|r| r.is_ok() && !r.reused_from.is_empty()).collect();
+    if !reused.is_empty() {
+        writeln!(
+            md,
+            "\nReused runs (the same configuration finished in another experiment; linked, not trained again):\n"
+        )?;
+        for r in reused {
+            writeln!(md, "- {} seed {}: {}", r.label, r.seed, r.reused_from)?;
+        }
+    }
     Ok(md)
 }

@@ -1,5 +1,6 @@
 //! results.csv (one row per finished or failed run of an experiment: its schema, reader and writer) and a
 //! run folder's training history for the curves. Every error names the file, and the line where one is at fault.
+use crate::data::DataSpec;
 use crate::train::metrics::EpochMetrics;
 use crate::train::run_dir::RunDir;
 use crate::util::csv_file::{read_csv, write_csv};
@@ -8,8 +9,72 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 
+/// The columns every results.csv has; files written before the data set and the run's identity were
+/// recorded have only these (the others then read as empty: see [`RunResult::data_set`]).
 pub const RESULTS_HEADER: [&str; 11] =
     ["label", "seed", "model", "params", "macs", "top1_err", "top5_err", "epochs", "images_per_s", "wall_s", "status"];
+
+/// The columns written today: [`RESULTS_HEADER`] and the run folder, its identity, where a reused run was
+/// trained, and its data set.
+pub const RESULTS_COLUMNS: [&str; 17] = [
+    "label",
+    "seed",
+    "model",
+    "params",
+    "macs",
+    "top1_err",
+    "top5_err",
+    "epochs",
+    "images_per_s",
+    "wall_s",
+    "status",
+    "run",
+    "config_id",
+    "reused_from",
+    "data_kind",
+    "data_name",
+    "data_crop",
+];
+
+/// What a run trained and evaluated on, as results.csv records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataSet {
+    /// `synthetic`, `cifar10`, `cifar100`, `cifar100_coarse`, `cifar` (class count not known: a run that
+    /// failed before opening its data) or `folder`.
+    pub kind: String,
+    /// The folder's or CIFAR files' path as the run file gives it; `synthetic` for the built-in set.
+    pub name: String,
+    /// The evaluation images' side: an image folder's centre crop, 32 for CIFAR, the synthetic size.
+    pub crop: Option<u32>,
+}
+
+/// The side of the paper's ImageNet evaluation crop (single 224x224 crop, Table S2 and Figure 2).
+pub const PAPER_CROP: u32 = 224;
+
+impl DataSet {
+    /// The data set of a run on `spec` whose model has `classes` outputs (bound to the data; None before).
+    pub fn of(spec: &DataSpec, classes: Option<i64>) -> DataSet {
+        let (kind, name, crop) = match spec {
+            DataSpec::Synthetic(s) => ("synthetic".into(), "synthetic".into(), s.image_size),
+            DataSpec::Cifar(c) => {
+                let kind = match classes {
+                    Some(10) => "cifar10",
+                    Some(100) => "cifar100",
+                    Some(20) => "cifar100_coarse",
+                    _ => "cifar",
+                };
+                (kind.into(), c.root.display().to_string(), 32)
+            }
+            DataSpec::Folder(f) => ("folder".into(), f.root.display().to_string(), f.eval_crop),
+        };
+        DataSet { kind, name, crop: u32::try_from(crop).ok() }
+    }
+
+    /// An image folder at the paper's crop: what Figure 2's ImageNet axes may show.
+    pub fn is_imagenet_like(&self) -> bool {
+        self.kind == "folder" && self.crop == Some(PAPER_CROP)
+    }
+}
 
 /// A run directory: its label is the directory name.
 #[derive(Clone, Debug)]
@@ -35,11 +100,41 @@ pub struct RunResult {
     pub wall_s: Option<f64>,
     /// `ok` or `failed: reason`.
     pub status: String,
+    /// The run folder's name in the experiment folder (empty in files written before it was recorded).
+    #[serde(default)]
+    pub run: String,
+    /// The run's identity ([`crate::train::run::ResolvedRun::config_id`]); empty in older files.
+    #[serde(default)]
+    pub config_id: String,
+    /// `EXPERIMENT/RUN` when this run was not trained here but reused from there; empty when trained here.
+    #[serde(default)]
+    pub reused_from: String,
+    /// The data set ([`DataSet`]); empty in files written before it was recorded.
+    #[serde(default)]
+    pub data_kind: String,
+    #[serde(default)]
+    pub data_name: String,
+    #[serde(default)]
+    pub data_crop: Option<u32>,
 }
 
 impl RunResult {
     pub fn is_ok(&self) -> bool {
         self.status == "ok"
+    }
+
+    /// The recorded data set; None in results.csv files written before sk-exp recorded it.
+    pub fn data_set(&self) -> Option<DataSet> {
+        (!self.data_kind.is_empty()).then(|| DataSet {
+            kind: self.data_kind.clone(),
+            name: self.data_name.clone(),
+            crop: self.data_crop,
+        })
+    }
+
+    /// Records `data` in the row's data columns.
+    pub fn set_data_set(&mut self, data: DataSet) {
+        (self.data_kind, self.data_name, self.data_crop) = (data.kind, data.name, data.crop);
     }
 }
 
@@ -67,8 +162,18 @@ pub fn read_run_dir(dir: &Path) -> Result<RunHistory> {
     Ok(RunHistory { label, epochs: run.read_metrics()?, model: run.model_name()? })
 }
 
+/// The row's data set: its own columns, else (a results.csv written before they existed) the run file in
+/// its run folder inside `experiment` (the folder holding the results.csv); None when neither tells.
+pub fn data_set_of(row: &RunResult, experiment: &Path) -> Option<DataSet> {
+    row.data_set().or_else(|| {
+        let folder = if row.run.is_empty() { format!("{}_s{}", row.label, row.seed) } else { row.run.clone() };
+        let run = RunDir::new(experiment.join(folder)).read_run().ok()?;
+        Some(DataSet::of(&run.data, Some(run.model.spec.num_classes())))
+    })
+}
+
 pub fn write_results(path: &Path, rows: &[RunResult]) -> Result<()> {
-    write_csv(path, &RESULTS_HEADER, rows)
+    write_csv(path, &RESULTS_COLUMNS, rows)
 }
 
 /// Every results.csv under `dir` (recursively), sorted so that output does not depend on the file system.

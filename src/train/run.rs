@@ -132,6 +132,42 @@ impl ResolvedRun {
         Ok(())
     }
 
+    /// The run's identity as canonical YAML: what decides the trained weights and numbers, and nothing
+    /// else. In it: the model's spec without its class count (which follows the data, or must agree with
+    /// it), the data section with its root taken from the data root, the full recipe, the seed and the
+    /// number of ranks it trains on. Not in it: the model's registered name (two names for one spec train
+    /// the same network), devices, threads, workers and the output folder (a resume may change them too).
+    pub fn identity(&self) -> Result<String> {
+        let mut spec = yaml_serde::to_value(&self.model.spec)?;
+        if let Some(map) = spec.as_mapping_mut() {
+            map.remove("num_classes");
+        }
+        let mut data = self.data.clone();
+        let root = match &mut data {
+            DataSpec::Synthetic(_) => None,
+            DataSpec::Cifar(c) => Some(&mut c.root),
+            DataSpec::Folder(f) => Some(&mut f.root),
+        };
+        if let Some(root) = root {
+            *root = crate::data::spec::resolve(root, self.data_root.as_deref());
+        }
+        // An experiment's run is resolved with one rank per device before the trainer sets world_size.
+        let ranks = if self.world_size == 1 { self.devices.len() } else { self.world_size };
+        let identity = Mapping::from_iter([
+            ("spec".into(), spec),
+            ("data".into(), yaml_serde::to_value(&data)?),
+            ("recipe".into(), yaml_serde::to_value(&self.recipe)?),
+            ("seed".into(), Value::from(self.seed)),
+            ("world_size".into(), Value::from(ranks as u64)),
+        ]);
+        Ok(yaml_serde::to_string(&identity)?)
+    }
+
+    /// [`Self::identity`] as 16 hex digits (a 64-bit FNV-1a hash of it): results.csv's `config_id`.
+    pub fn config_id(&self) -> Result<String> {
+        Ok(format!("{:016x}", fnv1a64(self.identity()?.as_bytes())))
+    }
+
     /// Fails unless `saved` (the run being resumed) is the same run: same model, data, recipe, seed and
     /// world size (unless `new_world_size`). Devices, threads, workers and paths may change between sessions.
     pub fn check_resumes(&self, saved: &ResolvedRun, new_world_size: bool) -> Result<()> {
@@ -167,6 +203,11 @@ impl ResolvedRun {
             .unwrap_or_else(|| "the settings differ".into());
         bail!("{what}; resume with the same settings or choose another output directory")
     }
+}
+
+/// The 64-bit FNV-1a hash: fixed by its definition, unlike std's hashers, so ids stay stable across builds.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// The recipe section: a preset (named, or chosen by the model's input size) with the section's keys over it.
@@ -324,6 +365,42 @@ mod tests {
         let fixed = parse("model: {name: sknet29, overrides: {num_classes: 10}}").unwrap();
         let back: ResolvedRun = yaml_serde::from_str(&yaml_serde::to_string(&fixed).unwrap()).unwrap();
         fixed.check_resumes(&back, false).unwrap();
+    }
+
+    #[test]
+    fn the_identity_follows_every_training_field_and_nothing_else() {
+        let id = |yaml: &str| parse(yaml).unwrap().config_id().unwrap();
+        let base = id("model: {name: sknet29}\ndata: {kind: cifar, root: c10}");
+        assert_eq!(base.len(), 16);
+        // Where and how it runs, and the class count bound to the data, leave it alone.
+        assert_eq!(
+            id("model: {name: sknet29}\ndata: {kind: cifar, root: c10}\nworkers: 9\nthreads: 3\nout_dir: x"),
+            base
+        );
+        let mut bound = parse("model: {name: sknet29}\ndata: {kind: cifar, root: c10}").unwrap();
+        bound.bind_classes(10).unwrap();
+        assert_eq!(bound.config_id().unwrap(), base);
+        // Each training field changes it; the data root is part of the data's path.
+        for changed in [
+            "model: {name: sknet29}\ndata: {kind: cifar, root: c10}\nseed: 1",
+            "model: {name: sknet29}\ndata: {kind: cifar, root: c10}\nrecipe: {lr: 0.2}",
+            "model: {name: sknet29}\ndata: {kind: cifar, root: c10}\nrecipe: {epochs: 299}",
+            "model: {name: sknet29, overrides: {sk: {reduction: 8}}}\ndata: {kind: cifar, root: c10}",
+            "model: {name: sknet29}\ndata: {kind: cifar, root: c100}",
+            "model: {name: sknet29}\ndata: {kind: cifar, root: c10}\ndata_root: /elsewhere",
+            "model: {name: sknet29}\ndata: {kind: cifar, root: c10}\ndevices: [cpu, cpu]",
+        ] {
+            assert_ne!(id(changed), base, "{changed}");
+        }
+        // Two ranks, whether from two devices or set by the trainer, are one identity.
+        let mut ranks = parse("model: {name: sknet29}\ndata: {kind: cifar, root: c10}").unwrap();
+        ranks.world_size = 2;
+        assert_eq!(
+            ranks.config_id().unwrap(),
+            id("model: {name: sknet29}\ndata: {kind: cifar, root: c10}\ndevices: [cpu, cpu]")
+        );
+        // FNV-1a's published value for "a": the hash does not depend on the build.
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 
     #[test]

@@ -27,6 +27,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Makes `link` a symbolic link to `target` (a path relative to the link's folder, or absolute) through a
+/// temporary link renamed over it: readers see no link or the whole one, and an old link is replaced.
+pub fn link_atomic(target: &Path, link: &Path) -> Result<()> {
+    let name = link.file_name().with_context(|| format!("{}: not a link path", link.display()))?;
+    let tmp = link.with_file_name(format!("{}.{}.link.tmp", name.to_string_lossy(), std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).with_context(|| format!("creating the link {}", tmp.display()))?;
+    if let Err(err) = std::fs::rename(&tmp, link) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err).with_context(|| format!("replacing {}", link.display()));
+    }
+    match link.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
 /// Creates (or truncates) `path` with `bytes` and syncs it to disk.
 pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = File::create(path).with_context(|| format!("creating {}", path.display()))?;

@@ -1,179 +1,29 @@
 //! Figure 2 of the paper: ImageNet top-1 error against #params for the models of Table S2, one line per
-//! family, plus the user's measured runs as crosses.
-use super::legend::{draw_legend, draw_marker, Entry, Marker, Stroke};
-use super::placement::{place_labels, polyline_obstacles, Rect};
-use super::{
-    chart, finite_extent, padded, palette, save, text, Area, Axis, Backend, Chart, Figure, Frame, TickFormat,
-    LABEL_SIZE,
-};
-use crate::paper;
-use crate::report::results::{find_results_files, read_results};
-use crate::report::summary::summarise_results;
-use anyhow::{bail, Result};
-use plotters::prelude::*;
+//! family, plus the user's measured runs on ImageNet-like data (an image folder at the paper's 224 crop)
+//! as crosses.
+use super::params_error::{self, Family, ParamsError};
+use super::{save, Area, Backend, Figure, Frame};
+use crate::report::measured::{self, data_set_reason, Measured, Place, Point};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 
-/// A point of the figure: a model (paper) or an experiment label (measured).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Point {
-    pub label: String,
-    pub params_m: f64,
-    pub top1_err: f64,
-}
-
 /// Table S2's models grouped by family, in the order the table lists them; points sorted by #params.
-pub fn paper_families() -> Vec<(String, Vec<Point>)> {
-    let mut families: Vec<(String, Vec<Point>)> = Vec::new();
-    for row in paper::published().iter().filter(|r| r.table == "S2") {
-        let (Some(params_m), Some(top1_err)) = (row.params_m, row.top1_err) else { continue };
-        // "DenseNet-232 (k=48)" -> "DenseNet-232": the family line says the rest.
-        let label = row.model.split(" (").next().unwrap_or(&row.model).to_string();
-        let point = Point { label, params_m, top1_err };
-        // The family of a model: its name up to the first '-' ("SKNet-50" -> "SKNet").
-        let family = row.model.split('-').next().unwrap_or(&row.model);
-        match families.iter_mut().find(|(name, _)| name == family) {
-            Some((_, points)) => points.push(point),
-            None => families.push((family.to_string(), vec![point])),
-        }
-    }
-    for (_, points) in &mut families {
-        points.sort_by(|a, b| a.params_m.total_cmp(&b.params_m));
-    }
-    families
+pub fn paper_families() -> Vec<Family> {
+    params_error::paper_families("S2", "imagenet")
 }
 
-/// One point per label of every results.csv under `dir`: mean top-1 error of its successful runs against
-/// #params in millions; a label whose mean is not finite is left out. A label found in several experiments
-/// is prefixed with its experiment's folder (relative to `dir`).
-pub fn measured_points(dir: &Path) -> Result<Vec<Point>> {
-    let files = find_results_files(dir)?;
-    if files.is_empty() {
-        bail!("no results.csv under {}", dir.display());
-    }
-    let mut found: Vec<(String, Point)> = Vec::new();
-    for file in &files {
-        let folder = file.parent().and_then(|p| p.strip_prefix(dir).ok()).unwrap_or(Path::new(""));
-        for row in summarise_results(&read_results(file)?).into_iter().filter(|r| r.mean_top1_err.is_finite()) {
-            let qualified = folder.join(&row.label).to_string_lossy().into_owned();
-            let point = Point { label: row.label, params_m: row.params as f64 / 1e6, top1_err: row.mean_top1_err };
-            found.push((qualified, point));
-        }
-    }
-    if found.is_empty() {
-        bail!("no successful run (status ok) in the results.csv files under {}", dir.display());
-    }
-    let repeated = |label: &str| found.iter().filter(|(_, p)| p.label == label).count() > 1;
-    let qualified: Vec<bool> = found.iter().map(|(_, p)| repeated(&p.label)).collect();
-    Ok(found
-        .into_iter()
-        .zip(qualified)
-        .map(|((full, point), qualify)| if qualify { Point { label: full, ..point } } else { point })
-        .collect())
+/// The runs of every results.csv under `dir` that Figure 2's axes can show (ImageNet-like data): one
+/// panel of points, and the count of the others by data set.
+pub fn measured_points(dir: &Path) -> Result<Measured> {
+    measured::measured_points(dir, 1, |data| match data {
+        Some(d) if d.is_imagenet_like() => Place::Panel(0),
+        other => Place::LeftOut(data_set_reason(other)),
+    })
 }
-
-/// Clear space around a point label, in pixels.
-const LABEL_PAD: i32 = 3;
 
 struct Figure2<'a> {
-    families: Vec<(String, Vec<Point>)>,
+    families: Vec<Family>,
     measured: &'a [Point],
-}
-
-/// What the drawn points leave behind for the labels: the points to label (with their colour) and the
-/// pixels the labels must keep clear of.
-#[derive(Default)]
-struct Marks<'p> {
-    labelled: Vec<(&'p Point, RGBColor)>,
-    obstacles: Vec<Rect>,
-}
-
-impl Figure2<'_> {
-    fn title(&self) -> &'static str {
-        if self.measured.is_empty() {
-            "ImageNet top-1 error vs #params (paper: Table S2, Figure 2)"
-        } else {
-            "ImageNet top-1 error vs #params (paper: Table S2, Figure 2) and your runs"
-        }
-    }
-
-    /// #params from 0 at the least, top-1 error with room above and below for the labels.
-    fn axes(&self) -> (Axis, Axis) {
-        let all = || self.families.iter().flat_map(|(_, p)| p).chain(self.measured);
-        let (x_lo, x_hi) = finite_extent(all().map(|p| p.params_m)).unwrap_or((0.0, 1.0));
-        let (y_lo, y_hi) = finite_extent(all().map(|p| p.top1_err)).unwrap_or((0.0, 1.0));
-        let x_range = padded(x_lo, x_hi, 0.07, 1.0);
-        let x = Axis::new(x_range.start.max(0.0)..x_range.end, "#params (millions)").format(TickFormat::Trimmed);
-        (x, Axis::new(padded(y_lo, y_hi, 0.12, 0.2), "top-1 error (%)"))
-    }
-
-    /// One line with circles per family; returns their legend entries.
-    fn draw_families<'p, DB: Backend>(
-        &'p self,
-        root: &Area<DB>,
-        chart: &Chart<'_, DB>,
-        marks: &mut Marks<'p>,
-    ) -> Result<Vec<Entry>> {
-        let mut entries = Vec::new();
-        for (i, (family, points)) in self.families.iter().enumerate() {
-            let color = palette(i);
-            // The paper's own family stands out.
-            let width = if family == "SKNet" { 4 } else { 2 };
-            let pixels: Vec<(i32, i32)> =
-                points.iter().map(|p| chart.backend_coord(&(p.params_m, p.top1_err))).collect();
-            root.draw(&PathElement::new(pixels.clone(), color.stroke_width(width)))?;
-            for &px in &pixels {
-                draw_marker(root, Marker::Circle, px, color)?;
-                marks.obstacles.push(Rect::around(px, 6));
-            }
-            marks.obstacles.extend(polyline_obstacles(&pixels));
-            marks.labelled.extend(points.iter().map(|p| (p, color)));
-            entries.push(Entry { marker: Some(Marker::Circle), ..Entry::line(family.clone(), color, Stroke::Solid) });
-        }
-        Ok(entries)
-    }
-
-    /// A black cross per measured point; returns their legend entry when there is one.
-    fn draw_measured<'p, DB: Backend>(
-        &'p self,
-        root: &Area<DB>,
-        chart: &Chart<'_, DB>,
-        marks: &mut Marks<'p>,
-    ) -> Result<Option<Entry>> {
-        for point in self.measured {
-            let px = chart.backend_coord(&(point.params_m, point.top1_err));
-            draw_marker(root, Marker::Cross, px, BLACK)?;
-            marks.obstacles.push(Rect::around(px, 9));
-            marks.labelled.push((point, BLACK));
-        }
-        Ok((!self.measured.is_empty()).then(|| Entry {
-            label: "your runs (mean)".into(),
-            color: BLACK,
-            stroke: None,
-            marker: Some(Marker::Cross),
-        }))
-    }
-}
-
-/// Names every marked point next to it, clear of the lines, markers and legend; a faint leader line joins a
-/// label pushed away from its point.
-fn draw_point_labels<DB: Backend>(root: &Area<DB>, chart: &Chart<'_, DB>, marks: &Marks<'_>, plot: Rect) -> Result<()> {
-    let label_style = text(LABEL_SIZE);
-    let anchors: Vec<(i32, i32)> =
-        marks.labelled.iter().map(|(p, _)| chart.backend_coord(&(p.params_m, p.top1_err))).collect();
-    let mut sizes = Vec::new();
-    for (point, _) in &marks.labelled {
-        let (w, h) = root.estimate_text_size(&point.label, &label_style)?;
-        // The estimate is the font's em box; glyph ink reaches a little beyond it.
-        sizes.push((w + 2 * LABEL_PAD as u32, h + 2 * LABEL_PAD as u32));
-    }
-    let placed = place_labels(&anchors, &sizes, &marks.obstacles, plot);
-    for (((point, color), anchor), spot) in marks.labelled.iter().zip(&anchors).zip(&placed) {
-        if spot.leader {
-            root.draw(&PathElement::new(vec![*anchor, spot.rect.nearest_point(*anchor)], color.mix(0.6)))?;
-        }
-        root.draw_text(&point.label, &label_style.color(color), (spot.rect.x0 + LABEL_PAD, spot.rect.y0 + LABEL_PAD))?;
-    }
-    Ok(())
 }
 
 impl Figure for Figure2<'_> {
@@ -182,14 +32,13 @@ impl Figure for Figure2<'_> {
     }
 
     fn draw<DB: Backend>(&self, root: &Area<DB>) -> Result<()> {
-        let (x, y) = self.axes();
-        let (chart, plot) = chart(root, &Frame::figure(self.title(), (60, 75)), &x, &y)?;
-        let mut marks = Marks::default();
-        let mut entries = self.draw_families(root, &chart, &mut marks)?;
-        entries.extend(self.draw_measured(root, &chart, &mut marks)?);
-        let legend = draw_legend(root, &entries, plot, &marks.obstacles)?;
-        marks.obstacles.push(legend);
-        draw_point_labels(root, &chart, &marks, plot)
+        let title = if self.measured.is_empty() {
+            "ImageNet top-1 error vs #params (paper: Table S2, Figure 2)"
+        } else {
+            "ImageNet top-1 error vs #params (paper: Table S2, Figure 2) and your runs"
+        };
+        let chart = ParamsError { families: &self.families, measured: self.measured };
+        chart.draw(root, root, &Frame::figure(title, (60, 75)))
     }
 }
 

@@ -2,9 +2,11 @@
 //! Text uses the embedded DejaVu Sans (plotters' ab_glyph path), so no system font is needed.
 pub mod attention;
 pub mod bars;
+pub mod cifar;
 pub mod curves;
 pub mod figure2;
 mod legend;
+mod params_error;
 mod placement;
 mod typeset;
 
