@@ -8,6 +8,7 @@ use sk_exp::data::folder::{self, decode, Folder, TrainTransform};
 use sk_exp::data::image::{CropBox, Image};
 use sk_exp::data::transforms::{flip_horizontal, normalise, resize, CIFAR10_NORM, IMAGENET_NORM};
 use sk_exp::data::{CifarSpec, DataSpec, Dataset, FolderSpec, Split};
+use sk_exp::experiment::load::{load, ExperimentOptions};
 use std::path::{Path, PathBuf};
 
 /// An image unlike its mirror image.
@@ -215,4 +216,24 @@ fn bad_values_are_one_line_errors_naming_the_field() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("data.scale: expected [min, max]"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn the_lightweight_recipe_trains_on_milder_crops() {
+    let options = ExperimentOptions {
+        results_root: "/tmp/unused".into(),
+        overrides: vec![],
+        data_root: None,
+        only: None,
+        retry_failed: false,
+        progress: false,
+    };
+    for name in ["table4", "table_s1"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments").join(format!("{name}.yaml"));
+        let experiment = load(&path, &options).unwrap();
+        for run in &experiment.runs {
+            let DataSpec::Folder(data) = &run.run.data else { panic!("{name}: not an image folder") };
+            assert_eq!((data.scale, data.ratio), ((0.25, 1.0), (0.75, 4.0 / 3.0)), "{name} {}", run.label);
+        }
+    }
 }
