@@ -38,6 +38,8 @@ pub struct FolderSpec {
     /// Skip (and count) images that fail to decode instead of stopping with an error.
     #[serde(default)]
     pub skip_bad_images: bool,
+    // The augmentation fields below stay out of run files at their defaults, so that a run file written
+    // before they existed reads back (and writes) as the same run.
     /// The training images' transform before the flip: `random_resized_crop` or `none` (pre-cropped data).
     #[serde(default, skip_serializing_if = "TrainTransform::is_default")]
     pub train_transform: TrainTransform,
@@ -53,8 +55,7 @@ pub struct FolderSpec {
     pub flip: Option<bool>,
 }
 
-/// What an image folder does to a training image before the flip. Unset fields stay out of run files, so
-/// that a run file written before these options existed reads back as the same run.
+/// What an image folder does to a training image before the flip.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum TrainTransform {
@@ -115,6 +116,14 @@ impl FolderSpec {
         }
     }
 
+    /// The training split's random crop; None: the evaluation transform.
+    fn train_crop(&self) -> Option<CropRanges> {
+        match self.train_transform {
+            TrainTransform::RandomResizedCrop => Some(CropRanges { scale: self.scale, ratio: self.ratio }),
+            TrainTransform::None => None,
+        }
+    }
+
     /// Whether training images are flipped (the default depends on the transform).
     pub fn flips(&self) -> bool {
         self.flip.unwrap_or(self.train_transform == TrainTransform::RandomResizedCrop)
@@ -169,10 +178,7 @@ pub fn open(root: &Path, spec: &FolderSpec) -> Result<(Folder, Folder)> {
         side: spec.crop,
         eval_resize: train_eval_resize(spec),
         skip_bad_images: spec.skip_bad_images,
-        train_crop: match spec.train_transform {
-            TrainTransform::RandomResizedCrop => Some(CropRanges { scale: spec.scale, ratio: spec.ratio }),
-            TrainTransform::None => None,
-        },
+        train_crop: spec.train_crop(),
         train_flip: spec.flips(),
     };
     Ok((train, val))
@@ -240,9 +246,8 @@ fn eval_set(root: &Path, spec: &FolderSpec, classes: Vec<String>, val_classes: &
         side: spec.eval_crop,
         eval_resize: spec.eval_resize(),
         skip_bad_images: spec.skip_bad_images,
-        // The evaluation set is never sampled as training data; these only keep the type whole.
-        train_crop: None,
-        train_flip: false,
+        train_crop: spec.train_crop(),
+        train_flip: spec.flips(),
     })
 }
 
