@@ -3,7 +3,7 @@
 //! benchmarks/data_pipeline.sh runs it against benchmarks/data_pipeline.py (torchvision + PIL) on the same files.
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
-use sk_exp::data::{batches, open, CifarLabel, CifarSpec, DataSpec, FolderSpec, LoaderConfig};
+use sk_exp::data::{batches, open, CifarSpec, DataSpec, FolderSpec, LoaderConfig};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -45,14 +45,8 @@ fn main() -> Result<()> {
     let args = Args::parse();
     tch::set_num_threads(1);
     let spec = match args.kind {
-        Kind::Cifar => DataSpec::Cifar(CifarSpec { root: args.root.clone(), label: CifarLabel::Fine }),
-        Kind::Folder => DataSpec::Folder(FolderSpec {
-            root: args.root.clone(),
-            crop: 224,
-            eval_crop: 224,
-            eval_resize: None,
-            skip_bad_images: false,
-        }),
+        Kind::Cifar => DataSpec::Cifar(CifarSpec::new(&args.root)),
+        Kind::Folder => DataSpec::Folder(FolderSpec::new(&args.root)),
     };
     let train = open(&spec, None)?.train;
     let mut seen = 0;

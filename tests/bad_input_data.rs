@@ -6,7 +6,7 @@ mod common;
 use anyhow::Result;
 use sk_exp::data::folder::{self, decode};
 use sk_exp::data::synthetic::SyntheticSpec;
-use sk_exp::data::{batches, cifar, open, CifarLabel, DataSpec, Dataset, FolderSpec, LoaderConfig, Sample, Split};
+use sk_exp::data::{batches, cifar, open, CifarSpec, DataSpec, Dataset, FolderSpec, LoaderConfig, Sample, Split};
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -21,7 +21,7 @@ fn a_pickle_nested_300000_levels_deep_is_an_error_naming_the_file() {
     for name in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch"] {
         std::fs::write(dir.join(name), &bytes).unwrap();
     }
-    let err = format!("{:#}", cifar::open(&dir, CifarLabel::Fine).expect_err("a 300000-deep pickle was accepted"));
+    let err = format!("{:#}", cifar::open(&dir, &CifarSpec::new(&dir)).expect_err("a 300000-deep pickle was accepted"));
     assert!(err.contains(&dir.join("data_batch_1").display().to_string()), "{err}");
     assert!(err.contains("nested deeper than 100"), "{err}");
     assert!(!err.contains('\n'), "{err}");
@@ -54,7 +54,7 @@ fn extreme_aspect_folder() -> std::path::PathBuf {
 }
 
 fn small_eval(root: &Path, skip_bad_images: bool) -> FolderSpec {
-    FolderSpec { root: root.into(), crop: 8, eval_crop: 8, eval_resize: Some(8), skip_bad_images }
+    FolderSpec { crop: 8, eval_crop: 8, eval_resize: Some(8), skip_bad_images, ..FolderSpec::new(root) }
 }
 
 #[test]

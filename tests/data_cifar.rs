@@ -23,6 +23,11 @@ fn expected(stem: &str, what: &str) -> Vec<u8> {
     std::fs::read(files().join("expected").join(format!("{stem}.{what}"))).unwrap()
 }
 
+/// The spec of `root` (under the files) with `label` and the standard augmentation.
+fn spec(root: impl AsRef<Path>, label: CifarLabel) -> CifarSpec {
+    CifarSpec { label, ..CifarSpec::new(files().join(root)) }
+}
+
 fn check(set: &Cifar, stem: &str, labels: &str) {
     let (images, labels) = (expected(stem, "images"), expected(stem, labels));
     assert_eq!(set.len(), labels.len(), "{stem}");
@@ -35,7 +40,7 @@ fn check(set: &Cifar, stem: &str, labels: &str) {
 #[test]
 fn cifar10_reads_alike_from_python2_python3_and_binary_files() {
     for dir in ["py2/cifar-10-batches-py", "py3/cifar-10-batches-py", "bin/cifar-10-batches-bin"] {
-        let (train, test) = cifar::open(&files().join(dir), CifarLabel::Fine).unwrap();
+        let (train, test) = cifar::open(&files().join(dir), &spec(dir, CifarLabel::Fine)).unwrap();
         assert_eq!(train.len(), 1003 + 4 + 2 + 5 + 3, "{dir}");
         assert_eq!(train.num_classes(), 10);
         check(&train, "c10_train", "labels");
@@ -46,11 +51,11 @@ fn cifar10_reads_alike_from_python2_python3_and_binary_files() {
 #[test]
 fn cifar100_reads_fine_or_coarse_labels() {
     for dir in ["py2/cifar-100-python", "py3/cifar-100-python", "bin/cifar-100-binary"] {
-        let (train, test) = cifar::open(&files().join(dir), CifarLabel::Fine).unwrap();
+        let (train, test) = cifar::open(&files().join(dir), &spec(dir, CifarLabel::Fine)).unwrap();
         assert_eq!(train.num_classes(), 100);
         check(&train, "c100_train", "labels");
         check(&test, "c100_test", "labels");
-        let (train, test) = cifar::open(&files().join(dir), CifarLabel::Coarse).unwrap();
+        let (train, test) = cifar::open(&files().join(dir), &spec(dir, CifarLabel::Coarse)).unwrap();
         assert_eq!(train.num_classes(), 20);
         check(&train, "c100_train", "coarse");
         check(&test, "c100_test", "coarse");
@@ -59,8 +64,7 @@ fn cifar100_reads_fine_or_coarse_labels() {
 
 #[test]
 fn spec_finds_the_directory_and_normalises_samples() {
-    let spec = DataSpec::Cifar(CifarSpec { root: "bin/cifar-10-batches-bin".into(), label: CifarLabel::Fine });
-    let splits = open(&spec, Some(files())).unwrap();
+    let splits = open(&DataSpec::Cifar(CifarSpec::new("bin/cifar-10-batches-bin")), Some(files())).unwrap();
     assert_eq!((splits.train.len(), splits.eval.len(), splits.eval.image_size()), (1017, 4, (32, 32)));
     let images = expected("c10_test", "images");
     let sample = splits.eval.sample(2, Split::Eval, 0).unwrap();
@@ -75,11 +79,9 @@ fn spec_finds_the_directory_and_normalises_samples() {
     assert_eq!(a, splits.train.sample(7, Split::Train, 1).unwrap().pixels);
     assert!((2..10).any(|s| splits.train.sample(7, Split::Train, s).unwrap().pixels != a));
 
-    let spec = DataSpec::Cifar(CifarSpec { root: files().join("py3"), label: CifarLabel::Coarse });
-    let err = open(&spec, None).err().unwrap().to_string();
+    let err = open(&DataSpec::Cifar(spec("py3", CifarLabel::Coarse)), None).err().unwrap().to_string();
     assert!(err.contains("several CIFAR versions") && err.contains("cifar-100-python"), "{err}");
-    let spec = DataSpec::Cifar(CifarSpec { root: files().join("py3/cifar-100-python"), label: CifarLabel::Coarse });
-    let splits = open(&spec, None).unwrap();
+    let splits = open(&DataSpec::Cifar(spec("py3/cifar-100-python", CifarLabel::Coarse)), None).unwrap();
     assert_eq!(splits.train.num_classes(), 20);
     let s = splits.eval.sample(0, Split::Eval, 0).unwrap();
     let raw = expected("c100_test", "images")[0] as f32 / 255.0;
@@ -115,7 +117,7 @@ fn truncate(path: &Path, remove: usize) {
 }
 
 fn open_err(root: &Path, label: CifarLabel) -> String {
-    format!("{:#}", cifar::open(root, label).expect_err("expected an error"))
+    format!("{:#}", cifar::open(root, &spec(root, label)).expect_err("expected an error"))
 }
 
 #[test]

@@ -128,7 +128,7 @@ fn random_resized_box_follows_torchvision() {
 }
 
 fn spec(root: &Path) -> FolderSpec {
-    FolderSpec { root: root.to_path_buf(), crop: 64, eval_crop: 56, eval_resize: Some(64), skip_bad_images: false }
+    FolderSpec { crop: 64, eval_crop: 56, eval_resize: Some(64), ..FolderSpec::new(root) }
 }
 
 #[test]

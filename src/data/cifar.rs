@@ -27,6 +27,44 @@ pub struct CifarSpec {
     /// CIFAR-100 only: `fine` (100 classes, the usual benchmark) or `coarse` (20 superclasses).
     #[serde(default)]
     pub label: CifarLabel,
+    /// Training: zero padding on every side before the random 32x32 crop (0: no shift).
+    #[serde(default = "default_padding", skip_serializing_if = "is_default_padding")]
+    pub padding: usize,
+    /// Training: flip horizontally with probability 1/2.
+    #[serde(default = "default_flip", skip_serializing_if = "is_default_flip")]
+    pub flip: bool,
+}
+
+/// The standard CIFAR augmentation (the ResNeXt and SKNet papers'): pad 4, random crop, flip. Fields at their
+/// default stay out of run files, so that older run files read back as the same run.
+const DEFAULT_PADDING: usize = 4;
+
+fn default_padding() -> usize {
+    DEFAULT_PADDING
+}
+fn is_default_padding(padding: &usize) -> bool {
+    *padding == DEFAULT_PADDING
+}
+fn default_flip() -> bool {
+    true
+}
+fn is_default_flip(flip: &bool) -> bool {
+    *flip
+}
+
+impl CifarSpec {
+    /// The files under `root`, fine labels and the standard augmentation.
+    pub fn new(root: impl Into<PathBuf>) -> CifarSpec {
+        CifarSpec { root: root.into(), label: CifarLabel::Fine, padding: DEFAULT_PADDING, flip: true }
+    }
+
+    /// `padding` is at most the image side (a crop of a larger pad may miss the image entirely).
+    pub fn check_augmentation(&self) -> Result<()> {
+        if self.padding > SIDE {
+            bail!("data.padding: expected at most {SIDE} (the image side), got {}", self.padding);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -103,10 +141,15 @@ pub struct Cifar {
     labels: Vec<u8>,
     classes: i64,
     norm: Normalisation,
+    padding: usize,
+    flip: bool,
 }
 
-/// The training set (data batches 1-5 / `train`) and the test set (`test_batch` / `test`).
-pub fn open(root: &Path, label: CifarLabel) -> Result<(Cifar, Cifar)> {
+/// The training set (data batches 1-5 / `train`) and the test set (`test_batch` / `test`) of `spec`, its
+/// files under `root` (the spec's root resolved).
+pub fn open(root: &Path, spec: &CifarSpec) -> Result<(Cifar, Cifar)> {
+    spec.check_augmentation()?;
+    let label = spec.label;
     let (dir, layout) = detect(root)?;
     if label == CifarLabel::Coarse && !layout.is_cifar100() {
         bail!("data.label: coarse labels exist only in CIFAR-100, but {} is CIFAR-10", dir.display());
@@ -134,7 +177,7 @@ pub fn open(root: &Path, label: CifarLabel) -> Result<(Cifar, Cifar)> {
         if let Some(bad) = labels.iter().find(|&&l| l as i64 >= classes) {
             bail!("{}: label {bad} out of range for {classes} classes", dir.display());
         }
-        Ok(Cifar { images: Arc::new(images), labels, classes, norm })
+        Ok(Cifar { images: Arc::new(images), labels, classes, norm, padding: spec.padding, flip: spec.flip })
     };
     Ok((read_all(&train_files)?, read_all(&[test_file.to_string()])?))
 }
@@ -233,7 +276,7 @@ impl Dataset for Cifar {
         }
         let image = self.image(index);
         let image = match split {
-            Split::Train => pad_crop_flip(&image, 4, &mut seed::rng(seed)),
+            Split::Train => pad_crop_flip(&image, self.padding, self.flip, &mut seed::rng(seed)),
             Split::Eval => image,
         };
         Ok(Sample { pixels: normalise(&image, &self.norm), label: self.label(index) })

@@ -4,8 +4,11 @@
 use super::dataset::{BadSample, Dataset, Sample, Split};
 use super::image::{Image, MAX_SAMPLE_SIDE};
 use super::seed;
-use super::transforms::{normalise, random_resized_crop_flip, resize_centre_crop, resized_size, IMAGENET_NORM};
-use anyhow::{anyhow, bail, Context, Result};
+use super::transforms::{
+    normalise, random_flip, random_resized_crop_flip, resize_centre_crop, resized_size, CropRanges,
+    IMAGENET_CROP_RANGES, IMAGENET_NORM,
+};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -35,20 +38,111 @@ pub struct FolderSpec {
     /// Skip (and count) images that fail to decode instead of stopping with an error.
     #[serde(default)]
     pub skip_bad_images: bool,
+    // The augmentation fields below stay out of run files at their defaults, so that a run file written
+    // before they existed reads back (and writes) as the same run.
+    /// The training images' transform before the flip: `random_resized_crop` or `none` (pre-cropped data).
+    #[serde(default, skip_serializing_if = "TrainTransform::is_default")]
+    pub train_transform: TrainTransform,
+    /// The random-resized crop's area, as a fraction of the image's: [min, max] (timm's `--scale`).
+    #[serde(default = "default_scale", skip_serializing_if = "is_default_scale")]
+    pub scale: (f64, f64),
+    /// The random-resized crop's aspect ratio (width / height), drawn log-uniformly: [min, max] (timm's `--ratio`).
+    #[serde(default = "default_ratio", skip_serializing_if = "is_default_ratio")]
+    pub ratio: (f64, f64),
+    /// Flip training images horizontally with probability 1/2; default on with `random_resized_crop`, off
+    /// with `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip: Option<bool>,
+}
+
+/// What an image folder does to a training image before the flip.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainTransform {
+    /// A random crop (area fraction in `scale`, aspect ratio in `ratio`) resized to `crop` x `crop`.
+    #[default]
+    RandomResizedCrop,
+    /// The evaluation transform at the training crop: the shorter side resized to crop x eval_resize /
+    /// eval_crop, then the centred `crop` x `crop` square. With eval_resize = eval_crop, images already
+    /// `crop` x `crop` pass unchanged.
+    None,
+}
+
+impl TrainTransform {
+    fn is_default(&self) -> bool {
+        *self == TrainTransform::default()
+    }
 }
 
 fn default_crop() -> usize {
     224
 }
+fn default_scale() -> (f64, f64) {
+    IMAGENET_CROP_RANGES.scale
+}
+fn default_ratio() -> (f64, f64) {
+    IMAGENET_CROP_RANGES.ratio
+}
+fn is_default_scale(scale: &(f64, f64)) -> bool {
+    *scale == default_scale()
+}
+fn is_default_ratio(ratio: &(f64, f64)) -> bool {
+    *ratio == default_ratio()
+}
+
+/// A [min, max] field with 0 < min <= max <= `most` (NaN and infinities refused).
+fn check_range(field: &str, (min, max): (f64, f64), most: f64) -> Result<()> {
+    let bound = if most == 1.0 { " <= 1" } else { "" };
+    ensure!(
+        min > 0.0 && min <= max && max <= most,
+        "{field}: expected [min, max] with 0 < min <= max{bound}, got [{min}, {max}]"
+    );
+    Ok(())
+}
 
 impl FolderSpec {
+    /// The folders under `root` with every other field at its default (today's ImageNet transforms).
+    pub fn new(root: impl Into<PathBuf>) -> FolderSpec {
+        FolderSpec {
+            root: root.into(),
+            crop: default_crop(),
+            eval_crop: default_crop(),
+            eval_resize: None,
+            skip_bad_images: false,
+            train_transform: TrainTransform::default(),
+            scale: default_scale(),
+            ratio: default_ratio(),
+            flip: None,
+        }
+    }
+
+    /// The training split's random crop; None: the evaluation transform.
+    fn train_crop(&self) -> Option<CropRanges> {
+        match self.train_transform {
+            TrainTransform::RandomResizedCrop => Some(CropRanges { scale: self.scale, ratio: self.ratio }),
+            TrainTransform::None => None,
+        }
+    }
+
+    /// Whether training images are flipped (the default depends on the transform).
+    pub fn flips(&self) -> bool {
+        self.flip.unwrap_or(self.train_transform == TrainTransform::RandomResizedCrop)
+    }
+
+    /// The augmentation fields' bounds: 0 < min <= max <= 1 for `scale`, 0 < min <= max for `ratio`.
+    pub fn check_augmentation(&self) -> Result<()> {
+        check_range("data.scale", self.scale, 1.0)?;
+        check_range("data.ratio", self.ratio, f64::MAX)
+    }
+
     pub fn eval_resize(&self) -> usize {
         self.eval_resize.unwrap_or_else(|| (self.eval_crop as f64 / 0.875).round() as usize)
     }
 }
 
 /// One folder split. Its output side is fixed (`Dataset::image_size`): the training transform is a
-/// random-resized crop to that side, the evaluation transform a resize then a centre crop to it.
+/// random-resized crop to that side (or, with `train_transform: none`, the evaluation transform), the
+/// evaluation transform a resize then a centre crop to it.
 #[derive(Debug)]
 pub struct Folder {
     files: Vec<(PathBuf, i64)>,
@@ -56,6 +150,9 @@ pub struct Folder {
     side: usize,
     eval_resize: usize,
     skip_bad_images: bool,
+    /// The training split's random crop; None: the evaluation transform.
+    train_crop: Option<CropRanges>,
+    train_flip: bool,
 }
 
 /// The training set (`train/`) and the evaluation set (`val/`).
@@ -81,6 +178,8 @@ pub fn open(root: &Path, spec: &FolderSpec) -> Result<(Folder, Folder)> {
         side: spec.crop,
         eval_resize: train_eval_resize(spec),
         skip_bad_images: spec.skip_bad_images,
+        train_crop: spec.train_crop(),
+        train_flip: spec.flips(),
     };
     Ok((train, val))
 }
@@ -101,6 +200,7 @@ fn train_eval_resize(spec: &FolderSpec) -> usize {
 }
 
 fn check(root: &Path, spec: &FolderSpec) -> Result<()> {
+    spec.check_augmentation()?;
     if spec.crop == 0 || spec.eval_crop == 0 {
         bail!("data.crop and data.eval_crop must be at least 1 pixel");
     }
@@ -146,6 +246,8 @@ fn eval_set(root: &Path, spec: &FolderSpec, classes: Vec<String>, val_classes: &
         side: spec.eval_crop,
         eval_resize: spec.eval_resize(),
         skip_bad_images: spec.skip_bad_images,
+        train_crop: spec.train_crop(),
+        train_flip: spec.flips(),
     })
 }
 
@@ -232,6 +334,21 @@ fn is_truncated_jpeg(bytes: &[u8]) -> bool {
 }
 
 impl Folder {
+    /// Resize (shorter side to `eval_resize`) and centre crop to `side`.
+    fn eval_transform(&self, path: &Path, image: &Image) -> Result<Image, BadSample> {
+        // A thin image's resize (shorter side to eval_resize) would be long: refuse it like a bad file.
+        let (width, height) = resized_size(image.width, image.height, self.eval_resize);
+        if width.max(height) > MAX_IMAGE_SIDE {
+            let reason = format!(
+                "image of {}x{} pixels would be resized to {width}x{height} by the evaluation \
+                 transform (at most {MAX_IMAGE_SIDE} per side): its aspect ratio is too extreme",
+                image.width, image.height
+            );
+            return Err(BadSample { path: path.to_path_buf(), reason });
+        }
+        Ok(resize_centre_crop(image, self.eval_resize, self.side))
+    }
+
     pub fn class_names(&self) -> &[String] {
         &self.classes
     }
@@ -258,21 +375,14 @@ impl Dataset for Folder {
         let (path, label) =
             self.files.get(index).ok_or_else(|| anyhow!("image {index} out of range ({} images)", self.len()))?;
         let image = decode(path)?;
-        let image = match split {
-            Split::Train => random_resized_crop_flip(&image, self.side, &mut seed::rng(seed)),
-            Split::Eval => {
-                // A thin image's resize (shorter side to eval_resize) would be long: refuse it like a bad file.
-                let (width, height) = resized_size(image.width, image.height, self.eval_resize);
-                if width.max(height) > MAX_IMAGE_SIDE {
-                    let reason = format!(
-                        "image of {}x{} pixels would be resized to {width}x{height} for evaluation (at most \
-                         {MAX_IMAGE_SIDE} per side): its aspect ratio is too extreme",
-                        image.width, image.height
-                    );
-                    return Err(BadSample { path: path.clone(), reason }.into());
-                }
-                resize_centre_crop(&image, self.eval_resize, self.side)
+        let image = match (split, self.train_crop) {
+            (Split::Train, Some(ranges)) => {
+                random_resized_crop_flip(&image, self.side, ranges, self.train_flip, &mut seed::rng(seed))
             }
+            (Split::Train, None) if self.train_flip => {
+                random_flip(self.eval_transform(path, &image)?, &mut seed::rng(seed))
+            }
+            _ => self.eval_transform(path, &image)?,
         };
         Ok(Sample { pixels: normalise(&image, &IMAGENET_NORM), label: *label })
     }

@@ -1,6 +1,6 @@
 //! The `data:` section of a run: which data set, where it lives, and its options; `open` turns it into
 //! the train and eval data sets.
-use super::cifar::{self, CifarLabel, CifarSpec};
+use super::cifar::{self, CifarSpec};
 use super::dataset::Dataset;
 use super::folder::{self, FolderSpec};
 use super::synthetic::{Subset, Synthetic, SyntheticSpec};
@@ -34,10 +34,9 @@ impl DataSpec {
     /// eval_crop / 0.875): with 224 and None, `folder:R` is exactly `{kind: folder, root: R}`.
     pub fn from_source(source: &str, eval_crop: usize, eval_resize: Option<usize>) -> Result<DataSpec> {
         let folder = |root: &Path| {
-            let root = root.to_path_buf();
-            DataSpec::Folder(FolderSpec { root, crop: eval_crop, eval_crop, eval_resize, skip_bad_images: false })
+            DataSpec::Folder(FolderSpec { crop: eval_crop, eval_crop, eval_resize, ..FolderSpec::new(root) })
         };
-        let cifar = |root: &Path| DataSpec::Cifar(CifarSpec { root: root.to_path_buf(), label: CifarLabel::Fine });
+        let cifar = |root: &Path| DataSpec::Cifar(CifarSpec::new(root));
         let unknown =
             || anyhow!("--data {source}: expected synthetic, cifar:ROOT, folder:ROOT, a data folder or a .yaml file");
         if source == "synthetic" {
@@ -57,6 +56,16 @@ impl DataSpec {
             return Err(unknown());
         }
         Ok(if path.join("val").is_dir() { folder(path) } else { cifar(path) })
+    }
+
+    /// The augmentation fields' bounds (see each kind's `check_augmentation`), checked without opening any
+    /// file, so that an experiment's bad value stops it before anything trains. Opening checks them too.
+    pub fn check(&self) -> Result<()> {
+        match self {
+            DataSpec::Synthetic(_) => Ok(()),
+            DataSpec::Cifar(s) => s.check_augmentation(),
+            DataSpec::Folder(s) => s.check_augmentation(),
+        }
     }
 }
 
@@ -108,7 +117,7 @@ pub fn open(spec: &DataSpec, data_root: Option<&Path>) -> Result<DataSplits> {
     }
     Ok(match spec {
         DataSpec::Synthetic(s) => splits((Synthetic::new(s, Subset::Train)?, Synthetic::new(s, Subset::Eval)?)),
-        DataSpec::Cifar(s) => splits(cifar::open(&resolve(&s.root, data_root), s.label)?),
+        DataSpec::Cifar(s) => splits(cifar::open(&resolve(&s.root, data_root), s)?),
         DataSpec::Folder(s) => splits(folder::open(&resolve(&s.root, data_root), s)?),
     })
 }
@@ -116,6 +125,7 @@ pub fn open(spec: &DataSpec, data_root: Option<&Path>) -> Result<DataSplits> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::CifarLabel;
 
     /// An empty scratch folder, unique to this test process.
     fn scratch(name: &str) -> PathBuf {
@@ -132,15 +142,9 @@ mod tests {
     #[test]
     fn each_form_names_its_data_set() {
         assert_eq!(from_source("synthetic"), DataSpec::default());
-        let cifar = CifarSpec { root: "/data/cifar-10-batches-bin".into(), label: CifarLabel::Fine };
+        let cifar = CifarSpec::new("/data/cifar-10-batches-bin");
         assert_eq!(from_source("cifar:/data/cifar-10-batches-bin"), DataSpec::Cifar(cifar));
-        let folder = FolderSpec {
-            root: "in1k".into(),
-            crop: 320,
-            eval_crop: 320,
-            eval_resize: Some(320),
-            skip_bad_images: false,
-        };
+        let folder = FolderSpec { crop: 320, eval_crop: 320, eval_resize: Some(320), ..FolderSpec::new("in1k") };
         assert_eq!(DataSpec::from_source("folder:in1k", 320, Some(320)).unwrap(), DataSpec::Folder(folder));
     }
 
@@ -178,7 +182,7 @@ mod tests {
         let path = dir.join("data.yaml");
         std::fs::write(&path, "kind: cifar\nroot: cifar-100-python\nlabel: coarse\n").unwrap();
         let spec = from_source(path.to_str().unwrap());
-        let expected = CifarSpec { root: "cifar-100-python".into(), label: CifarLabel::Coarse };
+        let expected = CifarSpec { label: CifarLabel::Coarse, ..CifarSpec::new("cifar-100-python") };
         assert_eq!(spec, DataSpec::Cifar(expected));
 
         std::fs::write(&path, "kind: cifar\nroot: x\nlabels: fine\n").unwrap();

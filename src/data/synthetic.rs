@@ -127,7 +127,7 @@ impl Dataset for Synthetic {
         let image = self.render(index, 1.0)?;
         let image = match split {
             // CIFAR's pad 4 at 32 pixels, in proportion for other sizes.
-            Split::Train => pad_crop_flip(&image, (self.size / 8).max(1), &mut seed::rng(seed)),
+            Split::Train => pad_crop_flip(&image, (self.size / 8).max(1), true, &mut seed::rng(seed)),
             Split::Eval => image,
         };
         Ok(Sample { pixels: normalise(&image, &SYNTHETIC_NORM), label: self.label(index) })

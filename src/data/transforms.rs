@@ -33,13 +33,14 @@ pub fn normalise(image: &Image, norm: &Normalisation) -> Vec<f32> {
 }
 
 /// The CIFAR training augmentation: zero-pad by `pad` on every side, take a random crop of the original
-/// size, flip horizontally with probability 1/2.
-pub fn pad_crop_flip(image: &Image, pad: usize, rng: &mut impl Rng) -> Image {
+/// size, flip horizontally with probability 1/2 if `flip`.
+pub fn pad_crop_flip(image: &Image, pad: usize, flip: bool, rng: &mut impl Rng) -> Image {
     let (w, h) = (image.width, image.height);
     // Offset of the crop inside the padded image; source x = crop x + dx - pad.
     let dx = rng.gen_range(0..=2 * pad);
     let dy = rng.gen_range(0..=2 * pad);
-    let flip = rng.gen_bool(0.5);
+    // Drawn last, so that turning flips off leaves the offsets' draws as they were.
+    let flip = flip && rng.gen_bool(0.5);
     let mut pixels = vec![0u8; w * h * 3];
     for y in 0..h {
         let sy = (y + dy) as isize - pad as isize;
@@ -72,8 +73,8 @@ pub fn random_resized_box(
     let area = (width * height) as f64;
     let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
     for _ in 0..10 {
-        let target_area = area * rng.gen_range(scale.0..scale.1);
-        let aspect = rng.gen_range(log_lo..log_hi).exp();
+        let target_area = area * uniform(scale.0, scale.1, rng);
+        let aspect = uniform(log_lo, log_hi, rng).exp();
         let w = (target_area * aspect).sqrt().round_ties_even() as usize;
         let h = (target_area / aspect).sqrt().round_ties_even() as usize;
         if 0 < w && w <= width && 0 < h && h <= height {
@@ -93,15 +94,50 @@ pub fn random_resized_box(
     CropBox { left: (width - w) / 2, top: (height - h) / 2, width: w, height: h }
 }
 
-/// The ImageNet training transform's geometry: random-resized crop (scale (0.08, 1), ratio (3/4, 4/3)) to
-/// `side` x `side`, then a horizontal flip with probability 1/2.
-pub fn random_resized_crop_flip(image: &Image, side: usize, rng: &mut impl Rng) -> Image {
-    let region = random_resized_box(image.width, image.height, (0.08, 1.0), (3.0 / 4.0, 4.0 / 3.0), rng);
+/// A draw from [lo, hi), or lo itself when the range is a single value (torchvision allows lo == hi, which
+/// `gen_range` refuses).
+fn uniform(lo: f64, hi: f64, rng: &mut impl Rng) -> f64 {
+    if lo < hi {
+        rng.gen_range(lo..hi)
+    } else {
+        lo
+    }
+}
+
+/// The random-resized crop's ranges: area fraction and aspect ratio (timm's `--scale` and `--ratio`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CropRanges {
+    pub scale: (f64, f64),
+    pub ratio: (f64, f64),
+}
+
+/// torchvision's and timm's defaults, the paper's ImageNet recipe.
+pub const IMAGENET_CROP_RANGES: CropRanges = CropRanges { scale: (0.08, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0) };
+
+/// The ImageNet training transform's geometry: random-resized crop within `ranges` to `side` x `side`,
+/// then (if `flip`) a horizontal flip with probability 1/2.
+pub fn random_resized_crop_flip(
+    image: &Image,
+    side: usize,
+    ranges: CropRanges,
+    flip: bool,
+    rng: &mut impl Rng,
+) -> Image {
+    let region = random_resized_box(image.width, image.height, ranges.scale, ranges.ratio, rng);
     let out = resize(image, region, side, side);
-    if rng.gen_bool(0.5) {
-        flip_horizontal(&out)
+    if flip {
+        random_flip(out, rng)
     } else {
         out
+    }
+}
+
+/// `image` flipped horizontally with probability 1/2.
+pub fn random_flip(image: Image, rng: &mut impl Rng) -> Image {
+    if rng.gen_bool(0.5) {
+        flip_horizontal(&image)
+    } else {
+        image
     }
 }
 
@@ -193,12 +229,79 @@ mod tests {
         let mut rng = seed::rng(3);
         let mut seen = std::collections::HashSet::new();
         for _ in 0..200 {
-            let out = pad_crop_flip(&img, 2, &mut rng);
+            let out = pad_crop_flip(&img, 2, true, &mut rng);
             let found = (0..=4)
                 .flat_map(|dx| (0..=4).flat_map(move |dy| [(dx, dy, false), (dx, dy, true)]))
                 .find(|&(dx, dy, flip)| reference_crop(&img, 2, dx, dy, flip) == out);
             seen.insert(found.expect("output is not a crop of the padded image"));
         }
         assert!(seen.len() > 30, "crops are not spread over offsets and flips: {}", seen.len());
+    }
+
+    /// `n` seeded boxes of a 1000 x 1000 image, as (area fraction, aspect ratio) bounds that allow for the
+    /// rounding of width and height to whole pixels: (least, most) of each.
+    fn drawn_boxes(scale: (f64, f64), ratio: (f64, f64), n: usize) -> Vec<[(f64, f64); 2]> {
+        let side = 1000usize;
+        let mut rng = seed::rng(11);
+        (0..n)
+            .map(|_| {
+                let b = random_resized_box(side, side, scale, ratio, &mut rng);
+                assert!(b.left + b.width <= side && b.top + b.height <= side, "{b:?}");
+                let (w, h) = (b.width as f64, b.height as f64);
+                let area = (side * side) as f64;
+                [
+                    ((w - 0.5) * (h - 0.5) / area, (w + 0.5) * (h + 0.5) / area),
+                    ((w - 0.5) / (h + 0.5), (w + 0.5) / (h - 0.5)),
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn drawn_areas_fall_within_the_scale_range_and_reach_both_ends() {
+        // Boxes of at most 60% of a square image always fit, so no draw falls back to the whole image.
+        let (lo, hi) = (0.3, 0.6);
+        let boxes = drawn_boxes((lo, hi), (3.0 / 4.0, 4.0 / 3.0), 3000);
+        for [(least, most), _] in &boxes {
+            assert!(*most >= lo && *least <= hi, "area fraction {least:.4}..{most:.4} outside [{lo}, {hi}]");
+        }
+        let smallest = boxes.iter().map(|b| b[0].1).fold(f64::MAX, f64::min);
+        let largest = boxes.iter().map(|b| b[0].0).fold(0.0, f64::max);
+        assert!(smallest < lo + 0.01 && largest > hi - 0.01, "areas span only {smallest:.4}..{largest:.4}");
+    }
+
+    #[test]
+    fn drawn_aspect_ratios_fall_within_the_ratio_range_and_reach_both_ends() {
+        let (lo, hi) = (2.0, 3.0);
+        let boxes = drawn_boxes((0.1, 0.2), (lo, hi), 3000);
+        for [_, (least, most)] in &boxes {
+            assert!(*most >= lo && *least <= hi, "aspect ratio {least:.4}..{most:.4} outside [{lo}, {hi}]");
+        }
+        let smallest = boxes.iter().map(|b| b[1].1).fold(f64::MAX, f64::min);
+        let largest = boxes.iter().map(|b| b[1].0).fold(0.0, f64::max);
+        assert!(smallest < lo + 0.05 && largest > hi - 0.05, "ratios span only {smallest:.4}..{largest:.4}");
+    }
+
+    #[test]
+    fn a_single_value_range_draws_that_value() {
+        let mut rng = seed::rng(5);
+        for _ in 0..20 {
+            let b = random_resized_box(400, 400, (0.25, 0.25), (1.0, 1.0), &mut rng);
+            assert_eq!((b.width, b.height), (200, 200));
+        }
+    }
+
+    #[test]
+    fn no_flip_and_no_padding_leave_the_image_as_it_is() {
+        let img = ramp(8, 6);
+        let mut rng = seed::rng(4);
+        let mut flipped = 0;
+        for _ in 0..50 {
+            assert_eq!(pad_crop_flip(&img, 0, false, &mut rng), img);
+            let out = pad_crop_flip(&img, 0, true, &mut rng);
+            assert!(out == img || out == flip_horizontal(&img), "padding 0 shifted the image");
+            flipped += (out != img) as usize;
+        }
+        assert!((10..40).contains(&flipped), "{flipped} of 50 flipped");
     }
 }

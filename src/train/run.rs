@@ -106,6 +106,7 @@ impl ResolvedRun {
         map.insert("model".into(), yaml_serde::to_value(&model)?);
         map.insert("recipe".into(), yaml_serde::to_value(&recipe)?);
         let run = ResolvedRun { model, ..yaml_serde::from_value(tree).context("run config")? };
+        run.data.check()?;
         ensure!(!run.devices.is_empty(), "devices: expected at least one device (cpu, cuda:0, ...)");
         ensure!(run.workers <= MAX_THREADS, "workers: expected at most {MAX_THREADS}, got {}", run.workers);
         if let Some(threads) = run.threads {
