@@ -227,6 +227,7 @@ fn the_lightweight_recipe_trains_on_milder_crops() {
         only: None,
         retry_failed: false,
         progress: false,
+        reuse: true,
     };
     for name in ["table4", "table_s1"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments").join(format!("{name}.yaml"));
