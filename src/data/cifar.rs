@@ -265,3 +265,17 @@ impl Dataset for Cifar {
         Ok(Sample { pixels: normalise(&image, &self.norm), label: self.label(index) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_counts_are_told_by_the_official_directory_names_without_the_files() {
+        let hint = |dir: &str, label| classes_hint(&Path::new("/nonexistent").join(dir), label);
+        assert_eq!(hint("cifar-100-python", CifarLabel::Fine), Some(100));
+        assert_eq!(hint("cifar-100-binary", CifarLabel::Coarse), Some(20));
+        assert_eq!(hint("cifar-10-batches-bin", CifarLabel::Fine), Some(10));
+        assert_eq!(hint("my-cifar", CifarLabel::Fine), None);
+    }
+}
