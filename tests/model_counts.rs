@@ -126,7 +126,7 @@ fn gap(ours: f64, paper: f64) -> f64 {
 
 /// Table S1's model (ShuffleNetV2 + SK, d = 20) has the paper's #params (0.5%) at both widths, and its MACs
 /// over the plain model, counted as the paper counts, are the paper's +SK increment (5%) at 0.5x. At 1.0x
-/// no unit can have both: the paper's +5.31 MFLOPs need d ~ 26 or more, which gives >= 2.68M params
+/// no unit can have both: coming within 5% of the paper's +5.31 MFLOPs needs d ~ 26, which gives >= 2.68M params
 /// (../shared/paper/shufflenet-table4.md, section 5); d = 20 comes to +5.00 (-5.9%), the text's r = 4
 /// (the `_r4` entry, 2.84M params) to +5.20. Both are held to what they reach.
 #[test]
