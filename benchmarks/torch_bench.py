@@ -23,15 +23,16 @@ TIMM_NAMES = {"sknet50": "skresnext50_32x4d", "resnext50_32x4d": "resnext50_32x4
 
 
 class DepthwiseSk(torch.nn.Module):
-    """SK[M=2, G=channels, r=4, L=16] replacing a depthwise 3x3 conv + BN: paths 3x3 and 3x3 dilation 2,
-    each conv + BN without ReLU; fuse (pool, 1x1 to d, BN, ReLU); select (1x1 to 2C, softmax over paths)."""
+    """SK[M=2, G=channels] replacing a depthwise 3x3 conv + BN: paths 3x3 and 3x3 dilation 2, each conv + BN
+    without ReLU; fuse (pool, 1x1 to d, BN, ReLU); select (1x1 to 2C, softmax over paths). d is fixed_d, or
+    the text's max(C/4, 16) without it."""
 
-    def __init__(self, c, stride):
+    def __init__(self, c, stride, fixed_d):
         super().__init__()
         nn = torch.nn
         self.paths = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c, c, 3, stride, d, d, groups=c, bias=False), nn.BatchNorm2d(c)) for d in (1, 2))
-        d = max(c // 4, 16)
+        d = fixed_d or max(c // 4, 16)
         self.fc_reduce = nn.Conv2d(c, d, 1, bias=False)
         self.bn = nn.BatchNorm2d(d)
         self.fc_select = nn.Conv2d(d, 2 * c, 1, bias=False)
@@ -43,7 +44,7 @@ class DepthwiseSk(torch.nn.Module):
         return (feats * a).sum(1)
 
 
-def shufflenet_v2_sk(widths):
+def shufflenet_v2_sk(widths, fixed_d=None):
     """torchvision's ShuffleNetV2 with the paper's stages {4, 6, 6}, every depthwise conv + BN an SK unit."""
     import torchvision
     model = torchvision.models.ShuffleNetV2([4, 6, 6], widths)
@@ -52,7 +53,7 @@ def shufflenet_v2_sk(widths):
             for branch, i in ((block.branch1, 0), (block.branch2, 3)):
                 if len(branch) > i:
                     conv = branch[i]
-                    branch[i] = DepthwiseSk(conv.in_channels, conv.stride[0])
+                    branch[i] = DepthwiseSk(conv.in_channels, conv.stride[0], fixed_d)
                     branch[i + 1] = torch.nn.Identity()
     return model
 
@@ -62,6 +63,8 @@ def build(name):
     if name in torch_cifar_models.MODELS:
         return torch_cifar_models.build(name), 32
     if name == "shufflenetv2_1.0x_sk":
+        return shufflenet_v2_sk([24, 116, 232, 464, 1024], fixed_d=20), 224
+    if name == "shufflenetv2_1.0x_sk_r4":
         return shufflenet_v2_sk([24, 116, 232, 464, 1024]), 224
     if name in TIMM_NAMES:
         import timm

@@ -75,9 +75,27 @@ pub fn exact_count(model: &str) -> Option<&'static ExactCount> {
     exact_counts().iter().find(|r| r.model == model)
 }
 
+/// Whether `value` prints as the paper's `printed` figure at the figure's own decimals (2,635,448 params
+/// in millions is 2.64, not 2.63; 0.145345 GFLOPs at 5 decimals is 0.14535).
+pub fn rounds_to(value: f64, printed: f64) -> bool {
+    let text = printed.to_string();
+    let decimals = text.split_once('.').map_or(0, |(_, fraction)| fraction.len());
+    format!("{value:.decimals$}") == format!("{printed:.decimals$}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounding_follows_the_printed_decimals() {
+        assert!(rounds_to(4.468, 4.47));
+        assert!(!rounds_to(4.4627, 4.47));
+        assert!(rounds_to(2.634688, 2.63));
+        assert!(!rounds_to(2.635448, 2.63));
+        assert!(rounds_to(0.0425806, 0.04258));
+        assert!(rounds_to(34.52, 34.5) && !rounds_to(34.56, 34.5));
+    }
 
     #[test]
     fn embedded_tables_parse() {

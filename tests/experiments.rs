@@ -2,11 +2,13 @@
 //! files: they parse, every run type-checks, and the runs with a paper row match its complexity.
 mod common;
 
+use sk_exp::experiment::dry_run::dry_run;
 use sk_exp::experiment::load::{load, ExperimentOptions};
+use sk_exp::experiment::pipeline::failed_row;
 use sk_exp::experiment::runner;
 use sk_exp::experiment::store::ExperimentDir;
 use sk_exp::experiment::summary::summarise;
-use sk_exp::models::complexity;
+use sk_exp::models::complexity::{self, gmacs_text};
 use sk_exp::models::registry::{self, Entry, Quantity};
 use sk_exp::models::ModelSpec;
 use sk_exp::paper::{PaperRef, PaperRow};
@@ -279,7 +281,7 @@ fn shipped_experiments_type_check_and_match_the_papers_complexity() {
                 assert!(d < allowed, "{} {}: {} params vs paper {pp}M", path.display(), run.label, c.params);
             }
             if let Some(pf) = row.gflops {
-                let d = (c.macs as f64 / 1e9 - pf).abs() / pf;
+                let d = (c.paper_macs() as f64 / 1e9 - pf).abs() / pf;
                 let allowed = allowed_gap(p, Quantity::Gflops, 0.02);
                 assert!(d < allowed, "{} {}: {} MACs vs paper {pf} GFLOPs", path.display(), run.label, c.macs);
             }
@@ -304,5 +306,56 @@ fn table_s1_relu_none_is_table4_shufflenet_sk() {
     assert_eq!(id("table_s1.yaml", "relu_none"), table4);
     for other in ["relu_k3_only", "relu_k5_only", "relu_both"] {
         assert_ne!(id("table_s1.yaml", other), table4, "{other}");
+    }
+}
+
+/// Table S1's rows give errors only: the dry run and the summary set the model's #params and MACs beside
+/// Table 4's "ShuffleNetV2 1.0x + SK" figures, starred and named.
+#[test]
+fn table_s1_is_shown_beside_table_4s_size() {
+    let dir = common::fresh_dir("experiments/s1_sizes");
+    let mut opts = options(&dir.join("results"));
+    opts.only = Some("relu_none".into());
+    let exp = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/table_s1.yaml"), &opts).unwrap();
+    let sk = complexity::measure(&registry::resolve("shufflenetv2_1.0x_sk", None).unwrap()).unwrap();
+    let out = dry_run(&exp).unwrap();
+    let line = out.lines().find(|l| l.starts_with("relu_none_s0")).unwrap();
+    for figure in [sk.params.to_string(), gmacs_text(sk.paper_macs()), "2.63M*".into(), "0.14566*".into()] {
+        assert!(line.contains(&figure), "{figure} missing from {line}");
+    }
+    assert!(out.contains("table 4 \"ShuffleNetV2 1.0x + SK\""), "{out}");
+
+    let mut row = failed_row(&exp.runs[0], "").unwrap();
+    (row.status, row.top1_err, row.params) = ("ok".into(), Some(28.4), Some(sk.params as u64));
+    ExperimentDir::create(dir.join("results/table_s1")).unwrap().record(&row).unwrap();
+    let md = summarise(&exp, &opts.results_root).unwrap();
+    let line = md.lines().find(|l| l.starts_with("| relu_none |")).unwrap();
+    for figure in ["2.64M", &gmacs_text(sk.paper_macs()), "2.63M\\*", "0.14566\\*", "28.36"] {
+        assert!(line.contains(figure), "{figure} missing from {line}");
+    }
+}
+
+/// A CIFAR-100 run's classifier has 100 outputs: the dry run counts it from the data's name (the data need
+/// not be on this machine), not the model's default 10.
+#[test]
+fn dry_run_counts_the_cifar100_classifier() {
+    let (model, overrides) = (common::TINY_BASE, common::tiny_flow(&[]));
+    let text = format!(
+        "name: c100\nbase:\n  model: {{name: {model}, overrides: {overrides}}}\n  data: {{kind: cifar, root: \
+         /nonexistent/cifar-10-batches-py}}\nsweep:\n  variants:\n    - label: c10\n    - label: c100\n      \
+         set: {{data.root: /nonexistent/cifar-100-python}}\n"
+    );
+    let dir = common::fresh_dir("experiments/c100");
+    let exp = load(&write(&dir, "c100.yaml", &text), &options(&dir)).unwrap();
+    let out = dry_run(&exp).unwrap();
+    for (run, classes) in exp.runs.iter().zip([10, 100]) {
+        let mut bound = run.run.clone();
+        bound.bind_classes(classes).unwrap();
+        let params = complexity::measure(&bound.model.spec).unwrap().params.to_string();
+        let line = out.lines().find(|l| l.starts_with(&run.run_id)).unwrap();
+        assert!(
+            line.split_whitespace().nth(2) == Some(params.as_str()),
+            "{classes} classes: {params} expected in {line}"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! same learning rates; the parameters and momentum buffers must agree.
 mod common;
 
+use sk_exp::train::recipe::Recipe;
 use sk_exp::train::sgd::{Sgd, SgdConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -84,6 +85,15 @@ fn momentum_with_1d_parameters_exempt_from_decay_matches_torch() {
 #[test]
 fn nesterov_with_1d_parameters_exempt_from_decay_matches_torch() {
     compare_with_torch(SgdConfig { momentum: 0.9, nesterov: true, weight_decay: 1e-2, wd_on_bn_bias: false });
+}
+
+/// `recipe.nesterov: true` on the CIFAR preset (the ResNeXt CIFAR recipe's Nesterov momentum, every
+/// parameter decayed) steps as torch.optim.SGD(nesterov=True).
+#[test]
+fn cifar_recipe_with_nesterov_matches_torch() {
+    let recipe = Recipe { nesterov: true, ..Recipe::preset("cifar10").unwrap() };
+    recipe.validate().unwrap();
+    compare_with_torch(recipe.sgd());
 }
 
 #[test]

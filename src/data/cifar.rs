@@ -134,6 +134,35 @@ pub fn detect(root: &Path) -> Result<(PathBuf, Layout)> {
     }
 }
 
+fn classes(layout: Layout, label: CifarLabel) -> i64 {
+    match (layout.is_cifar100(), label) {
+        (false, _) => 10,
+        (true, CifarLabel::Fine) => 100,
+        (true, CifarLabel::Coarse) => 20,
+    }
+}
+
+/// The class count of the CIFAR set at `root` without reading it: from the files when they are there,
+/// else from the official directory name (`cifar-100-python` -> 100), so that a dry run on a machine
+/// without the data still counts a CIFAR-100 model's classifier. None when neither tells.
+pub fn classes_hint(root: &Path, label: CifarLabel) -> Option<i64> {
+    let layout = match detect(root) {
+        Ok((_, layout)) => layout,
+        Err(_) => {
+            let name = root.file_name()?.to_str()?;
+            if !KNOWN_DIRS.contains(&name) {
+                return None;
+            }
+            if name.starts_with("cifar-100") {
+                Layout::Cifar100Binary
+            } else {
+                Layout::Cifar10Binary
+            }
+        }
+    };
+    Some(classes(layout, label))
+}
+
 /// Images (N x 3072 bytes, planar RGB as in the files) and one label per image.
 #[derive(Debug)]
 pub struct Cifar {
@@ -169,11 +198,8 @@ pub fn open(root: &Path, spec: &CifarSpec) -> Result<(Cifar, Cifar)> {
             images.extend(i);
             labels.extend(l);
         }
-        let (classes, norm) = match (layout.is_cifar100(), label) {
-            (false, _) => (10, CIFAR10_NORM),
-            (true, CifarLabel::Fine) => (100, CIFAR100_NORM),
-            (true, CifarLabel::Coarse) => (20, CIFAR100_NORM),
-        };
+        let classes = classes(layout, label);
+        let norm = if layout.is_cifar100() { CIFAR100_NORM } else { CIFAR10_NORM };
         if let Some(bad) = labels.iter().find(|&&l| l as i64 >= classes) {
             bail!("{}: label {bad} out of range for {classes} classes", dir.display());
         }
@@ -280,5 +306,19 @@ impl Dataset for Cifar {
             Split::Eval => image,
         };
         Ok(Sample { pixels: normalise(&image, &self.norm), label: self.label(index) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_counts_are_told_by_the_official_directory_names_without_the_files() {
+        let hint = |dir: &str, label| classes_hint(&Path::new("/nonexistent").join(dir), label);
+        assert_eq!(hint("cifar-100-python", CifarLabel::Fine), Some(100));
+        assert_eq!(hint("cifar-100-binary", CifarLabel::Coarse), Some(20));
+        assert_eq!(hint("cifar-10-batches-bin", CifarLabel::Fine), Some(10));
+        assert_eq!(hint("my-cifar", CifarLabel::Fine), None);
     }
 }

@@ -6,6 +6,7 @@ use crate::analysis::attention::kernel_paths;
 use crate::analysis::attention_pass::Zoom;
 use crate::analysis::AnalysisSpec;
 use crate::data::DataSpec;
+use crate::models::registry;
 use crate::paper::{PaperRef, PaperRow};
 use crate::train::run::ResolvedRun;
 use anyhow::{anyhow, bail, Context, Result};
@@ -43,6 +44,18 @@ pub type PlannedRun = SweepRun<ResolvedRun>;
 impl PlannedRun {
     pub fn paper_row(&self) -> Option<&'static PaperRow> {
         self.paper.as_ref().and_then(PaperRef::row)
+    }
+
+    /// The published row whose #params and GFLOPs go beside this run: its own, or, where that row gives
+    /// neither (Table S1 gives errors only), the first row of its model's registry entry that does (Table
+    /// 4's "ShuffleNetV2 1.0x + SK" for S1). None for runs that name no paper row.
+    pub fn paper_size_row(&self) -> Option<&'static PaperRow> {
+        let own = self.paper_row()?;
+        if own.params_m.is_some() || own.gflops.is_some() {
+            return Some(own);
+        }
+        let entry = registry::entry(&self.run.model.name).ok()?;
+        entry.paper_rows().find(|r| r.params_m.is_some() || r.gflops.is_some())
     }
 }
 

@@ -37,7 +37,7 @@ fn analyse_attention(finished: &Finished, dir: &RunDir, spec: &AttentionSpec, pr
 
 /// The row of a run trained to its end: final-epoch errors, mean throughput, total time, #params and MACs.
 fn finished_row(planned: &PlannedRun, finished: &Finished) -> Result<RunResult> {
-    let Complexity { params, macs } = complexity::measure(&finished.run.model.spec)?;
+    let Complexity { params, macs, .. } = complexity::measure(&finished.run.model.spec)?;
     let history = &finished.trained.history;
     let last = history.last().with_context(|| format!("{}: no epoch was recorded", finished.run.out_dir.display()))?;
     let images_per_s = history.iter().map(|m| m.images_per_s).sum::<f64>() / history.len() as f64;

@@ -1,7 +1,9 @@
 //! An experiment's summary: mean ± std top-1 error per label beside the paper's figure, written as
 //! summary.csv, summary.md and the bar chart.
+use super::dry_run::{note_borrowed_row, spec_for_data};
 use super::load::{Experiment, PlannedRun};
 use super::store::ExperimentDir;
+use crate::models::complexity::{self, gmacs_text};
 use crate::report::plots::bars::plot_summary;
 use crate::report::results::RunResult;
 use crate::report::summary::{summarise_results, write_summary, SummaryRow};
@@ -38,10 +40,14 @@ fn markdown(exp: &Experiment, rows: &[SummaryRow], results: &[RunResult]) -> Res
     }
     writeln!(
         md,
-        "| variant | model | #params | runs | top-1 error (%) mean ± std | paper top-1 error (%) | difference |"
+        "| variant | model | #params | GMACs | paper #params | paper GFLOPs | runs | top-1 error (%) mean ± std | \
+         paper top-1 error (%) | difference |"
     )?;
-    writeln!(md, "|---|---|---:|---:|---:|---:|---:|")?;
+    writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    let mut borrowed = Vec::new();
     for r in rows {
+        let planned = exp.runs.iter().find(|p| p.label == r.label);
+        let size = planned.map(|p| PaperSize::of(p, &mut borrowed)).unwrap_or_default();
         let std = r.std_top1_err.map_or("-".into(), |s| format!("{s:.2}"));
         let (paper, diff) = match r.paper_top1_err {
             Some(p) => (format!("{p:.2}"), format!("{:+.2}", r.mean_top1_err - p)),
@@ -50,10 +56,18 @@ fn markdown(exp: &Experiment, rows: &[SummaryRow], results: &[RunResult]) -> Res
         let params = r.params as f64 / 1e6;
         writeln!(
             md,
-            "| {} | {} | {params:.2}M | {} | {:.2} ± {std} | {paper} | {diff} |",
-            r.label, r.model, r.n, r.mean_top1_err
+            "| {} | {} | {params:.2}M | {} | {} | {} | {} | {:.2} ± {std} | {paper} | {diff} |",
+            r.label, r.model, size.gmacs, size.params, size.gflops, r.n, r.mean_top1_err
         )?;
     }
+    if !borrowed.is_empty() {
+        writeln!(
+            md,
+            "\n\\* the variant's paper row gives no #params or GFLOPs; these are its model's: {}",
+            borrowed.join(", ")
+        )?;
+    }
+    writeln!(md, "\nGMACs as the paper counts them: conv and linear layers plus the SK selection's elementwise work.")?;
     let failed: Vec<&RunResult> = results.iter().filter(|r| !r.is_ok()).collect();
     if !failed.is_empty() {
         writeln!(md, "\nFailed runs:\n")?;
@@ -72,4 +86,34 @@ fn markdown(exp: &Experiment, rows: &[SummaryRow], results: &[RunResult]) -> Res
         }
     }
     Ok(md)
+}
+
+/// A variant's multiply-adds (paper's convention) and the paper's #params and GFLOPs beside them, as text.
+struct PaperSize {
+    gmacs: String,
+    params: String,
+    gflops: String,
+}
+
+impl Default for PaperSize {
+    fn default() -> Self {
+        PaperSize { gmacs: "-".into(), params: "-".into(), gflops: "-".into() }
+    }
+}
+
+impl PaperSize {
+    /// `planned`'s figures; a row borrowed from its model's registry entry is starred and named in `borrowed`.
+    fn of(planned: &PlannedRun, borrowed: &mut Vec<String>) -> PaperSize {
+        let measured = spec_for_data(&planned.run).and_then(|spec| complexity::measure(&spec));
+        let gmacs = measured.map_or("-".into(), |c| gmacs_text(c.paper_macs()));
+        let Some(row) = planned.paper_size_row() else {
+            return PaperSize { gmacs, ..PaperSize::default() };
+        };
+        let star = if note_borrowed_row(planned, borrowed) { "\\*" } else { "" };
+        PaperSize {
+            gmacs,
+            params: row.params_m.map_or("-".into(), |p| format!("{p}M{star}")),
+            gflops: row.gflops.map_or("-".into(), |f| format!("{f}{star}")),
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The Selective Kernel convolution (split, fuse, select), with every option the paper's ablations use.
 use super::attention;
-use super::layers::{batch_norm, conv2d, conv_bn_unit, Conv2d, ConvBn, ConvOpts};
+use super::layers::{add_selection_macs, batch_norm, conv2d, conv_bn_unit, Conv2d, ConvBn, ConvOpts};
 use super::limits::{self, MAX_KERNEL};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -219,6 +219,8 @@ impl ModuleT for SkUnit {
         // -1, not the batch size: a traced graph (TorchScript export) then accepts any batch size.
         let weights = z.apply(&attn.fc_select).view([-1, m, c, 1, 1]).softmax(1, None);
         attention::record(&self.label, &weights);
+        // a_1 * U_1 + ... + a_M * U_M: M multiply-adds per output element (the paper counts them).
+        add_selection_macs(fused.numel() as u64 * m as u64);
         (Tensor::stack(&feats, 1) * weights).sum_dim_intlist(1, false, None)
     }
 }
