@@ -182,7 +182,7 @@ impl Replica {
     /// The forward pass (at the setup's precision and layout; the loss in fp32 from fp32 logits, as
     /// autocast computes cross entropy) and the backward pass of this rank's shard: the mean loss, the
     /// logits and the flat gradient (times the loss scale in fp16).
-    fn forward_backward(&mut self, images: &Tensor, labels: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+    fn forward_backward(&self, images: &Tensor, labels: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
         let logits = self.forward(images, true)?;
         let loss = cross_entropy(&logits, labels, self.label_smoothing);
         let scaled = self.scaler.as_ref().map(|s| s.scale(&loss));
