@@ -8,7 +8,11 @@ printing the same key=value line, so that benchmarks/*.sh can set the two side b
            rank, images/s of all ranks together, printed by rank 0
   eval     eval-mode forward of a TorchScript file; with --make, first writes that file: timm's
            skresnext50_32x4d (SKNet-50), random weights, eval mode, traced by torch.jit.trace at --size
+
+  fwd-bwd and train take --precision bf16|fp16 (the forward pass under torch.autocast, the loss on fp32
+  logits; train in fp16 with torch.amp.GradScaler) and --channels-last (model and batch), as sk-exp's bench.
 """
+import contextlib
 import argparse
 import os
 import sys
@@ -93,20 +97,41 @@ def model_and_batch(a):
     size = a.size or native
     model.to(a.device).train()
     x = torch.randn(a.batch, 3, size, size, device=a.device)
+    if a.channels_last:
+        model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, model(x[:2]).shape[1], (a.batch,), device=a.device)
     return model, x, y, size
+
+
+def autocast(a):
+    """The forward pass's precision: torch.autocast at bf16/fp16, nothing at fp32."""
+    if a.precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if a.precision == "bf16" else torch.float16
+    return torch.autocast(a.device.split(":")[0], dtype=dtype)
+
+
+def loss_of(model, x, y, a):
+    with autocast(a):
+        logits = model(x)
+    return torch.nn.functional.cross_entropy(logits.float(), y)
+
+
+def settings(a):
+    return f" precision={a.precision} channels_last={str(a.channels_last).lower()}"
 
 
 def fwd_bwd(a):
     model, x, y, size = model_and_batch(a)
 
     def step():
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+        loss_of(model, x, y, a).backward()
         model.zero_grad(set_to_none=False)
 
     rate, _ = time_loop(step, a, a.device)
-    return f"model={a.model} batch={a.batch} size={size} threads={torch.get_num_threads()} device={a.device} " \
-           f"images_per_s={rate:.2f}"
+    return f"model={a.model} batch={a.batch} size={size} threads={torch.get_num_threads()} device={a.device}" \
+           f"{settings(a)} images_per_s={rate:.2f}"
 
 
 def train(a):
@@ -121,19 +146,21 @@ def train(a):
         dist.init_process_group("nccl" if a.device.startswith("cuda") else "gloo")
         model = torch.nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    scaler = torch.amp.GradScaler(a.device.split(":")[0], enabled=a.precision == "fp16")
 
     def step():
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss = loss_of(model, x, y, a)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         return loss.item()
 
     rate, _ = time_loop(step, a, a.device)
     if world > 1 and int(os.environ["RANK"]) != 0:
         return None
-    return f"model={a.model} batch={a.batch} size={size} threads={torch.get_num_threads()} device={a.device} " \
-           f"params={params} world={world} images_per_s={rate * world:.2f}"
+    return f"model={a.model} batch={a.batch} size={size} threads={torch.get_num_threads()} device={a.device}" \
+           f"{settings(a)} params={params} world={world} images_per_s={rate * world:.2f}"
 
 
 def evaluate(a):
@@ -165,6 +192,8 @@ def main():
         else:
             s.add_argument("--model", required=True)
             s.add_argument("--device", default="cpu")
+            s.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+            s.add_argument("--channels-last", action="store_true")
         s.add_argument("--batch", type=int, default=batch)
         s.add_argument("--size", type=int)
         s.add_argument("--iters", type=int, default=5)

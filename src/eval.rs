@@ -5,6 +5,7 @@ use crate::data::{self, Batch, Dataset, LoaderConfig, Split};
 use crate::interop::torchscript::TorchScript;
 use crate::loss::{cross_entropy, ClassificationStats};
 use crate::models::{self, LoadedModel, Model, ModelSpec};
+use crate::precision::Compute;
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
@@ -12,8 +13,13 @@ use std::sync::Arc;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
-/// Something that maps an NCHW float batch to logits (N, classes), in eval mode.
-pub enum Classifier {
+/// Something that maps an NCHW float batch to logits (N, classes), in eval mode, at a precision and layout.
+pub struct Classifier {
+    net: Net,
+    compute: Compute,
+}
+
+enum Net {
     Ours { model: Box<Model>, vs: nn::VarStore },
     TorchScript(TorchScript),
 }
@@ -23,36 +29,52 @@ impl Classifier {
     /// PyTorch state_dict, or a run/checkpoint/export folder holding one); None keeps the random init.
     pub fn ours(spec: &ModelSpec, weights: Option<&Path>, device: Device) -> Result<Classifier> {
         let LoadedModel { model, vs } = models::load(spec, weights, device)?;
-        Ok(Classifier::Ours { model: Box::new(model), vs })
+        Ok(Classifier { net: Net::Ours { model: Box::new(model), vs }, compute: Compute::default() })
     }
 
     pub fn torchscript(path: &Path, device: Device) -> Result<Classifier> {
         crate::device::check(device)?;
-        Ok(Classifier::TorchScript(TorchScript::load(path, device)?))
+        Ok(Classifier { net: Net::TorchScript(TorchScript::load(path, device)?), compute: Compute::default() })
+    }
+
+    /// The classifier computing as `compute` says (autocast for the forward pass, channels_last inputs and,
+    /// for our models, weights; cuDNN's choice); the logits stay float32.
+    pub fn with_compute(mut self, compute: Compute) -> Result<Classifier> {
+        if let Net::Ours { vs, .. } = &self.net {
+            compute.lay_out_weights(vs.variables().values());
+        }
+        compute.configure_cudnn(self.device())?;
+        self.compute = compute;
+        Ok(self)
     }
 
     pub fn device(&self) -> Device {
-        match self {
-            Classifier::Ours { vs, .. } => vs.device(),
-            Classifier::TorchScript(ts) => ts.device(),
+        match &self.net {
+            Net::Ours { vs, .. } => vs.device(),
+            Net::TorchScript(ts) => ts.device(),
         }
     }
 
     /// Our model's spec, which declares its class count and input size (TorchScript files do not).
     pub fn spec(&self) -> Option<&ModelSpec> {
-        match self {
-            Classifier::Ours { model, .. } => Some(&model.spec),
-            Classifier::TorchScript(_) => None,
+        match &self.net {
+            Net::Ours { model, .. } => Some(&model.spec),
+            Net::TorchScript(_) => None,
         }
     }
 
     /// Eval-mode logits of `images` (moved to the classifier's device), without autograd.
     pub fn logits(&self, images: &Tensor) -> Result<Tensor> {
-        let images = images.to_device(self.device());
-        tch::no_grad(|| match self {
-            Classifier::Ours { model, .. } => model.forward_t(&images, false),
-            Classifier::TorchScript(ts) => ts.forward(&images),
-        })
+        let images = self.compute.input(&images.to_device(self.device()));
+        let logits = tch::no_grad(|| {
+            let _autocast = self.compute.autocast(self.device())?;
+            match &self.net {
+                Net::Ours { model, .. } => model.forward_t(&images, false),
+                Net::TorchScript(ts) => ts.forward(&images),
+            }
+        })?;
+        // Autocast's logits come back in float32, as fp32 ones do; a TorchScript file's own dtype is kept.
+        Ok(if self.compute.precision.is_fp32() { logits } else { logits.to_kind(Kind::Float) })
     }
 }
 

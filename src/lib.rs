@@ -10,6 +10,7 @@ pub mod loss;
 pub mod models;
 pub mod overrides;
 pub mod paper;
+pub mod precision;
 pub mod report;
 pub mod train;
 pub mod util;

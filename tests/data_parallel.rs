@@ -10,6 +10,7 @@ use sk_exp::data::Batch;
 use sk_exp::device::{check, parse as parse_device};
 use sk_exp::dist::spawn::free_port;
 use sk_exp::dist::{Launch, ProcessGroup};
+use sk_exp::precision::Compute;
 use sk_exp::train::checkpoint::NamedTensors;
 use sk_exp::train::replica::{Network, NetworkBuilder, Replica, ReplicaSetup, StartState};
 use sk_exp::train::sgd::SgdConfig;
@@ -58,7 +59,7 @@ fn initial(build: &NetworkBuilder) -> NamedTensors {
 }
 
 fn replica(build: &NetworkBuilder, sgd: SgdConfig, group: Option<ProcessGroup>) -> Replica {
-    let setup = ReplicaSetup { build: build.clone(), sgd, label_smoothing: 0.0 };
+    let setup = ReplicaSetup { build: build.clone(), sgd, label_smoothing: 0.0, compute: Compute::default() };
     Replica::start(Device::Cpu, &setup, &StartState { weights: initial(build), optimizer: None }, group).unwrap()
 }
 

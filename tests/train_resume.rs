@@ -4,6 +4,7 @@ mod common;
 mod train_common;
 use anyhow::Result;
 use sk_exp::data::DataSplits;
+use sk_exp::precision::Precision;
 use sk_exp::train::checkpoint;
 use sk_exp::train::metrics::{EpochMetrics, METRICS_HEADER};
 use sk_exp::train::recipe::Recipe;
@@ -25,6 +26,7 @@ fn recipe() -> Recipe {
         schedule: Schedule::Multistep { fractions: vec![0.5], gamma: 0.1 },
         warmup_epochs: 1,
         label_smoothing: 0.1,
+        precision: Precision::Fp32,
     }
 }
 

@@ -1,7 +1,7 @@
 //! `sk-exp bench fwd-bwd | train | eval`: images/s on random data of forward+backward, whole training steps
 //! (through the same replica code `sk-exp train` runs) and eval-mode forward passes. Each prints one
 //! key=value line, so that benchmarks/*.sh can set it beside PyTorch's figure for the same work.
-use super::common::{check_size, set_threads};
+use super::common::{check_size, set_threads, ComputeArgs};
 use super::eval::SourceArgs;
 use anyhow::{bail, ensure, Result};
 use clap::Args;
@@ -37,6 +37,8 @@ pub struct ModelArgs {
     model: String,
     #[arg(long, default_value = "cpu")]
     device: String,
+    #[command(flatten)]
+    compute: ComputeArgs,
 }
 
 #[derive(Args)]
@@ -123,10 +125,11 @@ impl ModelArgs {
     /// The result line; `extra` is more ` key=value` pairs.
     fn print(&self, batch: i64, size: i64, extra: &str, timing: &Timing) {
         println!(
-            "impl=sk-exp model={} batch={batch} size={size} threads={} device={}{extra} images_per_s={:.2}",
+            "impl=sk-exp model={} batch={batch} size={size} threads={} device={}{}{extra} images_per_s={:.2}",
             self.model,
             tch::get_num_threads(),
             self.device,
+            self.compute.describe(),
             timing.images_per_s
         );
     }
@@ -153,8 +156,16 @@ pub fn run_fwd_bwd(args: FwdBwdArgs) -> Result<()> {
     let (images, labels) = random_batch(args.batch, size, spec.num_classes(), device)?;
     let vs = nn::VarStore::new(device);
     let model = Model::build(&vs.root(), &spec)?;
+    let compute = args.model.compute.compute();
+    compute.lay_out_weights(vs.variables().values());
+    compute.configure_cudnn(device)?;
+    let images = compute.input(&images);
     let timing = args.timing.time(args.batch, device, || {
-        let loss = model.forward_t(&images, true)?.cross_entropy_for_logits(&labels);
+        let logits = {
+            let _autocast = compute.autocast(device)?;
+            model.forward_t(&images, true)?
+        };
+        let loss = logits.to_kind(Kind::Float).cross_entropy_for_logits(&labels);
         loss.backward();
         for mut v in vs.trainable_variables() {
             v.zero_grad();
@@ -177,7 +188,7 @@ pub fn run_train(args: TrainBenchArgs) -> Result<()> {
     let params = complexity::count_params(&vs);
     let weights = vs.variables().into_iter().collect();
     let recipe = Recipe::preset("cifar10")?;
-    let setup = ReplicaSetup { build, sgd: recipe.sgd(), label_smoothing: 0.0 };
+    let setup = ReplicaSetup { build, sgd: recipe.sgd(), label_smoothing: 0.0, compute: args.model.compute.compute() };
     // Under torchrun: one rank of data parallel, --batch per rank, as PyTorch's DDP side of the benchmark.
     let launch = Launch::from_env()?;
     let device = match (&launch, device) {
@@ -214,10 +225,11 @@ pub fn run_eval(args: EvalBenchArgs) -> Result<()> {
     let (images, _) = random_batch(args.batch, size, 1, device)?;
     let timing = args.timing.time(args.batch, device, || classifier.logits(&images).map(drop))?;
     println!(
-        "impl=sk-exp source={} batch={} size={size} threads={} device={device:?} best_images_per_s={:.2} images_per_s={:.2}",
+        "impl=sk-exp source={} batch={} size={size} threads={} device={device:?}{} best_images_per_s={:.2} images_per_s={:.2}",
         args.source.describe(),
         args.batch,
         tch::get_num_threads(),
+        args.source.describe_compute(),
         timing.best_images_per_s,
         timing.images_per_s
     );

@@ -1,9 +1,11 @@
 //! Flag values several subcommands share: a model (a training run's or a registered one) with `--set`
 //! changes, and its weights.
 use anyhow::{anyhow, bail, ensure, Result};
+use clap::Args;
 use sk_exp::interop::hf;
 use sk_exp::models::{registry, ModelSpec};
 use sk_exp::overrides;
+use sk_exp::precision::{Compute, Precision};
 use sk_exp::train::run_dir::{locate_weights, RunDir};
 use std::path::{Path, PathBuf};
 
@@ -68,4 +70,26 @@ pub fn set_threads(threads: Option<i32>) -> Result<()> {
         tch::set_num_threads(t);
     }
     Ok(())
+}
+
+/// How a benchmark or an evaluation computes its forward pass.
+#[derive(Args)]
+pub struct ComputeArgs {
+    /// fp32, or bf16 / fp16 autocast (fp32 weights; fp16 training with loss scaling).
+    #[arg(long, default_value = "fp32")]
+    precision: Precision,
+    /// Inputs and convolution weights in channels_last.
+    #[arg(long)]
+    channels_last: bool,
+}
+
+impl ComputeArgs {
+    pub fn compute(&self) -> Compute {
+        Compute { precision: self.precision, channels_last: self.channels_last, ..Compute::default() }
+    }
+
+    /// The result line's ` key=value` pairs for these settings.
+    pub fn describe(&self) -> String {
+        format!(" precision={} channels_last={}", self.precision, self.channels_last)
+    }
 }

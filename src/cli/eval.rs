@@ -1,6 +1,6 @@
 //! `sk-exp eval`: top-1/top-5 error, loss and images/s of a TorchScript file or of one of our models
 //! with its weights; or, with `--input`, the logits of a raw NCHW tensor for scripted comparisons.
-use super::common::model_and_weights;
+use super::common::{model_and_weights, ComputeArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use sk_exp::data::{self, DataSpec, LoaderConfig};
@@ -33,6 +33,8 @@ pub struct SourceArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    #[command(flatten)]
+    compute: ComputeArgs,
 }
 
 impl SourceArgs {
@@ -42,7 +44,17 @@ impl SourceArgs {
         path.or_else(|| self.model.clone()).unwrap_or_default()
     }
 
+    /// The precision and layout, as ` key=value` pairs for result lines.
+    pub fn describe_compute(&self) -> String {
+        self.compute.describe()
+    }
+
+    /// The classifier, computing at the flags' precision and layout.
     pub fn load(&self) -> Result<Classifier> {
+        self.load_model()?.with_compute(self.compute.compute())
+    }
+
+    fn load_model(&self) -> Result<Classifier> {
         let device = sk_exp::device::parse(&self.device)?;
         if let Some(path) = &self.torchscript {
             return Classifier::torchscript(path, device);

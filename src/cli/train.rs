@@ -6,6 +6,7 @@ use clap::Args;
 use sk_exp::data::DataSpec;
 use sk_exp::dist::Launch;
 use sk_exp::overrides::{parse_assignment, set_dotted};
+use sk_exp::precision::Precision;
 use sk_exp::train::run::{apply_assignments, ResolvedRun};
 use sk_exp::train::run_dir::RunDir;
 use sk_exp::train::trainer::{self, RunOptions};
@@ -49,6 +50,15 @@ pub struct TrainArgs {
     /// libtorch intra-op threads per rank.
     #[arg(long)]
     threads: Option<i32>,
+    /// fp32, bf16 (autocast) or fp16 (autocast with loss scaling): recipe.precision.
+    #[arg(long)]
+    precision: Option<Precision>,
+    /// Inputs and convolution weights in channels_last (the default on CUDA; memory_format: channels_last).
+    #[arg(long)]
+    channels_last: bool,
+    /// CUDA: deterministic cuDNN algorithms instead of autotuned ones.
+    #[arg(long)]
+    deterministic: bool,
     /// Change any value by its dotted key, e.g. --set recipe.weight_decay=1e-4 --set model.overrides.sk.reduction=8.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -80,7 +90,7 @@ fn run_tree(args: &TrainArgs) -> Result<Value> {
     };
     let data = args.data.as_deref().map(|d| DataSpec::from_source(d, DEFAULT_CROP, None)).transpose()?;
     // Each flag given sets the run file's value at its dotted key.
-    let flags: [(&str, Option<Value>); 12] = [
+    let flags: [(&str, Option<Value>); 15] = [
         ("model.name", args.model.as_deref().map(Value::from)),
         ("data", data.map(yaml_serde::to_value).transpose()?),
         ("recipe.preset", args.recipe.as_deref().map(Value::from)),
@@ -93,6 +103,9 @@ fn run_tree(args: &TrainArgs) -> Result<Value> {
         ("workers", args.workers.map(|w| Value::from(w as u64))),
         ("threads", args.threads.map(|t| Value::from(t as i64))),
         ("tensorboard.enabled", args.no_tensorboard.then_some(Value::from(false))),
+        ("recipe.precision", args.precision.map(|p| Value::from(p.to_string()))),
+        ("memory_format", args.channels_last.then(|| Value::from("channels_last"))),
+        ("deterministic", args.deterministic.then_some(Value::Bool(true))),
     ];
     for (key, value) in flags {
         if let Some(value) = value {
@@ -120,11 +133,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let rank = Launch::from_env()?.map_or(0, |l| l.rank);
     if !args.quiet && rank == 0 {
         eprintln!(
-            "training {} on {} for {} epochs (batch {}, devices {}), writing {}",
+            "training {} on {} for {} epochs (batch {}, {}, devices {}), writing {}",
             run.model.name,
             run.data,
             run.recipe.epochs,
             run.recipe.batch_size,
+            run.recipe.precision,
             run.devices.join(","),
             run.out_dir.display()
         );

@@ -40,15 +40,16 @@ extern "C" {
     fn skdist_has_nccl() -> i32;
 }
 
-/// Calls a shim function that reports failure through an error string, and turns it into a Result.
-fn checked<T>(call: impl FnOnce(*mut *mut c_char) -> T, failed: impl Fn(&T) -> bool) -> Result<T> {
+/// Calls a shim function that reports failure through an error string, and turns it into a Result
+/// (`crate::precision` calls the shim's other entry points through it too).
+pub(crate) fn checked<T>(call: impl FnOnce(*mut *mut c_char) -> T, failed: impl Fn(&T) -> bool) -> Result<T> {
     let mut error: *mut c_char = std::ptr::null_mut();
     let value = call(&mut error);
     if !failed(&value) {
         return Ok(value);
     }
     let message = if error.is_null() {
-        "c10d call failed without a message".to_string()
+        "the C++ shim failed without a message".to_string()
     } else {
         // SAFETY: the shim hands over a NUL-terminated strdup'ed string, freed once here.
         let text = unsafe { CStr::from_ptr(error) }.to_string_lossy().into_owned();

@@ -1,12 +1,16 @@
 // The few calls of PyTorch's distributed engine (c10d) that sk-exp's data parallel needs, behind a C ABI:
 // a store (TCPStore, or a client of torchrun's agent store), a process group (Gloo; NCCL when built with
-// SK_EXP_NCCL), all-reduce (sum), broadcast, barrier, and setting the process's current CUDA device.
+// SK_EXP_NCCL), all-reduce (sum), broadcast, barrier, and setting the process's current CUDA device; plus
+// the switches tch does not expose that `crate::precision` needs (autocast's dtype per device type, cuDNN
+// determinism).
 // Every entry point catches C++ exceptions and hands the message back through `error` (freed by
 // skdist_free_error), so a failure on one rank becomes a Rust error instead of an abort.
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
+#include <ATen/Context.h>
+#include <ATen/autocast_mode.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -138,6 +142,46 @@ int skdist_set_cuda_device(int index, char** error) {
   return guarded<int>(error, -1, [&]() {
     c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)
         ->setDevice(c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(index)));
+    return 0;
+  });
+}
+
+// Autocast's state for one device type (0 CPU, 1 CUDA) on the calling thread (autocast state is
+// per thread): whether it is on and its lower-precision dtype (0 bfloat16, 1 float16).
+int skprec_get_autocast(int cuda, int* enabled, int* half, char** error) {
+  return guarded<int>(error, -1, [&]() {
+    const auto type = cuda != 0 ? at::kCUDA : at::kCPU;
+    *enabled = at::autocast::is_autocast_enabled(type) ? 1 : 0;
+    *half = at::autocast::get_autocast_dtype(type) == at::kHalf ? 1 : 0;
+    return 0;
+  });
+}
+
+// Sets what skprec_get_autocast reads. Entering (`enter`) and leaving a region count autocast's nesting,
+// as torch.autocast does: leaving the outermost region clears the cache of cast weights, which would
+// otherwise serve the next step the casts of weights the optimizer has since changed.
+int skprec_set_autocast(int cuda, int enabled, int half, int enter, char** error) {
+  return guarded<int>(error, -1, [&]() {
+    const auto type = cuda != 0 ? at::kCUDA : at::kCPU;
+    at::autocast::set_autocast_dtype(type, half != 0 ? at::kHalf : at::kBFloat16);
+    at::autocast::set_autocast_enabled(type, enabled != 0);
+    if (enter != 0) {
+      at::autocast::increment_nesting();
+    } else if (at::autocast::decrement_nesting() == 0) {
+      at::autocast::clear_cache();
+    }
+    return 0;
+  });
+}
+
+// cuDNN's algorithm choice for the process: autotuned (benchmark) or deterministic (which also makes
+// PyTorch pick deterministic kernels where it has them, warning where it has none).
+int skprec_set_cudnn(int benchmark, int deterministic, char** error) {
+  return guarded<int>(error, -1, [&]() {
+    auto& context = at::globalContext();
+    context.setBenchmarkCuDNN(benchmark != 0);
+    context.setDeterministicCuDNN(deterministic != 0);
+    context.setDeterministicAlgorithms(deterministic != 0, /*warn_only=*/true);
     return 0;
   });
 }

@@ -1,6 +1,7 @@
 //! A training recipe: optimizer, schedule, length and batch size, with the paper's recipes as presets.
 use super::schedule::Schedule;
 use super::sgd::SgdConfig;
+use crate::precision::Precision;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,10 @@ pub struct Recipe {
     pub warmup_epochs: usize,
     #[serde(default)]
     pub label_smoothing: f64,
+    /// fp32, or bf16/fp16 autocast (fp32 master weights and SGD state; fp16 with loss scaling). Part of
+    /// the run: a run resumes only at the precision it was trained in.
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
 }
 
 fn default_momentum() -> f64 {
@@ -56,6 +61,7 @@ impl Recipe {
             schedule: Schedule::Multistep { fractions: vec![0.5, 0.75], gamma: 0.1 },
             warmup_epochs: 0,
             label_smoothing: 0.0,
+            precision: Precision::Fp32,
         };
         let imagenet = |weight_decay| Recipe {
             epochs: 100,
@@ -68,6 +74,7 @@ impl Recipe {
             schedule: Schedule::Step { every: 30, gamma: 0.1 },
             warmup_epochs: 0,
             label_smoothing: 0.1,
+            precision: Precision::Fp32,
         };
         Ok(match name {
             "cifar10" => cifar(0.1),

@@ -4,11 +4,14 @@
 //! the gradients are averaged over the ranks before the (identical) SGD step, and BN running statistics
 //! are averaged at epoch end. A lone process is the same code without a group, and its arithmetic is the
 //! single-device training of before (no reduction, no rescaling), so its runs stay bitwise reproducible.
+//! The forward pass runs at the setup's precision (bf16/fp16 autocast, the loss in fp32, fp16 with loss
+//! scaling) and layout (channels_last inputs and weights); weights and SGD state stay fp32.
 use super::checkpoint::NamedTensors;
 use super::sgd::{Sgd, SgdConfig};
 use crate::dist::ProcessGroup;
 use crate::loss::{cross_entropy, ClassificationStats};
 use crate::models::{Model, ModelSpec};
+use crate::precision::{Compute, LossScaler, Precision};
 use anyhow::{ensure, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,12 +43,15 @@ pub struct ReplicaSetup {
     pub build: NetworkBuilder,
     pub sgd: SgdConfig,
     pub label_smoothing: f64,
+    /// Precision, memory layout and cuDNN's choice.
+    pub compute: Compute,
 }
 
 /// What training starts from: named CPU tensors (weights and BN statistics, as a VarStore names them)
 /// and, when resuming, the momentum buffers. In a group only rank 0's is used: it is broadcast.
 pub struct StartState {
     pub weights: NamedTensors,
+    /// The momentum buffers (and, in fp16, the loss scaler's state: [`crate::precision::loss_scale::SCALE`]).
     pub optimizer: Option<NamedTensors>,
 }
 
@@ -56,18 +62,19 @@ pub struct Replica {
     /// Non-trainable variables (BN running statistics), sorted by name.
     buffers: NamedTensors,
     label_smoothing: f64,
+    compute: Compute,
+    /// fp16's loss scaler (None in other precisions).
+    scaler: Option<LossScaler>,
     group: Option<ProcessGroup>,
     /// Time spent in the gradient all-reduce so far (what data parallel adds to a step).
     communication: Duration,
 }
 
-/// An owned CPU copy (a CPU tensor's `to_device` would alias the live variable).
+/// An owned, contiguous CPU copy (a CPU tensor's `to_device` would alias the live variable; a channels_last
+/// weight's copy would keep its layout, which checkpoints cannot store).
 fn cpu_copy(t: &Tensor) -> Tensor {
-    if t.device() == Device::Cpu {
-        t.detach().copy()
-    } else {
-        t.detach().to_device(Device::Cpu)
-    }
+    let copy = if t.device() == Device::Cpu { t.detach().copy() } else { t.detach().to_device(Device::Cpu) };
+    copy.contiguous()
 }
 
 impl Replica {
@@ -84,13 +91,29 @@ impl Replica {
         let net = (setup.build)(&vs.root())?;
         let vars: NamedTensors = vs.variables().into_iter().collect();
         copy_named(&vars, &start.weights, "weights")?;
+        setup.compute.lay_out_weights(vars.values());
+        setup.compute.configure_cudnn(device)?;
         let (trainable, buffers): (NamedTensors, NamedTensors) = vars.into_iter().partition(|(_, t)| t.requires_grad());
         let mut sgd = Sgd::new(trainable.into_iter().collect(), setup.sgd.clone())?;
         if let Some(optimizer) = &start.optimizer {
             sgd.load_state(&optimizer.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect::<Vec<_>>())?;
         }
-        let label_smoothing = setup.label_smoothing;
-        let mut replica = Replica { device, net, sgd, buffers, label_smoothing, group, communication: Duration::ZERO };
+        let (label_smoothing, compute) = (setup.label_smoothing, setup.compute);
+        let mut scaler = (compute.precision == Precision::Fp16).then(|| LossScaler::new(compute.loss_scaling, device));
+        if let (Some(scaler), Some(optimizer)) = (&mut scaler, &start.optimizer) {
+            scaler.load_state(optimizer)?;
+        }
+        let mut replica = Replica {
+            device,
+            net,
+            sgd,
+            buffers,
+            label_smoothing,
+            compute,
+            scaler,
+            group,
+            communication: Duration::ZERO,
+        };
         if let Some(group) = &replica.group {
             group.broadcast(replica.sgd.flat_params(), 0)?;
             group.broadcast(replica.sgd.flat_momentum(), 0)?;
@@ -98,6 +121,11 @@ impl Replica {
                 group.broadcast(&flat, 0)?;
                 replica.set_flat_buffers(&flat);
             }
+        }
+        if let (Some(group), Some(scaler)) = (&replica.group, &mut replica.scaler) {
+            let flat = scaler.as_flat();
+            group.broadcast(&flat, 0)?;
+            scaler.set_flat(&flat);
         }
         Ok(replica)
     }
@@ -116,15 +144,17 @@ impl Replica {
         self.group.as_ref().map_or((0, 1), |g| (g.rank(), g.world()))
     }
 
+    /// The fp16 loss scale now (None in other precisions).
+    pub fn loss_scale(&self) -> Option<f64> {
+        self.scaler.as_ref().map(LossScaler::current_scale)
+    }
+
     /// One training step on this rank's shard at rate `lr`; returns the global batch's statistics. A batch
-    /// whose loss is not finite (on any rank) is not applied, so every rank keeps its last good state.
+    /// whose loss is not finite (on any rank) is not applied, so every rank keeps its last good state. In
+    /// fp16 a step whose gradient is not finite is skipped too (its loss is counted) and the scale shrinks.
     pub fn train_step(&mut self, images: &Tensor, labels: &Tensor, lr: f64) -> Result<ClassificationStats> {
-        let images = images.to_device(self.device);
         let labels = labels.to_device(self.device);
-        let logits = self.net.forward_t(&images, true)?;
-        let loss = cross_entropy(&logits, &labels, self.label_smoothing);
-        let grads = Tensor::f_run_backward(&[&loss], self.sgd.params(), false, false)?;
-        let mut grad = self.sgd.flatten(&grads);
+        let (loss, logits, mut grad) = self.forward_backward(images, &labels)?;
         // Read back after queueing the backward pass, so that a GPU is not left idle waiting for it.
         let local = ClassificationStats::of_batch(&loss, &logits, &labels)?;
         let stats = self.reduce_stats(local)?;
@@ -139,16 +169,42 @@ impl Replica {
             group.all_reduce_sum(&grad)?;
             self.communication += started.elapsed();
         }
+        // After the all-reduce, so that every rank sees the same gradient and skips the same steps.
+        if let Some(scaler) = &mut self.scaler {
+            if scaler.unscale_and_update(&mut grad)? {
+                return Ok(stats);
+            }
+        }
         self.sgd.step(&grad, lr);
         Ok(stats)
+    }
+
+    /// The forward pass (at the setup's precision and layout; the loss in fp32 from fp32 logits, as
+    /// autocast computes cross entropy) and the backward pass of this rank's shard: the mean loss, the
+    /// logits and the flat gradient (times the loss scale in fp16).
+    fn forward_backward(&self, images: &Tensor, labels: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let logits = self.forward(images, true)?;
+        let loss = cross_entropy(&logits, labels, self.label_smoothing);
+        let scaled = self.scaler.as_ref().map(|s| s.scale(&loss));
+        let grads = Tensor::f_run_backward(&[scaled.as_ref().unwrap_or(&loss)], self.sgd.params(), false, false)?;
+        Ok((loss, logits, self.sgd.flatten(&grads)))
+    }
+
+    /// Float32 logits of `images` (moved to the device, laid out and autocast as the setup says).
+    fn forward(&self, images: &Tensor, train: bool) -> Result<Tensor> {
+        let images = self.compute.input(&images.to_device(self.device));
+        let logits = {
+            let _autocast = self.compute.autocast(self.device)?;
+            self.net.forward_t(&images, train)?
+        };
+        Ok(if logits.kind() == Kind::Float { logits } else { logits.to_kind(Kind::Float) })
     }
 
     /// Evaluation-mode statistics of this rank's shard of a batch (reduce the epoch's sum with [`reduce_stats`]).
     pub fn evaluate(&self, images: &Tensor, labels: &Tensor) -> Result<ClassificationStats> {
         tch::no_grad(|| {
-            let images = images.to_device(self.device);
             let labels = labels.to_device(self.device);
-            let logits = self.net.forward_t(&images, false)?;
+            let logits = self.forward(images, false)?;
             ClassificationStats::of_batch(&cross_entropy(&logits, &labels, 0.0), &logits, &labels)
         })
     }
@@ -187,12 +243,14 @@ impl Replica {
         });
     }
 
-    /// CPU copies of every variable (sorted by name) and of the momentum buffers.
+    /// CPU copies of every variable (sorted by name) and of the momentum buffers (with, in fp16, the loss
+    /// scaler's state, so that a resumed run continues with the same scale).
     pub fn snapshot(&self) -> (NamedTensors, NamedTensors) {
         let mut weights: NamedTensors =
             self.sgd.names().map(str::to_string).zip(self.sgd.params().iter().map(cpu_copy)).collect();
         weights.extend(self.buffers.iter().map(|(n, t)| (n.clone(), cpu_copy(t))));
-        let optimizer = self.sgd.state().into_iter().map(|(n, t)| (n, cpu_copy(&t))).collect();
+        let mut optimizer: NamedTensors = self.sgd.state().into_iter().map(|(n, t)| (n, cpu_copy(&t))).collect();
+        optimizer.extend(self.scaler.iter().flat_map(LossScaler::state));
         (weights, optimizer)
     }
 }

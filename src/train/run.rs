@@ -8,6 +8,7 @@ use super::tensorboard::TensorBoardConfig;
 use crate::data::DataSpec;
 use crate::models::{registry, ModelSpec};
 use crate::overrides::set_dotted;
+use crate::precision::{Compute, LossScaling, MemoryFormat, Precision};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -36,6 +37,14 @@ pub struct ResolvedRun {
     /// libtorch intra-op threads per rank; default libtorch's choice. Exact resume needs the same count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<i32>,
+    /// `contiguous` or `channels_last` for inputs and convolution weights; default channels_last on CUDA,
+    /// contiguous on the CPU. A resumed run may change it (the values agree within rounding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_format: Option<MemoryFormat>,
+    /// CUDA: deterministic cuDNN algorithms instead of autotuned ones (slower; a resume then repeats the
+    /// run's arithmetic). The CPU path is deterministic either way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deterministic: bool,
     /// Processes training together (data parallel); the per-rank batch is `recipe.batch_size / world_size`.
     /// Set by the trainer (one per device, or torchrun's WORLD_SIZE), not by run files.
     #[serde(default = "one", skip_serializing_if = "is_one")]
@@ -101,6 +110,11 @@ impl ResolvedRun {
         if !map.contains_key("out_dir") {
             let seed = map.get("seed").and_then(Value::as_u64).unwrap_or(0);
             map.insert("out_dir".into(), format!("runs/{}_s{seed}", choice.name).into());
+        }
+        if let Some(value) = map.get("memory_format") {
+            yaml_serde::from_value::<MemoryFormat>(value.clone()).map_err(|_| {
+                anyhow::anyhow!("memory_format: expected contiguous or channels_last, got {}", show_value(value))
+            })?;
         }
         let model = ResolvedModel { name: choice.name, spec, fixed_classes };
         map.insert("model".into(), yaml_serde::to_value(&model)?);
@@ -169,6 +183,16 @@ impl ResolvedRun {
         Ok(format!("{:016x}", fnv1a64(self.identity()?.as_bytes())))
     }
 
+    /// The precision, layout and cuDNN choice of this run's forward and backward passes on `device`.
+    pub fn compute(&self, device: tch::Device) -> Compute {
+        Compute {
+            precision: self.recipe.precision,
+            channels_last: MemoryFormat::or_default_for(self.memory_format, device) == MemoryFormat::ChannelsLast,
+            deterministic: self.deterministic,
+            loss_scaling: LossScaling::default(),
+        }
+    }
+
     /// Fails unless `saved` (the run being resumed) is the same run: same model, data, recipe, seed and
     /// world size (unless `new_world_size`). Devices, threads, workers and paths may change between sessions.
     pub fn check_resumes(&self, saved: &ResolvedRun, new_world_size: bool) -> Result<()> {
@@ -186,7 +210,7 @@ impl ResolvedRun {
         let parts: [(&str, Value, Value); 4] = [
             ("model", yaml_serde::to_value(&saved.model)?, yaml_serde::to_value(&self.model)?),
             ("data", yaml_serde::to_value(&saved.data)?, yaml_serde::to_value(&self.data)?),
-            ("recipe", yaml_serde::to_value(&saved.recipe)?, yaml_serde::to_value(&self.recipe)?),
+            ("recipe", recipe_tree(&saved.recipe)?, recipe_tree(&self.recipe)?),
             ("seed", Value::from(saved.seed), Value::from(self.seed)),
         ];
         // The model's name and spec; whether the run file fixed the class count is not part of the run.
@@ -211,6 +235,21 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// A YAML value on one line, for messages.
+fn show_value(value: &Value) -> String {
+    yaml_serde::to_string(value).unwrap_or_default().trim().replace('\n', " ")
+}
+
+/// The recipe as a tree with its precision written out (run files leave fp32 out), so that a resume at
+/// another precision is named as such.
+fn recipe_tree(recipe: &Recipe) -> Result<Value> {
+    let mut tree = yaml_serde::to_value(recipe)?;
+    if let Some(map) = tree.as_mapping_mut() {
+        map.insert("precision".into(), yaml_serde::to_value(recipe.precision)?);
+    }
+    Ok(tree)
+}
+
 /// The recipe section: a preset (named, or chosen by the model's input size) with the section's keys over it.
 fn resolve_recipe(section: Option<Value>, spec: &ModelSpec) -> Result<Recipe> {
     let mut changes = match section {
@@ -218,6 +257,10 @@ fn resolve_recipe(section: Option<Value>, spec: &ModelSpec) -> Result<Recipe> {
         Some(Value::Null) | None => Mapping::new(),
         Some(other) => bail!("recipe: expected a mapping, got {other:?}"),
     };
+    if let Some(value) = changes.get("precision") {
+        let known = value.as_str().is_some_and(|text| text.parse::<Precision>().is_ok());
+        ensure!(known, "recipe.precision: expected fp32, bf16 or fp16, got {}", show_value(value));
+    }
     let preset = match changes.remove("preset") {
         Some(Value::String(name)) => name,
         Some(other) => bail!("recipe.preset: expected a preset name, got {other:?}"),
@@ -287,9 +330,7 @@ fn materialise_model_spec(tree: &mut Value) -> Result<()> {
 
 /// Names the first (dotted) key under `path` whose value differs between the saved run and this one.
 fn first_difference(path: &str, saved: &Value, now: &Value) -> Option<String> {
-    let show = |v: Option<&Value>| {
-        v.map_or("nothing".into(), |v| yaml_serde::to_string(v).unwrap_or_default().trim().replace('\n', " "))
-    };
+    let show = |v: Option<&Value>| v.map_or("nothing".into(), show_value);
     let (Some(a), Some(b)) = (saved.as_mapping(), now.as_mapping()) else {
         return (saved != now).then(|| {
             format!("'{path}' is {} in the run being resumed but {} now", show(Some(saved)), show(Some(now)))
@@ -362,6 +403,18 @@ mod tests {
         let d = parse("model: {name: sknet29}\nrecipe: {lr: 0.2}").unwrap();
         let err = d.check_resumes(&a, false).unwrap_err().to_string();
         assert!(err.contains("'recipe.lr' is 0.1 in the run being resumed but 0.2 now"), "{err}");
+        // Precision is part of the run (checkpoints are fp32, but the trajectory is not); layout is not.
+        let bf16 = parse("model: {name: sknet29}\nrecipe: {precision: bf16}\nmemory_format: channels_last").unwrap();
+        let err = bf16.check_resumes(&a, false).unwrap_err().to_string();
+        assert!(err.contains("'recipe.precision' is fp32 in the run being resumed but bf16 now"), "{err}");
+        let cl = parse("model: {name: sknet29}\nmemory_format: channels_last\ndeterministic: true").unwrap();
+        cl.check_resumes(&a, false).unwrap();
+        assert!(cl.compute(tch::Device::Cpu).channels_last && !a.compute(tch::Device::Cpu).channels_last);
+        assert!(a.compute(tch::Device::Cuda(0)).channels_last && cl.compute(tch::Device::Cpu).deterministic);
+        let err = format!("{:#}", parse("model: {name: sknet29}\nrecipe: {precision: half}").unwrap_err());
+        assert!(err.contains("recipe.precision: expected fp32, bf16 or fp16, got half"), "{err}");
+        let err = format!("{:#}", parse("model: {name: sknet29}\nmemory_format: nhwc").unwrap_err());
+        assert!(err.contains("memory_format") && err.contains("channels_last"), "{err}");
         // A run file read back resumes its run, also where the class count was fixed.
         let fixed = parse("model: {name: sknet29, overrides: {num_classes: 10}}").unwrap();
         let back: ResolvedRun = yaml_serde::from_str(&yaml_serde::to_string(&fixed).unwrap()).unwrap();

@@ -4,7 +4,8 @@
 //!
 //! All trainable parameters are re-pointed into one flat buffer (each variable becomes a view of its
 //! slice), so a step is a handful of large element-wise operations instead of several per variable, and
-//! the flattened gradient that data parallelism averages is exactly the operand the step needs.
+//! the flattened gradient that data parallelism averages is exactly the operand the step needs. A slice
+//! keeps its variable's memory layout (a channels_last weight is stored NHWC in its slice).
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -26,6 +27,34 @@ struct Slot {
     shape: Vec<i64>,
     offset: i64,
     numel: i64,
+    /// The variable's dimensions from outermost to innermost in memory: 0, 1, ... for a contiguous one,
+    /// [0, 2, 3, 1] for a channels_last weight.
+    order: Vec<i64>,
+}
+
+impl Slot {
+    /// This variable's slice of a buffer laid out like the flat parameters, in its shape and layout.
+    fn view(&self, buffer: &Tensor) -> Tensor {
+        let stored: Vec<i64> = self.order.iter().map(|&d| self.shape[d as usize]).collect();
+        let mut back = vec![0i64; self.order.len()];
+        for (i, &d) in self.order.iter().enumerate() {
+            back[d as usize] = i as i64;
+        }
+        buffer.narrow(0, self.offset, self.numel).view(stored.as_slice()).permute(back.as_slice())
+    }
+
+    /// A gradient of this variable flattened in the slice's order (a view when it has the variable's layout).
+    fn flatten(&self, grad: &Tensor) -> Tensor {
+        grad.permute(self.order.as_slice()).reshape([-1])
+    }
+}
+
+/// `t`'s dimensions by decreasing stride (ties in index order, so a contiguous tensor gives 0, 1, ...).
+fn memory_order(t: &Tensor) -> Vec<i64> {
+    let stride = t.stride();
+    let mut order: Vec<i64> = (0..stride.len() as i64).collect();
+    order.sort_by_key(|&d| std::cmp::Reverse(stride[d as usize]));
+    order
 }
 
 /// Slices start at multiples of this many elements (256 bytes in f32), as fast kernels like aligned data.
@@ -68,7 +97,7 @@ impl Sgd {
                 var.device()
             );
             let numel = var.numel() as i64;
-            slots.push(Slot { name: name.clone(), shape: var.size(), offset, numel });
+            slots.push(Slot { name: name.clone(), shape: var.size(), offset, numel, order: memory_order(var) });
             offset += (numel + ALIGN - 1) / ALIGN * ALIGN;
         }
         let total = offset;
@@ -76,7 +105,7 @@ impl Sgd {
         let mut params = Vec::with_capacity(vars.len());
         tch::no_grad(|| {
             for ((_, mut var), slot) in vars.into_iter().zip(&slots) {
-                let mut view = flat.narrow(0, slot.offset, slot.numel).view(slot.shape.as_slice());
+                let mut view = slot.view(&flat);
                 view.copy_(&var);
                 var.set_data(&view);
                 params.push(var);
@@ -125,8 +154,8 @@ impl Sgd {
     /// Gradients in slot order laid out like the flat buffer, in one concatenation.
     pub fn flatten(&self, grads: &[Tensor]) -> Tensor {
         let mut pieces = Vec::with_capacity(2 * grads.len());
-        for (grad, pad) in grads.iter().zip(&self.padding) {
-            pieces.push(grad.view(-1));
+        for ((grad, pad), slot) in grads.iter().zip(&self.padding).zip(&self.slots) {
+            pieces.push(slot.flatten(grad));
             if let Some(pad) = pad {
                 pieces.push(pad.shallow_clone());
             }
@@ -167,12 +196,10 @@ impl Sgd {
         });
     }
 
-    /// Momentum buffers by variable name (views; the caller copies them where it keeps them).
+    /// Momentum buffers by variable name (views in the variables' layouts, so channels_last ones are not
+    /// contiguous; the caller copies them where it keeps them).
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        self.slots
-            .iter()
-            .map(|s| (s.name.clone(), self.momentum.narrow(0, s.offset, s.numel).view(s.shape.as_slice())))
-            .collect()
+        self.slots.iter().map(|s| (s.name.clone(), s.view(&self.momentum))).collect()
     }
 
     /// Restores momentum buffers saved by [`Sgd::state`]; every variable must be present with its shape.
@@ -190,8 +217,7 @@ impl Sgd {
                     saved.size(),
                     slot.shape
                 );
-                let mut dst = self.momentum.narrow(0, slot.offset, slot.numel);
-                dst.copy_(&saved.to_kind(Kind::Float).view(-1));
+                slot.view(&self.momentum).copy_(&saved.to_kind(Kind::Float));
             }
             Ok(())
         })

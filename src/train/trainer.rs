@@ -163,7 +163,8 @@ pub fn train(
     if let Some(group) = &group {
         state = share_state(group, state)?;
     }
-    let setup = ReplicaSetup { build, sgd: recipe.sgd(), label_smoothing: recipe.label_smoothing };
+    let compute = run.compute(device);
+    let setup = ReplicaSetup { build, sgd: recipe.sgd(), label_smoothing: recipe.label_smoothing, compute };
     let replica = Replica::start(device, &setup, &start, group)?;
     drop(start);
     let earlier = history.len();
