@@ -33,13 +33,12 @@ pub struct ClassificationStats {
 impl ClassificationStats {
     /// The counts of one batch whose mean loss is `mean_loss`, read back in one transfer (one device sync).
     pub fn of_batch(mean_loss: &Tensor, logits: &Tensor, labels: &Tensor) -> Result<ClassificationStats> {
-        let samples = labels.size()[0] as usize;
-        let packed = tch::no_grad(|| {
-            let loss = mean_loss.detach().to_kind(Kind::Double).view(1);
-            Tensor::cat(&[loss, count_errors(logits, labels).to_kind(Kind::Double)], 0)
-        });
-        let v: Vec<f64> = Vec::try_from(packed.to_device(Device::Cpu))?;
-        Ok(ClassificationStats { samples, loss_sum: v[0] * samples as f64, top1_errors: v[1], top5_errors: v[2] })
+        DeviceStats::of_batch(mean_loss, logits, labels).read()
+    }
+
+    /// The counts of a row of [`DeviceStats::WIDTH`] values laid out as [`DeviceStats`] keeps them.
+    pub fn from_row(row: &[f64]) -> ClassificationStats {
+        ClassificationStats { samples: row[0] as usize, loss_sum: row[1], top1_errors: row[2], top5_errors: row[3] }
     }
 
     pub fn add(&mut self, other: ClassificationStats) {
@@ -62,6 +61,56 @@ impl ClassificationStats {
     /// Top-5 error in percent.
     pub fn top5_err(&self) -> f64 {
         100.0 * self.top5_errors / self.samples as f64
+    }
+}
+
+/// [`ClassificationStats`] kept on the device as float64 `[samples, loss_sum, top1_errors, top5_errors]`:
+/// counting a batch and adding counts queue device work and wait for nothing, so a GPU step need not
+/// stop for the host; [`DeviceStats::read`] is the one transfer. The arithmetic (float64, the loss as
+/// mean times samples, sums in the order added) is the host's, so the figures are the same to the bit.
+#[derive(Debug)]
+pub struct DeviceStats(Tensor);
+
+impl DeviceStats {
+    /// Values per count row.
+    pub const WIDTH: i64 = 4;
+
+    pub fn zeros(device: Device) -> DeviceStats {
+        DeviceStats(Tensor::zeros([Self::WIDTH], (Kind::Double, device)))
+    }
+
+    /// The counts of one batch whose mean loss is `mean_loss`.
+    pub fn of_batch(mean_loss: &Tensor, logits: &Tensor, labels: &Tensor) -> DeviceStats {
+        let samples = labels.size()[0];
+        tch::no_grad(|| {
+            let device = logits.device();
+            let n = Tensor::from_slice(&[samples as f64]).to_device(device);
+            let loss_sum = mean_loss.detach().to_kind(Kind::Double).view(1) * samples as f64;
+            DeviceStats(Tensor::cat(&[n, loss_sum, count_errors(logits, labels).to_kind(Kind::Double)], 0))
+        })
+    }
+
+    /// Counts already packed as a float64 `[samples, loss_sum, top1_errors, top5_errors]` tensor.
+    pub fn from_packed(packed: Tensor) -> DeviceStats {
+        debug_assert_eq!(packed.size(), [Self::WIDTH]);
+        DeviceStats(packed)
+    }
+
+    pub fn add(&mut self, other: &DeviceStats) {
+        tch::no_grad(|| {
+            let _ = self.0.g_add_(&other.0);
+        });
+    }
+
+    /// The packed counts (on the device).
+    pub fn packed(&self) -> &Tensor {
+        &self.0
+    }
+
+    /// The counts on the host (one transfer; waits for the device's queued work).
+    pub fn read(&self) -> Result<ClassificationStats> {
+        let v: Vec<f64> = Vec::try_from(self.0.to_device(Device::Cpu))?;
+        Ok(ClassificationStats::from_row(&v))
     }
 }
 

@@ -124,6 +124,45 @@ pub fn save(slots: &Slots, checkpoint: &Checkpoint) -> Result<()> {
     Ok(())
 }
 
+/// Writes checkpoints on a thread of their own, so that training goes on while one is written. At most
+/// one write is in flight: handing over the next waits for the previous. A write's error is returned by
+/// the next call ([`Writer::write`] or [`Writer::finish`]), never dropped; a run must call `finish` before
+/// it reports success, so that its last checkpoint is on disk.
+#[derive(Default)]
+pub struct Writer {
+    in_flight: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl Writer {
+    /// Starts writing `checkpoint` into `slots` (after the previous write has ended: its error is this call's).
+    pub fn write(&mut self, slots: Slots, checkpoint: Checkpoint) -> Result<()> {
+        self.finish()?;
+        let thread = std::thread::Builder::new().name("checkpoint writer".into());
+        let handle =
+            thread.spawn(move || save(&slots, &checkpoint)).context("starting the checkpoint writer thread")?;
+        self.in_flight = Some(handle);
+        Ok(())
+    }
+
+    /// Waits for the write in flight, if any, and returns its outcome.
+    pub fn finish(&mut self) -> Result<()> {
+        match self.in_flight.take() {
+            Some(handle) => handle.join().map_err(|_| anyhow::anyhow!("the checkpoint writer thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Writer {
+    /// A run that ends by an error still waits for its checkpoint (the error may name it as the last good
+    /// one); the write's own error, with nobody left to return it to, is printed.
+    fn drop(&mut self) {
+        if let Err(err) = self.finish() {
+            eprintln!("error: writing the checkpoint: {err:#}");
+        }
+    }
+}
+
 /// The last complete checkpoint, if there is one. A run killed between the two renames of [`save`] has
 /// only the previous folder, which is then the last complete one.
 pub fn load(slots: &Slots) -> Result<Option<Checkpoint>> {

@@ -8,4 +8,5 @@ pub mod run;
 pub mod run_dir;
 pub mod schedule;
 pub mod sgd;
+pub mod step_counts;
 pub mod trainer;

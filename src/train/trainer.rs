@@ -2,17 +2,18 @@
 //! a progress bar, and a clean stop on a non-finite loss. Resuming from a checkpoint reproduces the
 //! uninterrupted run exactly (on CPU): weights, BN statistics, momentum and the epoch are saved, and every
 //! random choice is seeded from (seed, epoch, index).
-use super::checkpoint::{Checkpoint, NamedTensors, TrainState};
+use super::checkpoint::{self, Checkpoint, NamedTensors, TrainState};
 use super::metrics::EpochMetrics;
 use super::replica::{network_builder, NetworkBuilder, Replica, ReplicaSetup, StartState};
 use super::run::ResolvedRun;
 use super::run_dir::RunDir;
 use super::schedule::LrSchedule;
+use super::step_counts::StepCounts;
 use crate::data::loader::{Shard, Skipped};
 use crate::data::{self, batches, seed, DataSplits, LoaderConfig};
 use crate::dist::{self, Launch, ProcessGroup};
-use crate::loss::ClassificationStats;
-use anyhow::{bail, ensure, Context, Result};
+use crate::loss::{ClassificationStats, DeviceStats};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::time::{Duration, Instant};
 use tch::{nn, Device, Tensor};
@@ -167,7 +168,8 @@ pub fn train(
     drop(start);
     let earlier = history.len();
     let shard = Shard { rank, world };
-    let mut training = Loop { run: &run, dir, options, data, replica, shard, state, history };
+    let writer = checkpoint::Writer::default();
+    let mut training = Loop { run: &run, dir, options, data, replica, shard, state, history, writer };
     training.run()?;
     Ok(Trained {
         new_epochs: training.history.len() - earlier,
@@ -261,10 +263,26 @@ struct Loop<'a> {
     shard: Shard,
     state: TrainState,
     history: Vec<EpochMetrics>,
+    /// Writes each epoch's checkpoint while the next epoch trains.
+    writer: checkpoint::Writer,
 }
 
 impl Loop<'_> {
+    /// The epochs, then the wait for the last checkpoint: the run reports nothing, success or error,
+    /// before the checkpoint it may name is on disk.
     fn run(&mut self) -> Result<()> {
+        let trained = self.epochs();
+        let written = self.writer.finish();
+        match (trained, written) {
+            (Ok(()), written) => written,
+            (Err(err), Ok(())) => Err(err),
+            (Err(err), Err(write_err)) => {
+                Err(anyhow!("{err:#}; writing the last checkpoint failed too: {write_err:#}"))
+            }
+        }
+    }
+
+    fn epochs(&mut self) -> Result<()> {
         let recipe = &self.run.recipe;
         let iters = self.data.train.len() / recipe.batch_size;
         ensure!(
@@ -322,10 +340,37 @@ impl Loop<'_> {
             LoaderConfig { shard: self.shard, ..LoaderConfig::train(batch_size, self.run.seed, epoch as u64, workers) };
         let mut loader = batches(self.data.train.clone(), config)?;
         let bar = self.progress_bar(epoch, loader.num_batches() as u64);
+        self.replica.set_planned_batch(batch_size);
         let mut train = ClassificationStats::default();
+        let mut steps = StepCounts::new(self.replica.device());
         for (iter, batch) in loader.by_ref().enumerate() {
             let batch = batch?;
             let stats = self.replica.train_step(&batch.images, &batch.labels, schedule.lr(epoch, iter))?;
+            self.state.step += 1;
+            if steps.push(&stats) {
+                self.add_steps(&mut steps, &mut train, epoch, &bar)?;
+                let rate = train.samples as f64 / started.elapsed().as_secs_f64();
+                bar.set_message(format!("loss {:.4}  err {:.2}%  {rate:.0} img/s", train.loss(), train.top1_err()));
+            }
+            bar.inc(1);
+        }
+        self.add_steps(&mut steps, &mut train, epoch, &bar)?;
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        report_skipped("training", epoch, &loader.skipped());
+        Ok((train, seconds))
+    }
+
+    /// Reads the steps' counts kept on the device into the epoch's sums, in step order; a non-finite loss
+    /// stops the run before the epoch's checkpoint (every rank reads the same reduced counts, so all stop).
+    fn add_steps(
+        &self,
+        steps: &mut StepCounts,
+        train: &mut ClassificationStats,
+        epoch: usize,
+        bar: &ProgressBar,
+    ) -> Result<()> {
+        for (iter, stats) in steps.read()? {
             if !stats.loss_sum.is_finite() {
                 bar.abandon();
                 bail!(
@@ -337,30 +382,23 @@ impl Loop<'_> {
                 );
             }
             train.add(stats);
-            self.state.step += 1;
-            let rate = train.samples as f64 / started.elapsed().as_secs_f64();
-            bar.set_message(format!("loss {:.4}  err {:.2}%  {rate:.0} img/s", train.loss(), train.top1_err()));
-            bar.inc(1);
         }
-        bar.finish_and_clear();
-        let seconds = started.elapsed().as_secs_f64();
-        report_skipped("training", epoch, &loader.skipped());
-        Ok((train, seconds))
+        Ok(())
     }
 
     /// The evaluation set's counts, with the replicas' BN statistics averaged first.
     fn evaluate(&mut self, epoch: usize) -> Result<ClassificationStats> {
         self.replica.sync_buffers()?;
-        let mut eval = ClassificationStats::default();
+        let mut sums = DeviceStats::zeros(self.replica.device());
         let config =
             LoaderConfig { shard: self.shard, ..LoaderConfig::eval(self.run.recipe.batch_size, self.run.workers) };
         let mut loader = batches(self.data.eval.clone(), config)?;
         for batch in loader.by_ref() {
             let batch = batch?;
-            eval.add(self.replica.evaluate(&batch.images, &batch.labels)?);
+            sums.add(&self.replica.evaluate(&batch.images, &batch.labels)?);
         }
         report_skipped("evaluation", epoch, &loader.skipped());
-        let eval = self.replica.reduce_stats(eval)?;
+        let eval = self.replica.reduce_stats(sums.read()?)?;
         ensure!(eval.samples > 0, "the evaluation set is empty");
         if !eval.loss().is_finite() {
             bail!(
@@ -387,7 +425,7 @@ impl Loop<'_> {
         self.dir.append_metrics(&row)?;
         self.history.push(row);
         let (weights, optimizer) = self.replica.snapshot();
-        self.dir.save_checkpoint(&Checkpoint { weights, optimizer, state: self.state.clone() })
+        self.writer.write(self.dir.checkpoint_slots(), Checkpoint { weights, optimizer, state: self.state.clone() })
     }
 
     fn last_good(&self) -> String {
