@@ -147,6 +147,25 @@ mod tests {
     }
 
     #[test]
+    fn device_sums_are_the_host_sums_of_before_to_the_bit() {
+        tch::manual_seed(5);
+        let mut device = DeviceStats::zeros(tch::Device::Cpu);
+        let (mut loss_sum, mut samples) = (0.0f64, 0usize);
+        for n in [3i64, 7, 5] {
+            let logits = Tensor::randn([n, 6], (Kind::Float, tch::Device::Cpu));
+            let labels = Tensor::randint(6, [n], (Kind::Int64, tch::Device::Cpu));
+            let mean = cross_entropy(&logits, &labels, 0.1);
+            device.add(&DeviceStats::of_batch(&mean, &logits, &labels));
+            // What the host did per batch: the float32 mean read back, times the batch size, summed in float64.
+            loss_sum += f64::from(f32::try_from(&mean).unwrap()) * n as f64;
+            samples += n as usize;
+        }
+        let read = device.read().unwrap();
+        assert_eq!(read.loss_sum.to_bits(), loss_sum.to_bits());
+        assert_eq!(read.samples, samples);
+    }
+
+    #[test]
     fn batch_counts_add_up() {
         let logits = Tensor::arange(8, (Kind::Float, tch::Device::Cpu)).unsqueeze(0).repeat([4, 1]);
         let labels = Tensor::from_slice(&[7i64, 3, 2, 0]);

@@ -184,3 +184,40 @@ pub fn load(slots: &Slots) -> Result<Option<Checkpoint>> {
 pub fn find<'a>(tensors: &'a NamedTensors, name: &str, what: &str) -> Result<&'a Tensor> {
     tensors.get(name).with_context(|| format!("{what}: no tensor named {name}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slots(root: &Path) -> Slots {
+        Slots { current: root.join("c"), staging: root.join("c.tmp"), previous: root.join("c.old") }
+    }
+
+    fn checkpoint(epoch: usize) -> Checkpoint {
+        let weights = NamedTensors::from([("w".to_string(), Tensor::from_slice(&[epoch as f32, 2.0]))]);
+        let state = TrainState { epoch, seed: 1, step: 0, best_eval_top1_err: None, best_epoch: None };
+        Checkpoint { weights, optimizer: NamedTensors::new(), state }
+    }
+
+    #[test]
+    fn the_writer_puts_the_last_checkpoint_on_disk_and_returns_a_failed_write() {
+        let root = std::env::temp_dir().join(format!("sk-exp-writer-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let mut writer = Writer::default();
+        writer.write(slots(&root), checkpoint(1)).unwrap();
+        writer.write(slots(&root), checkpoint(2)).unwrap();
+        writer.finish().unwrap();
+        assert_eq!(load(&slots(&root)).unwrap().unwrap().state.epoch, 2);
+        // A staging path under a file cannot be created: the error comes back from the next call.
+        fs::write(root.join("file"), b"").unwrap();
+        let bad = Slots { staging: root.join("file").join("tmp"), ..slots(&root) };
+        writer.write(bad, checkpoint(3)).unwrap();
+        let err = writer.write(slots(&root), checkpoint(4)).unwrap_err().to_string();
+        assert!(err.contains("creating") && err.contains("tmp"), "{err}");
+        // The failed write left the last good checkpoint in place, and nothing more is in flight.
+        writer.finish().unwrap();
+        assert_eq!(load(&slots(&root)).unwrap().unwrap().state.epoch, 2);
+        fs::remove_dir_all(&root).unwrap();
+    }
+}
