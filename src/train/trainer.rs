@@ -9,7 +9,7 @@ use super::run::ResolvedRun;
 use super::run_dir::RunDir;
 use super::schedule::LrSchedule;
 use super::step_counts::StepCounts;
-use crate::data::loader::{Shard, Skipped};
+use crate::data::loader::{pin_target, upload, Shard, Skipped};
 use crate::data::{self, batches, seed, DataSplits, LoaderConfig};
 use crate::dist::{self, Launch, ProcessGroup};
 use crate::loss::{ClassificationStats, DeviceStats};
@@ -336,16 +336,20 @@ impl Loop<'_> {
         // Anything that draws from torch's generator during the epoch gets a stream fixed by (seed, epoch).
         tch::manual_seed(seed::derive(&[self.run.seed, epoch as u64, TORCH_STREAM]) as i64);
         let (batch_size, workers) = (self.run.recipe.batch_size, self.run.workers);
-        let config =
-            LoaderConfig { shard: self.shard, ..LoaderConfig::train(batch_size, self.run.seed, epoch as u64, workers) };
+        let device = self.replica.device();
+        let config = LoaderConfig {
+            shard: self.shard,
+            pin_for: pin_target(device),
+            ..LoaderConfig::train(batch_size, self.run.seed, epoch as u64, workers)
+        };
         let mut loader = batches(self.data.train.clone(), config)?;
         let bar = self.progress_bar(epoch, loader.num_batches() as u64);
         self.replica.set_planned_batch(batch_size);
         let mut train = ClassificationStats::default();
         let mut steps = StepCounts::new(self.replica.device());
         for (iter, batch) in loader.by_ref().enumerate() {
-            let batch = batch?;
-            let stats = self.replica.train_step(&batch.images, &batch.labels, schedule.lr(epoch, iter))?;
+            let (images, labels) = upload(&batch?, device);
+            let stats = self.replica.train_step(&images, &labels, schedule.lr(epoch, iter))?;
             self.state.step += 1;
             if steps.push(&stats) {
                 self.add_steps(&mut steps, &mut train, epoch, &bar)?;
@@ -389,13 +393,17 @@ impl Loop<'_> {
     /// The evaluation set's counts, with the replicas' BN statistics averaged first.
     fn evaluate(&mut self, epoch: usize) -> Result<ClassificationStats> {
         self.replica.sync_buffers()?;
-        let mut sums = DeviceStats::zeros(self.replica.device());
-        let config =
-            LoaderConfig { shard: self.shard, ..LoaderConfig::eval(self.run.recipe.batch_size, self.run.workers) };
+        let device = self.replica.device();
+        let mut sums = DeviceStats::zeros(device);
+        let config = LoaderConfig {
+            shard: self.shard,
+            pin_for: pin_target(device),
+            ..LoaderConfig::eval(self.run.recipe.batch_size, self.run.workers)
+        };
         let mut loader = batches(self.data.eval.clone(), config)?;
         for batch in loader.by_ref() {
-            let batch = batch?;
-            sums.add(&self.replica.evaluate(&batch.images, &batch.labels)?);
+            let (images, labels) = upload(&batch?, device);
+            sums.add(&self.replica.evaluate(&images, &labels)?);
         }
         report_skipped("evaluation", epoch, &loader.skipped());
         let eval = self.replica.reduce_stats(sums.read()?)?;
