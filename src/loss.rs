@@ -84,7 +84,8 @@ impl DeviceStats {
         let samples = labels.size()[0];
         tch::no_grad(|| {
             let device = logits.device();
-            let n = Tensor::from_slice(&[samples as f64]).to_device(device);
+            // Filled on the device: a host-to-device copy of a pageable value would wait for the device.
+            let n = Tensor::full([1], samples as f64, (Kind::Double, device));
             let loss_sum = mean_loss.detach().to_kind(Kind::Double).view(1) * samples as f64;
             DeviceStats(Tensor::cat(&[n, loss_sum, count_errors(logits, labels).to_kind(Kind::Double)], 0))
         })

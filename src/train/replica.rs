@@ -160,7 +160,8 @@ impl Replica {
         let stats = tail.global(&flat.narrow(0, flat.size()[0] - tail.len(), tail.len()));
         tch::no_grad(|| {
             // planned / actual samples: exactly 1 unless a rank skipped unreadable samples.
-            let correction = Tensor::from(planned as f64).to_device(self.device) / stats.packed().get(0);
+            let planned = Tensor::full([], planned as f64, (Kind::Double, self.device));
+            let correction = planned / stats.packed().get(0);
             let _ = grad.g_mul_(&correction.to_kind(Kind::Float));
         });
         self.sgd.step(&grad, lr);
@@ -187,9 +188,11 @@ impl Replica {
     /// The sums of `stats` over the ranks (itself alone).
     pub fn reduce_stats(&self, stats: ClassificationStats) -> Result<ClassificationStats> {
         let Some(group) = &self.group else { return Ok(stats) };
-        let packed = Tensor::from_slice(&[stats.samples as f64, stats.loss_sum, stats.top1_errors, stats.top5_errors]);
+        // On this rank's device: NCCL reduces device tensors only.
+        let packed = Tensor::from_slice(&[stats.samples as f64, stats.loss_sum, stats.top1_errors, stats.top5_errors])
+            .to_device(self.device);
         group.all_reduce_sum(&packed)?;
-        let v: Vec<f64> = Vec::try_from(&packed)?;
+        let v: Vec<f64> = Vec::try_from(packed.to_device(Device::Cpu))?;
         Ok(ClassificationStats::from_row(&v))
     }
 

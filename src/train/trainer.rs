@@ -161,7 +161,7 @@ pub fn train(
         (fresh_state(run.seed), fresh_start(run.seed, &build)?, Vec::new())
     };
     if let Some(group) = &group {
-        state = share_state(group, state)?;
+        state = share_state(group, state, device)?;
     }
     let setup = ReplicaSetup { build, sgd: recipe.sgd(), label_smoothing: recipe.label_smoothing };
     let replica = Replica::start(device, &setup, &start, group)?;
@@ -226,15 +226,16 @@ fn fresh_start(seed: u64, build: &NetworkBuilder) -> Result<StartState> {
 }
 
 /// Rank 0's training state, on every rank (where a resumed run continues, and its best epoch so far).
-fn share_state(group: &ProcessGroup, state: TrainState) -> Result<TrainState> {
+fn share_state(group: &ProcessGroup, state: TrainState, device: Device) -> Result<TrainState> {
     let packed = Tensor::from_slice(&[
         state.epoch as f64,
         state.step as f64,
         state.best_eval_top1_err.unwrap_or(f64::NAN),
         state.best_epoch.map_or(-1.0, |e| e as f64),
-    ]);
+    ])
+    .to_device(device); // NCCL broadcasts device tensors only
     group.broadcast(&packed, 0)?;
-    let v: Vec<f64> = Vec::try_from(&packed)?;
+    let v: Vec<f64> = Vec::try_from(packed.to_device(Device::Cpu))?;
     Ok(TrainState {
         epoch: v[0] as usize,
         seed: state.seed,
