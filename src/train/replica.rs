@@ -284,10 +284,7 @@ impl StepTail {
             let samples = reduced.narrow(0, w, w);
             // Each rank's loss sum, added in rank order (for two ranks the order of any all-reduce).
             let per_rank = &means * &samples;
-            let mut loss_sum = per_rank.get(0);
-            for r in 1..w {
-                loss_sum = loss_sum + per_rank.get(r);
-            }
+            let loss_sum = (1..w).fold(per_rank.get(0), |sum, r| sum + per_rank.get(r));
             let head = Tensor::stack(&[samples.sum(Kind::Double), loss_sum], 0);
             DeviceStats::from_packed(Tensor::cat(&[head, reduced.narrow(0, 2 * w, 2)], 0))
         })
