@@ -33,13 +33,12 @@ pub struct ClassificationStats {
 impl ClassificationStats {
     /// The counts of one batch whose mean loss is `mean_loss`, read back in one transfer (one device sync).
     pub fn of_batch(mean_loss: &Tensor, logits: &Tensor, labels: &Tensor) -> Result<ClassificationStats> {
-        let samples = labels.size()[0] as usize;
-        let packed = tch::no_grad(|| {
-            let loss = mean_loss.detach().to_kind(Kind::Double).view(1);
-            Tensor::cat(&[loss, count_errors(logits, labels).to_kind(Kind::Double)], 0)
-        });
-        let v: Vec<f64> = Vec::try_from(packed.to_device(Device::Cpu))?;
-        Ok(ClassificationStats { samples, loss_sum: v[0] * samples as f64, top1_errors: v[1], top5_errors: v[2] })
+        DeviceStats::of_batch(mean_loss, logits, labels).read()
+    }
+
+    /// The counts of a row of [`DeviceStats::WIDTH`] values laid out as [`DeviceStats`] keeps them.
+    pub fn from_row(row: &[f64]) -> ClassificationStats {
+        ClassificationStats { samples: row[0] as usize, loss_sum: row[1], top1_errors: row[2], top5_errors: row[3] }
     }
 
     pub fn add(&mut self, other: ClassificationStats) {
@@ -62,6 +61,57 @@ impl ClassificationStats {
     /// Top-5 error in percent.
     pub fn top5_err(&self) -> f64 {
         100.0 * self.top5_errors / self.samples as f64
+    }
+}
+
+/// [`ClassificationStats`] kept on the device as float64 `[samples, loss_sum, top1_errors, top5_errors]`:
+/// counting a batch and adding counts queue device work and wait for nothing, so a GPU step need not
+/// stop for the host; [`DeviceStats::read`] is the one transfer. The arithmetic (float64, the loss as
+/// mean times samples, sums in the order added) is the host's, so the figures are the same to the bit.
+#[derive(Debug)]
+pub struct DeviceStats(Tensor);
+
+impl DeviceStats {
+    /// Values per count row.
+    pub const WIDTH: i64 = 4;
+
+    pub fn zeros(device: Device) -> DeviceStats {
+        DeviceStats(Tensor::zeros([Self::WIDTH], (Kind::Double, device)))
+    }
+
+    /// The counts of one batch whose mean loss is `mean_loss`.
+    pub fn of_batch(mean_loss: &Tensor, logits: &Tensor, labels: &Tensor) -> DeviceStats {
+        let samples = labels.size()[0];
+        tch::no_grad(|| {
+            let device = logits.device();
+            // Filled on the device: a host-to-device copy of a pageable value would wait for the device.
+            let n = Tensor::full([1], samples as f64, (Kind::Double, device));
+            let loss_sum = mean_loss.detach().to_kind(Kind::Double).view(1) * samples as f64;
+            DeviceStats(Tensor::cat(&[n, loss_sum, count_errors(logits, labels).to_kind(Kind::Double)], 0))
+        })
+    }
+
+    /// Counts already packed as a float64 `[samples, loss_sum, top1_errors, top5_errors]` tensor.
+    pub fn from_packed(packed: Tensor) -> DeviceStats {
+        debug_assert_eq!(packed.size(), [Self::WIDTH]);
+        DeviceStats(packed)
+    }
+
+    pub fn add(&mut self, other: &DeviceStats) {
+        tch::no_grad(|| {
+            let _ = self.0.g_add_(&other.0);
+        });
+    }
+
+    /// The packed counts (on the device).
+    pub fn packed(&self) -> &Tensor {
+        &self.0
+    }
+
+    /// The counts on the host (one transfer; waits for the device's queued work).
+    pub fn read(&self) -> Result<ClassificationStats> {
+        let v: Vec<f64> = Vec::try_from(self.0.to_device(Device::Cpu))?;
+        Ok(ClassificationStats::from_row(&v))
     }
 }
 
@@ -95,6 +145,25 @@ mod tests {
         let small = Tensor::from_slice(&[0.1f32, 0.9, 0.5, 0.2, 0.7, 0.1]).view([2, 3]);
         let errors: Vec<i64> = Vec::try_from(count_errors(&small, &Tensor::from_slice(&[1i64, 2]))).unwrap();
         assert_eq!(errors, vec![1, 0]);
+    }
+
+    #[test]
+    fn device_sums_are_the_host_sums_of_before_to_the_bit() {
+        tch::manual_seed(5);
+        let mut device = DeviceStats::zeros(tch::Device::Cpu);
+        let (mut loss_sum, mut samples) = (0.0f64, 0usize);
+        for n in [3i64, 7, 5] {
+            let logits = Tensor::randn([n, 6], (Kind::Float, tch::Device::Cpu));
+            let labels = Tensor::randint(6, [n], (Kind::Int64, tch::Device::Cpu));
+            let mean = cross_entropy(&logits, &labels, 0.1);
+            device.add(&DeviceStats::of_batch(&mean, &logits, &labels));
+            // What the host did per batch: the float32 mean read back, times the batch size, summed in float64.
+            loss_sum += f64::from(f32::try_from(&mean).unwrap()) * n as f64;
+            samples += n as usize;
+        }
+        let read = device.read().unwrap();
+        assert_eq!(read.loss_sum.to_bits(), loss_sum.to_bits());
+        assert_eq!(read.samples, samples);
     }
 
     #[test]

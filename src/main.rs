@@ -46,6 +46,7 @@ enum BenchCommand {
 
 fn main() {
     let cli = Cli::parse();
+    cli::omp_wait::adapt_to_load();
     let result: Result<()> = match cli.command {
         Command::Models(args) => cli::models::run(args),
         Command::Train(args) => cli::train::run(args),

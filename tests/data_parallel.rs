@@ -100,7 +100,7 @@ fn run_case(case: &str, group: ProcessGroup, out: &Path) {
             let mut r = replica(&plain(), momentum_sgd(), Some(group));
             for step in 0..6 {
                 let (x, y) = part(&batch(step, 16), 8 * rank, 8);
-                let stats = r.train_step(&x, &y, 0.1).unwrap();
+                let stats = r.train_step(&x, &y, 0.1).unwrap().read().unwrap();
                 assert_eq!(stats.samples, 16, "the step's statistics are the global batch's");
             }
             let (weights, momentum) = r.snapshot();

@@ -140,9 +140,7 @@ fn a_run_finished_in_another_experiment_is_reused_not_trained_again() {
     let stamp = metrics_stamp(&trained);
 
     // The second experiment names the same run otherwise; seed 1 and a changed learning rate are other runs.
-    let variants = format!(
-        "    - label: same_k3\n{k3}    - label: lr\n{k3}        recipe.lr: 0.05\n"
-    );
+    let variants = format!("    - label: same_k3\n{k3}    - label: lr\n{k3}        recipe.lr: 0.05\n");
     let second = write(&dir, "second.yaml", &tiny_sharing("second", "[0, 1]", &variants));
     let out =
         common::sk_exp(["run", &second.display().to_string(), "--results", &results.display().to_string(), "--quiet"]);

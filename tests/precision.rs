@@ -181,7 +181,7 @@ fn fp16_skips_non_finite_steps_and_rescales() {
     let step = |replica: &mut Replica, i: usize| {
         let batch = batch_of(data.as_ref(), i * 8..(i + 1) * 8, 0);
         let stats = replica.train_step(&batch.images, &batch.labels, 0.1).unwrap();
-        assert!(stats.loss().is_finite(), "step {i}: the loss itself stays finite");
+        assert!(stats.read().unwrap().loss().is_finite(), "step {i}: the loss itself stays finite");
     };
     assert_eq!(replica.loss_scale(), Some(65536.0));
     step(&mut replica, 0);
@@ -236,7 +236,7 @@ fn channels_last_steps_follow_nchw() {
         let losses: Vec<f64> = (0..3)
             .map(|i| {
                 let batch = batch_of(data.as_ref(), i * 16..(i + 1) * 16, 0);
-                replica.train_step(&batch.images, &batch.labels, 0.05).unwrap().loss()
+                replica.train_step(&batch.images, &batch.labels, 0.05).unwrap().read().unwrap().loss()
             })
             .collect();
         runs.push((losses, replica.snapshot()));

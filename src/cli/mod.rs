@@ -5,6 +5,7 @@ pub mod common;
 pub mod eval;
 pub mod export;
 pub mod models;
+pub mod omp_wait;
 pub mod plot;
 pub mod run;
 pub mod train;

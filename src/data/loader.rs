@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 /// Tag that keeps the shuffle's seed apart from the per-sample seeds.
 const SHUFFLE_STREAM: u64 = u64::MAX;
@@ -31,6 +31,9 @@ pub struct LoaderConfig {
     pub split: Split,
     /// This process's part of every batch when several processes train together (data parallel).
     pub shard: Shard,
+    /// A CUDA device the batches go to: the workers then put them in page-locked (pinned) host memory,
+    /// from which [`upload`] copies without blocking the host. None (the default) leaves them pageable.
+    pub pin_for: Option<Device>,
 }
 
 /// Rank `rank` of `world` takes the `rank`-th of `world` contiguous parts of each batch (the first parts
@@ -67,6 +70,7 @@ impl LoaderConfig {
             prefetch: 2 * workers.max(1),
             split: Split::Train,
             shard: Shard::WHOLE,
+            pin_for: None,
         }
     }
 
@@ -306,8 +310,37 @@ impl Shared {
             images: Tensor::from_slice(pixels).view([n, 3, height, width]),
             labels: Tensor::from_slice(&labels),
         };
-        (Ok(Some(batch)), skipped)
+        match self.config.pin_for {
+            // Pinned here, on a worker thread, so the consumer's copy to the device need not wait for it.
+            Some(device) => (pinned(batch, device).map(Some), skipped),
+            None => (Ok(Some(batch)), skipped),
+        }
     }
+}
+
+fn pinned(batch: Batch, device: Device) -> Result<Batch> {
+    Ok(Batch { images: batch.images.f_pin_memory(device)?, labels: batch.labels.f_pin_memory(device)? })
+}
+
+/// The batch's images and labels on `device`. From pinned memory (the loader's `pin_for`) to a GPU the
+/// copies are queued without blocking the host (the caching host allocator keeps the pinned block until
+/// its copy is done); on the CPU the batch is used as it is.
+pub fn upload(batch: &Batch, device: Device) -> (Tensor, Tensor) {
+    match device {
+        Device::Cpu => (batch.images.shallow_clone(), batch.labels.shallow_clone()),
+        _ => {
+            let non_blocking = batch.images.is_pinned(device);
+            (
+                batch.images.to_device_(device, batch.images.kind(), non_blocking, false),
+                batch.labels.to_device_(device, batch.labels.kind(), non_blocking, false),
+            )
+        }
+    }
+}
+
+/// The device to pin batches for when they go to `device` (CUDA devices only).
+pub fn pin_target(device: Device) -> Option<Device> {
+    matches!(device, Device::Cuda(_)).then_some(device)
 }
 
 #[cfg(test)]

@@ -124,6 +124,45 @@ pub fn save(slots: &Slots, checkpoint: &Checkpoint) -> Result<()> {
     Ok(())
 }
 
+/// Writes checkpoints on a thread of their own, so that training goes on while one is written. At most
+/// one write is in flight: handing over the next waits for the previous. A write's error is returned by
+/// the next call ([`Writer::write`] or [`Writer::finish`]), never dropped; a run must call `finish` before
+/// it reports success, so that its last checkpoint is on disk.
+#[derive(Default)]
+pub struct Writer {
+    in_flight: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl Writer {
+    /// Starts writing `checkpoint` into `slots` (after the previous write has ended: its error is this call's).
+    pub fn write(&mut self, slots: Slots, checkpoint: Checkpoint) -> Result<()> {
+        self.finish()?;
+        let thread = std::thread::Builder::new().name("checkpoint writer".into());
+        let handle =
+            thread.spawn(move || save(&slots, &checkpoint)).context("starting the checkpoint writer thread")?;
+        self.in_flight = Some(handle);
+        Ok(())
+    }
+
+    /// Waits for the write in flight, if any, and returns its outcome.
+    pub fn finish(&mut self) -> Result<()> {
+        match self.in_flight.take() {
+            Some(handle) => handle.join().map_err(|_| anyhow::anyhow!("the checkpoint writer thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Writer {
+    /// A run that ends by an error still waits for its checkpoint (the error may name it as the last good
+    /// one); the write's own error, with nobody left to return it to, is printed.
+    fn drop(&mut self) {
+        if let Err(err) = self.finish() {
+            eprintln!("error: writing the checkpoint: {err:#}");
+        }
+    }
+}
+
 /// The last complete checkpoint, if there is one. A run killed between the two renames of [`save`] has
 /// only the previous folder, which is then the last complete one.
 pub fn load(slots: &Slots) -> Result<Option<Checkpoint>> {
@@ -144,4 +183,41 @@ pub fn load(slots: &Slots) -> Result<Option<Checkpoint>> {
 /// The tensor called `name` in a checkpoint's list.
 pub fn find<'a>(tensors: &'a NamedTensors, name: &str, what: &str) -> Result<&'a Tensor> {
     tensors.get(name).with_context(|| format!("{what}: no tensor named {name}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slots(root: &Path) -> Slots {
+        Slots { current: root.join("c"), staging: root.join("c.tmp"), previous: root.join("c.old") }
+    }
+
+    fn checkpoint(epoch: usize) -> Checkpoint {
+        let weights = NamedTensors::from([("w".to_string(), Tensor::from_slice(&[epoch as f32, 2.0]))]);
+        let state = TrainState { epoch, seed: 1, step: 0, best_eval_top1_err: None, best_epoch: None };
+        Checkpoint { weights, optimizer: NamedTensors::new(), state }
+    }
+
+    #[test]
+    fn the_writer_puts_the_last_checkpoint_on_disk_and_returns_a_failed_write() {
+        let root = std::env::temp_dir().join(format!("sk-exp-writer-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let mut writer = Writer::default();
+        writer.write(slots(&root), checkpoint(1)).unwrap();
+        writer.write(slots(&root), checkpoint(2)).unwrap();
+        writer.finish().unwrap();
+        assert_eq!(load(&slots(&root)).unwrap().unwrap().state.epoch, 2);
+        // A staging path under a file cannot be created: the error comes back from the next call.
+        fs::write(root.join("file"), b"").unwrap();
+        let bad = Slots { staging: root.join("file").join("tmp"), ..slots(&root) };
+        writer.write(bad, checkpoint(3)).unwrap();
+        let err = writer.write(slots(&root), checkpoint(4)).unwrap_err().to_string();
+        assert!(err.contains("creating") && err.contains("tmp"), "{err}");
+        // The failed write left the last good checkpoint in place, and nothing more is in flight.
+        writer.finish().unwrap();
+        assert_eq!(load(&slots(&root)).unwrap().unwrap().state.epoch, 2);
+        fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -8,5 +8,6 @@ pub mod run;
 pub mod run_dir;
 pub mod schedule;
 pub mod sgd;
+pub mod step_counts;
 pub mod tensorboard;
 pub mod trainer;

@@ -9,7 +9,7 @@
 use super::checkpoint::NamedTensors;
 use super::sgd::{Sgd, SgdConfig};
 use crate::dist::ProcessGroup;
-use crate::loss::{cross_entropy, ClassificationStats};
+use crate::loss::{count_errors, cross_entropy, ClassificationStats, DeviceStats};
 use crate::models::{Model, ModelSpec};
 use crate::precision::{Compute, LossScaler, Precision};
 use anyhow::{ensure, Result};
@@ -68,6 +68,8 @@ pub struct Replica {
     group: Option<ProcessGroup>,
     /// Time spent in the gradient all-reduce so far (what data parallel adds to a step).
     communication: Duration,
+    /// See [`Replica::set_planned_batch`].
+    planned_batch: Option<usize>,
 }
 
 /// An owned, contiguous CPU copy (a CPU tensor's `to_device` would alias the live variable; a channels_last
@@ -113,6 +115,7 @@ impl Replica {
             scaler,
             group,
             communication: Duration::ZERO,
+            planned_batch: None,
         };
         if let Some(group) = &replica.group {
             group.broadcast(replica.sgd.flat_params(), 0)?;
@@ -149,45 +152,69 @@ impl Replica {
         self.scaler.as_ref().map(LossScaler::current_scale)
     }
 
-    /// One training step on this rank's shard at rate `lr`; returns the global batch's statistics. A batch
-    /// whose loss is not finite (on any rank) is not applied, so every rank keeps its last good state. In
-    /// fp16 a step whose gradient is not finite is skipped too (its loss is counted) and the scale shrinks.
-    pub fn train_step(&mut self, images: &Tensor, labels: &Tensor, lr: f64) -> Result<ClassificationStats> {
+    /// One training step on this rank's shard at rate `lr`; returns the global batch's counts, still on
+    /// the device: nothing here waits for the device (but the fp16 skip decision, as `GradScaler.step`), so
+    /// the host can queue the next step while this one runs. A non-finite loss is not caught here but by
+    /// whoever reads the counts (the loop stops the run there, before its next checkpoint); in a group every
+    /// rank reads the same reduced counts, so all stop at the same step. In fp16 a step whose gradient is
+    /// not finite is skipped (its loss is counted) and the scale shrinks.
+    pub fn train_step(&mut self, images: &Tensor, labels: &Tensor, lr: f64) -> Result<DeviceStats> {
         let labels = labels.to_device(self.device);
-        let (loss, logits, mut grad) = self.forward_backward(images, &labels)?;
-        // Read back after queueing the backward pass, so that a GPU is not left idle waiting for it.
-        let local = ClassificationStats::of_batch(&loss, &logits, &labels)?;
-        let stats = self.reduce_stats(local)?;
-        if !stats.loss_sum.is_finite() {
-            return Ok(stats);
-        }
-        if let Some(group) = &self.group {
-            // The global batch's mean loss: each shard's mean weighted by its share, summed over the ranks
-            // (shards may differ in size when a data set skips unreadable images).
-            let _ = grad.g_mul_scalar_(local.samples as f64 / stats.samples as f64);
-            let started = Instant::now();
-            group.all_reduce_sum(&grad)?;
-            self.communication += started.elapsed();
-        }
-        // After the all-reduce, so that every rank sees the same gradient and skips the same steps.
-        if let Some(scaler) = &mut self.scaler {
-            if scaler.unscale_and_update(&mut grad)? {
-                return Ok(stats);
+        let (loss, logits, grads) = self.forward_backward(images, &labels)?;
+        let local = DeviceStats::of_batch(&loss, &logits, &labels);
+        let Some(group) = &self.group else {
+            let mut grad = self.sgd.flatten(&grads);
+            if !self.unscale_skips(&mut grad)? {
+                self.sgd.step(&grad, lr);
             }
+            return Ok(local);
+        };
+        let samples = labels.size()[0] as usize;
+        let (rank, world) = (group.rank(), group.world());
+        // The step's counts ride in the gradient's all-reduce (one collective per step), see [`StepTail`].
+        let tail = StepTail { rank, world };
+        let flat = self.sgd.flatten_with_tail(&grads, &tail.local(&loss, &logits, &labels));
+        let mut grad = flat.narrow(0, 0, flat.size()[0] - tail.len());
+        // The global batch's mean loss: each shard's mean weighted by its share, summed over the ranks.
+        // The share is taken of the planned global batch (the same on every rank) and corrected below
+        // when samples were skipped, so that without skipping the arithmetic is the per-step reduction of before.
+        let planned = self.planned_batch.unwrap_or(samples * world);
+        let _ = grad.g_mul_scalar_(samples as f64 / planned as f64);
+        let started = Instant::now();
+        group.all_reduce_sum(&flat)?;
+        self.communication += started.elapsed();
+        let stats = tail.global(&flat.narrow(0, flat.size()[0] - tail.len(), tail.len()));
+        tch::no_grad(|| {
+            // planned / actual samples: exactly 1 unless a rank skipped unreadable samples.
+            let planned = Tensor::full([], planned as f64, (Kind::Double, self.device));
+            let correction = planned / stats.packed().get(0);
+            let _ = grad.g_mul_(&correction.to_kind(Kind::Float));
+        });
+        // After the all-reduce, so that every rank sees the same gradient and skips the same steps.
+        if !self.unscale_skips(&mut grad)? {
+            self.sgd.step(&grad, lr);
         }
-        self.sgd.step(&grad, lr);
         Ok(stats)
+    }
+
+    /// In fp16: unscales `grad` and updates the scale; true when the step must be skipped (a non-finite
+    /// gradient). False in other precisions.
+    fn unscale_skips(&mut self, grad: &mut Tensor) -> Result<bool> {
+        match &mut self.scaler {
+            Some(scaler) => scaler.unscale_and_update(grad),
+            None => Ok(false),
+        }
     }
 
     /// The forward pass (at the setup's precision and layout; the loss in fp32 from fp32 logits, as
     /// autocast computes cross entropy) and the backward pass of this rank's shard: the mean loss, the
-    /// logits and the flat gradient (times the loss scale in fp16).
-    fn forward_backward(&self, images: &Tensor, labels: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+    /// logits and the gradients (times the loss scale in fp16).
+    fn forward_backward(&self, images: &Tensor, labels: &Tensor) -> Result<(Tensor, Tensor, Vec<Tensor>)> {
         let logits = self.forward(images, true)?;
         let loss = cross_entropy(&logits, labels, self.label_smoothing);
         let scaled = self.scaler.as_ref().map(|s| s.scale(&loss));
         let grads = Tensor::f_run_backward(&[scaled.as_ref().unwrap_or(&loss)], self.sgd.params(), false, false)?;
-        Ok((loss, logits, self.sgd.flatten(&grads)))
+        Ok((loss, logits, grads))
     }
 
     /// Float32 logits of `images` (moved to the device, laid out and autocast as the setup says).
@@ -200,22 +227,31 @@ impl Replica {
         Ok(if logits.kind() == Kind::Float { logits } else { logits.to_kind(Kind::Float) })
     }
 
-    /// Evaluation-mode statistics of this rank's shard of a batch (reduce the epoch's sum with [`reduce_stats`]).
-    pub fn evaluate(&self, images: &Tensor, labels: &Tensor) -> Result<ClassificationStats> {
+    /// The number of samples a global batch has when none is skipped (every rank's shards together);
+    /// without it a rank assumes its own shard's size times the number of ranks.
+    pub fn set_planned_batch(&mut self, samples: usize) {
+        self.planned_batch = Some(samples);
+    }
+
+    /// Evaluation-mode counts of this rank's shard of a batch, on the device (add them up with
+    /// [`DeviceStats::add`], read them once, and reduce the sum over the ranks with [`Replica::reduce_stats`]).
+    pub fn evaluate(&self, images: &Tensor, labels: &Tensor) -> Result<DeviceStats> {
         tch::no_grad(|| {
             let labels = labels.to_device(self.device);
             let logits = self.forward(images, false)?;
-            ClassificationStats::of_batch(&cross_entropy(&logits, &labels, 0.0), &logits, &labels)
+            Ok(DeviceStats::of_batch(&cross_entropy(&logits, &labels, 0.0), &logits, &labels))
         })
     }
 
     /// The sums of `stats` over the ranks (itself alone).
     pub fn reduce_stats(&self, stats: ClassificationStats) -> Result<ClassificationStats> {
         let Some(group) = &self.group else { return Ok(stats) };
-        let packed = Tensor::from_slice(&[stats.samples as f64, stats.loss_sum, stats.top1_errors, stats.top5_errors]);
+        // On this rank's device: NCCL reduces device tensors only.
+        let packed = Tensor::from_slice(&[stats.samples as f64, stats.loss_sum, stats.top1_errors, stats.top5_errors])
+            .to_device(self.device);
         group.all_reduce_sum(&packed)?;
-        let v: Vec<f64> = Vec::try_from(&packed)?;
-        Ok(ClassificationStats { samples: v[0] as usize, loss_sum: v[1], top1_errors: v[2], top5_errors: v[3] })
+        let v: Vec<f64> = Vec::try_from(packed.to_device(Device::Cpu))?;
+        Ok(ClassificationStats::from_row(&v))
     }
 
     /// Sets the BN running statistics to their mean over the ranks (each saw only its shards).
@@ -244,14 +280,74 @@ impl Replica {
     }
 
     /// CPU copies of every variable (sorted by name) and of the momentum buffers (with, in fp16, the loss
-    /// scaler's state, so that a resumed run continues with the same scale).
+    /// scaler's state, so that a resumed run continues with the same scale), gathered in a few transfers
+    /// (the flat parameters, the flat momentum, the buffers of each dtype) rather than one per variable;
+    /// the named tensors are views of those copies (contiguous copies of channels_last ones).
     pub fn snapshot(&self) -> (NamedTensors, NamedTensors) {
-        let mut weights: NamedTensors =
-            self.sgd.names().map(str::to_string).zip(self.sgd.params().iter().map(cpu_copy)).collect();
-        weights.extend(self.buffers.iter().map(|(n, t)| (n.clone(), cpu_copy(t))));
-        let mut optimizer: NamedTensors = self.sgd.state().into_iter().map(|(n, t)| (n, cpu_copy(&t))).collect();
+        let mut weights: NamedTensors = contiguous_slices(&self.sgd, self.sgd.flat_params());
+        let mut kinds: Vec<Kind> = Vec::new();
+        for kind in self.buffers.values().map(Tensor::kind) {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        for kind in kinds {
+            let group: Vec<(&String, &Tensor)> = self.buffers.iter().filter(|(_, t)| t.kind() == kind).collect();
+            let flat = cpu_copy(&Tensor::cat(&group.iter().map(|(_, t)| t.detach().view(-1)).collect::<Vec<_>>(), 0));
+            let mut offset = 0;
+            for (name, t) in group {
+                let n = t.numel() as i64;
+                weights.insert(name.clone(), flat.narrow(0, offset, n).view(t.size().as_slice()));
+                offset += n;
+            }
+        }
+        let mut optimizer = contiguous_slices(&self.sgd, self.sgd.flat_momentum());
         optimizer.extend(self.scaler.iter().flat_map(LossScaler::state));
         (weights, optimizer)
+    }
+}
+
+/// The step's counts appended to the flat gradient of a group, as float32 values whose sum over the
+/// ranks is exact: each rank writes its shard's mean loss and sample count into slots of its own (the
+/// others hold zeros there), and the error counts (whole numbers) into shared slots. From the reduced
+/// tail every rank derives the global counts with the arithmetic of a float64 all-reduce of each rank's
+/// (mean x samples): the same numbers on every rank, so every rank takes the same stop/continue decision.
+struct StepTail {
+    rank: usize,
+    world: usize,
+}
+
+impl StepTail {
+    /// Values appended: a mean loss and a sample count per rank, the top-1 and top-5 error counts.
+    fn len(&self) -> i64 {
+        2 * self.world as i64 + 2
+    }
+
+    /// This rank's tail (on the logits' device).
+    fn local(&self, mean_loss: &Tensor, logits: &Tensor, labels: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            let tail = Tensor::zeros([self.len()], (Kind::Float, logits.device()));
+            let (w, r) = (self.world as i64, self.rank as i64);
+            tail.get(r).copy_(&mean_loss.detach().to_kind(Kind::Float));
+            let _ = tail.get(w + r).fill_(labels.size()[0] as f64);
+            tail.narrow(0, 2 * w, 2).copy_(&count_errors(logits, labels).to_kind(Kind::Float));
+            tail
+        })
+    }
+
+    /// The global batch's counts from the reduced tail.
+    fn global(&self, reduced: &Tensor) -> DeviceStats {
+        tch::no_grad(|| {
+            let w = self.world as i64;
+            let reduced = reduced.to_kind(Kind::Double);
+            let means = reduced.narrow(0, 0, w);
+            let samples = reduced.narrow(0, w, w);
+            // Each rank's loss sum, added in rank order (for two ranks the order of any all-reduce).
+            let per_rank = &means * &samples;
+            let loss_sum = (1..w).fold(per_rank.get(0), |sum, r| sum + per_rank.get(r));
+            let head = Tensor::stack(&[samples.sum(Kind::Double), loss_sum], 0);
+            DeviceStats::from_packed(Tensor::cat(&[head, reduced.narrow(0, 2 * w, 2)], 0))
+        })
     }
 }
 
@@ -270,4 +366,10 @@ fn copy_named(vars: &NamedTensors, source: &NamedTensors, what: &str) -> Result<
         }
         Ok(())
     })
+}
+
+/// The variables' slices of a host copy of `flat` (one transfer), each contiguous as checkpoints store them:
+/// views for the usual layout, copies for channels_last weights.
+fn contiguous_slices(sgd: &Sgd, flat: &Tensor) -> NamedTensors {
+    sgd.named_slices(&cpu_copy(flat)).into_iter().map(|(name, t)| (name, t.contiguous())).collect()
 }

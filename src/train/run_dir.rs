@@ -128,10 +128,6 @@ impl RunDir {
         checkpoint::load(&self.checkpoint_slots())
     }
 
-    pub fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()> {
-        checkpoint::save(&self.checkpoint_slots(), checkpoint)
-    }
-
     pub fn append_log(&self, line: &str) -> Result<()> {
         append_line(&self.log_file(), line)
     }

@@ -153,14 +153,26 @@ impl Sgd {
 
     /// Gradients in slot order laid out like the flat buffer, in one concatenation.
     pub fn flatten(&self, grads: &[Tensor]) -> Tensor {
-        let mut pieces = Vec::with_capacity(2 * grads.len());
+        Tensor::cat(&self.flat_pieces(grads), 0)
+    }
+
+    /// [`Sgd::flatten`] with `tail` (1-D float32) appended in the same concatenation: values that travel
+    /// with the gradient in one collective. The gradient is the first `flat_params().numel()` values.
+    pub fn flatten_with_tail(&self, grads: &[Tensor], tail: &Tensor) -> Tensor {
+        let mut pieces = self.flat_pieces(grads);
+        pieces.push(tail.shallow_clone());
+        Tensor::cat(&pieces, 0)
+    }
+
+    fn flat_pieces(&self, grads: &[Tensor]) -> Vec<Tensor> {
+        let mut pieces = Vec::with_capacity(2 * grads.len() + 1);
         for ((grad, pad), slot) in grads.iter().zip(&self.padding).zip(&self.slots) {
             pieces.push(slot.flatten(grad));
             if let Some(pad) = pad {
                 pieces.push(pad.shallow_clone());
             }
         }
-        Tensor::cat(&pieces, 0)
+        pieces
     }
 
     /// One step with the flat gradient `grad` (read only: replicas may share it) at learning rate `lr`:
@@ -196,10 +208,17 @@ impl Sgd {
         });
     }
 
-    /// Momentum buffers by variable name (views in the variables' layouts, so channels_last ones are not
-    /// contiguous; the caller copies them where it keeps them).
+    /// The variables' slices of `flat` (a buffer laid out like [`Sgd::flat_params`], e.g. a host copy of
+    /// it) by variable name: views in the variables' layouts (channels_last ones are not contiguous), so one
+    /// copy of the whole buffer serves every variable.
+    pub fn named_slices(&self, flat: &Tensor) -> Vec<(String, Tensor)> {
+        self.slots.iter().map(|s| (s.name.clone(), s.view(flat))).collect()
+    }
+
+    /// Momentum buffers by variable name (views in the variables' layouts; the caller copies them where it
+    /// keeps them).
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        self.slots.iter().map(|s| (s.name.clone(), s.view(&self.momentum))).collect()
+        self.named_slices(&self.momentum)
     }
 
     /// Restores momentum buffers saved by [`Sgd::state`]; every variable must be present with its shape.

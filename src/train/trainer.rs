@@ -2,18 +2,19 @@
 //! a progress bar, and a clean stop on a non-finite loss. Resuming from a checkpoint reproduces the
 //! uninterrupted run exactly (on CPU): weights, BN statistics, momentum and the epoch are saved, and every
 //! random choice is seeded from (seed, epoch, index).
-use super::checkpoint::{Checkpoint, NamedTensors, TrainState};
+use super::checkpoint::{self, Checkpoint, NamedTensors, TrainState};
 use super::metrics::EpochMetrics;
 use super::replica::{network_builder, NetworkBuilder, Replica, ReplicaSetup, StartState};
 use super::run::ResolvedRun;
 use super::run_dir::RunDir;
 use super::schedule::LrSchedule;
+use super::step_counts::StepCounts;
 use super::tensorboard::EventLog;
-use crate::data::loader::{Shard, Skipped};
+use crate::data::loader::{pin_target, upload, Shard, Skipped};
 use crate::data::{self, batches, seed, DataSplits, LoaderConfig};
 use crate::dist::{self, Launch, ProcessGroup};
-use crate::loss::ClassificationStats;
-use anyhow::{bail, ensure, Context, Result};
+use crate::loss::{ClassificationStats, DeviceStats};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::time::{Duration, Instant};
 use tch::{nn, Device, Tensor};
@@ -161,7 +162,7 @@ pub fn train(
         (fresh_state(run.seed), fresh_start(run.seed, &build)?, Vec::new())
     };
     if let Some(group) = &group {
-        state = share_state(group, state)?;
+        state = share_state(group, state, device)?;
     }
     let compute = run.compute(device);
     let setup = ReplicaSetup { build, sgd: recipe.sgd(), label_smoothing: recipe.label_smoothing, compute };
@@ -170,7 +171,8 @@ pub fn train(
     let earlier = history.len();
     let shard = Shard { rank, world };
     let events = EventLog::new((rank == 0).then(|| dir.events_dir()), &run.tensorboard);
-    let mut training = Loop { run: &run, dir, options, data, replica, shard, state, history, events };
+    let writer = checkpoint::Writer::default();
+    let mut training = Loop { run: &run, dir, options, data, replica, shard, state, history, events, writer };
     training.run()?;
     Ok(Trained {
         new_epochs: training.history.len() - earlier,
@@ -227,15 +229,16 @@ fn fresh_start(seed: u64, build: &NetworkBuilder) -> Result<StartState> {
 }
 
 /// Rank 0's training state, on every rank (where a resumed run continues, and its best epoch so far).
-fn share_state(group: &ProcessGroup, state: TrainState) -> Result<TrainState> {
+fn share_state(group: &ProcessGroup, state: TrainState, device: Device) -> Result<TrainState> {
     let packed = Tensor::from_slice(&[
         state.epoch as f64,
         state.step as f64,
         state.best_eval_top1_err.unwrap_or(f64::NAN),
         state.best_epoch.map_or(-1.0, |e| e as f64),
-    ]);
+    ])
+    .to_device(device); // NCCL broadcasts device tensors only
     group.broadcast(&packed, 0)?;
-    let v: Vec<f64> = Vec::try_from(&packed)?;
+    let v: Vec<f64> = Vec::try_from(packed.to_device(Device::Cpu))?;
     Ok(TrainState {
         epoch: v[0] as usize,
         seed: state.seed,
@@ -265,10 +268,26 @@ struct Loop<'a> {
     state: TrainState,
     history: Vec<EpochMetrics>,
     events: EventLog,
+    /// Writes each epoch's checkpoint while the next epoch trains.
+    writer: checkpoint::Writer,
 }
 
 impl Loop<'_> {
+    /// The epochs, then the wait for the last checkpoint: the run reports nothing, success or error,
+    /// before the checkpoint it may name is on disk.
     fn run(&mut self) -> Result<()> {
+        let trained = self.epochs();
+        let written = self.writer.finish();
+        match (trained, written) {
+            (Ok(()), written) => written,
+            (Err(err), Ok(())) => Err(err),
+            (Err(err), Err(write_err)) => {
+                Err(anyhow!("{err:#}; writing the last checkpoint failed too: {write_err:#}"))
+            }
+        }
+    }
+
+    fn epochs(&mut self) -> Result<()> {
         let recipe = &self.run.recipe;
         let iters = self.data.train.len() / recipe.batch_size;
         ensure!(
@@ -322,14 +341,48 @@ impl Loop<'_> {
         // Anything that draws from torch's generator during the epoch gets a stream fixed by (seed, epoch).
         tch::manual_seed(seed::derive(&[self.run.seed, epoch as u64, TORCH_STREAM]) as i64);
         let (batch_size, workers) = (self.run.recipe.batch_size, self.run.workers);
-        let config =
-            LoaderConfig { shard: self.shard, ..LoaderConfig::train(batch_size, self.run.seed, epoch as u64, workers) };
+        let device = self.replica.device();
+        let config = LoaderConfig {
+            shard: self.shard,
+            pin_for: pin_target(device),
+            ..LoaderConfig::train(batch_size, self.run.seed, epoch as u64, workers)
+        };
         let mut loader = batches(self.data.train.clone(), config)?;
         let bar = self.progress_bar(epoch, loader.num_batches() as u64);
+        self.replica.set_planned_batch(batch_size);
         let mut train = ClassificationStats::default();
+        let mut steps = StepCounts::new(self.replica.device());
+        let first_step = self.state.step;
         for (iter, batch) in loader.by_ref().enumerate() {
-            let batch = batch?;
-            let stats = self.replica.train_step(&batch.images, &batch.labels, schedule.lr(epoch, iter))?;
+            let (images, labels) = upload(&batch?, device);
+            let stats = self.replica.train_step(&images, &labels, schedule.lr(epoch, iter))?;
+            self.state.step += 1;
+            if steps.push(&stats) {
+                self.add_steps(&mut steps, &mut train, (epoch, first_step), schedule, &bar)?;
+                let rate = train.samples as f64 / started.elapsed().as_secs_f64();
+                bar.set_message(format!("loss {:.4}  err {:.2}%  {rate:.0} img/s", train.loss(), train.top1_err()));
+            }
+            bar.inc(1);
+        }
+        self.add_steps(&mut steps, &mut train, (epoch, first_step), schedule, &bar)?;
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        report_skipped("training", epoch, &loader.skipped());
+        Ok((train, seconds))
+    }
+
+    /// Reads the steps' counts kept on the device into the epoch's sums (and the per-step event log), in
+    /// step order; a non-finite loss stops the run before the epoch's checkpoint (every rank reads the same
+    /// reduced counts, so all stop). `first_step` is the optimizer step count before the epoch.
+    fn add_steps(
+        &mut self,
+        steps: &mut StepCounts,
+        train: &mut ClassificationStats,
+        (epoch, first_step): (usize, u64),
+        schedule: &LrSchedule,
+        bar: &ProgressBar,
+    ) -> Result<()> {
+        for (iter, stats) in steps.read()? {
             if !stats.loss_sum.is_finite() {
                 bar.abandon();
                 bail!(
@@ -341,31 +394,28 @@ impl Loop<'_> {
                 );
             }
             train.add(stats);
-            self.state.step += 1;
-            self.events.step(self.state.step, stats, schedule.lr(epoch, iter));
-            let rate = train.samples as f64 / started.elapsed().as_secs_f64();
-            bar.set_message(format!("loss {:.4}  err {:.2}%  {rate:.0} img/s", train.loss(), train.top1_err()));
-            bar.inc(1);
+            self.events.step(first_step + iter as u64 + 1, stats, schedule.lr(epoch, iter));
         }
-        bar.finish_and_clear();
-        let seconds = started.elapsed().as_secs_f64();
-        report_skipped("training", epoch, &loader.skipped());
-        Ok((train, seconds))
+        Ok(())
     }
 
     /// The evaluation set's counts, with the replicas' BN statistics averaged first.
     fn evaluate(&mut self, epoch: usize) -> Result<ClassificationStats> {
         self.replica.sync_buffers()?;
-        let mut eval = ClassificationStats::default();
-        let config =
-            LoaderConfig { shard: self.shard, ..LoaderConfig::eval(self.run.recipe.batch_size, self.run.workers) };
+        let device = self.replica.device();
+        let mut sums = DeviceStats::zeros(device);
+        let config = LoaderConfig {
+            shard: self.shard,
+            pin_for: pin_target(device),
+            ..LoaderConfig::eval(self.run.recipe.batch_size, self.run.workers)
+        };
         let mut loader = batches(self.data.eval.clone(), config)?;
         for batch in loader.by_ref() {
-            let batch = batch?;
-            eval.add(self.replica.evaluate(&batch.images, &batch.labels)?);
+            let (images, labels) = upload(&batch?, device);
+            sums.add(&self.replica.evaluate(&images, &labels)?);
         }
         report_skipped("evaluation", epoch, &loader.skipped());
-        let eval = self.replica.reduce_stats(eval)?;
+        let eval = self.replica.reduce_stats(sums.read()?)?;
         ensure!(eval.samples > 0, "the evaluation set is empty");
         if !eval.loss().is_finite() {
             bail!(
@@ -393,7 +443,7 @@ impl Loop<'_> {
         self.events.epoch(self.state.step, &row);
         self.history.push(row);
         let (weights, optimizer) = self.replica.snapshot();
-        self.dir.save_checkpoint(&Checkpoint { weights, optimizer, state: self.state.clone() })
+        self.writer.write(self.dir.checkpoint_slots(), Checkpoint { weights, optimizer, state: self.state.clone() })
     }
 
     fn last_good(&self) -> String {
