@@ -125,9 +125,10 @@ fn train_transform_none_takes_images_of_the_crop_size_as_they_are() {
     assert_eq!(train_pixels(&train, 0, 3), file);
 }
 
-/// A CIFAR-10 binary directory: 3 training images per batch file and 2 test images.
-fn cifar_files() -> PathBuf {
-    let dir = common::fresh_dir("data_augment_cifar").join("cifar-10-batches-bin");
+/// A CIFAR-10 binary directory: 3 training images per batch file and 2 test images, in a folder of the
+/// calling test's own (`test`), as tests run in parallel and each starts its folder afresh.
+fn cifar_files(test: &str) -> PathBuf {
+    let dir = common::fresh_dir(&format!("data_augment_cifar/{test}")).join("cifar-10-batches-bin");
     std::fs::create_dir_all(&dir).unwrap();
     let record = |i: usize| {
         let mut bytes = vec![(i % 10) as u8];
@@ -146,7 +147,7 @@ fn cifar_open(spec: &CifarSpec) -> Cifar {
 
 #[test]
 fn cifar_padding_zero_does_not_shift_and_flip_off_does_not_mirror() {
-    let root = cifar_files();
+    let root = cifar_files("padding_flip");
     let default = CifarSpec::new(&root);
     let image = cifar_open(&default).image(1);
     let (plain, mirrored) = (normalise(&image, &CIFAR10_NORM), normalise(&flip_horizontal(&image), &CIFAR10_NORM));
@@ -206,7 +207,7 @@ fn bad_values_are_one_line_errors_naming_the_field() {
         assert_eq!(format!("{:#}", folder::open(&root, &bad).unwrap_err()), expected);
         assert_eq!(format!("{:#}", DataSpec::Folder(bad).check().unwrap_err()), expected);
     }
-    let cifar = CifarSpec { padding: 33, ..CifarSpec::new(cifar_files()) };
+    let cifar = CifarSpec { padding: 33, ..CifarSpec::new(cifar_files("bad_values")) };
     let expected = "data.padding: expected at most 32 (the image side), got 33";
     assert_eq!(format!("{:#}", cifar::open(&cifar.root, &cifar).unwrap_err()), expected);
 
