@@ -45,12 +45,18 @@ fn an_image_with_a_side_over_16384_is_refused_before_decoding() {
 }
 
 /// val/a/ holding a 1x10000 image (its eval resize would be 8 x 80000) and a 12x10 one.
+/// Written once and shared (read only): tests run in parallel, and a second fresh_dir would delete the
+/// folder under the first test.
 fn extreme_aspect_folder() -> std::path::PathBuf {
-    let root = common::fresh_dir("bad_input_data/aspect");
-    std::fs::create_dir_all(root.join("val/a")).unwrap();
-    write_png(&root.join("val/a/0_thin.png"), 1, 10_000);
-    write_png(&root.join("val/a/1_fine.png"), 12, 10);
-    root
+    static ROOT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let root = common::fresh_dir("bad_input_data/aspect");
+        std::fs::create_dir_all(root.join("val/a")).unwrap();
+        write_png(&root.join("val/a/0_thin.png"), 1, 10_000);
+        write_png(&root.join("val/a/1_fine.png"), 12, 10);
+        root
+    })
+    .clone()
 }
 
 fn small_eval(root: &Path, skip_bad_images: bool) -> FolderSpec {
