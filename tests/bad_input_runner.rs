@@ -25,21 +25,8 @@ fn options(results: &Path) -> ExperimentOptions {
 /// One run of the tiny SKNet on 16x16 synthetic images, 1 epoch on 32 images; `extra` is added to the file
 /// (more top-level keys), `base_extra` to its `base:` section.
 fn tiny(extra: &str, base_extra: &str) -> String {
-    let (model, overrides) = (common::TINY_BASE, common::tiny_flow(&[("input_size", "16")]));
-    format!(
-        r#"
-name: tiny
-base:
-  model:
-    name: {model}
-    overrides: {overrides}
-  data: {{kind: synthetic, train_size: 32, eval_size: 16, image_size: 16, classes: 4}}
-  recipe: {{preset: cifar10, epochs: 1, batch_size: 16}}
-  workers: 0
-  threads: 1
-{base_extra}seeds: [0]
-{extra}"#
-    )
+    let rest = format!("seeds: [0]\n{extra}");
+    common::TinyExperiment { base_extra, rest: &rest, ..Default::default() }.yaml()
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

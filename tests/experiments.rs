@@ -29,19 +29,7 @@ fn options(results: &Path) -> ExperimentOptions {
 /// Two variants of the tiny SKNet on 16x16 images (and one whose data is missing), 2 seeds, 2 epochs on 64
 /// images.
 fn tiny() -> String {
-    let (model, overrides) = (common::TINY_BASE, common::tiny_flow(&[("input_size", "16")]));
-    format!(
-        r#"
-name: tiny
-base:
-  model:
-    name: {model}
-    overrides: {overrides}
-  data: {{kind: synthetic, train_size: 64, eval_size: 32, image_size: 16, classes: 4}}
-  recipe: {{preset: cifar10, epochs: 2, batch_size: 16}}
-  workers: 0
-  threads: 1
-seeds: [0, 1]
+    let rest = "seeds: [0, 1]
 sweep:
   variants:
     - label: path2_1x1
@@ -49,9 +37,9 @@ sweep:
       set:
         model.sk.paths[1].kernel: 3
     - label: no_data
-      set: {{data: {{kind: cifar, root: /nonexistent/cifar-10-batches-bin}}}}
-"#
-    )
+      set: {data: {kind: cifar, root: /nonexistent/cifar-10-batches-bin}}
+";
+    common::TinyExperiment { train_size: 64, epochs: 2, rest, ..Default::default() }.yaml()
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -102,23 +90,8 @@ fn runs_record_failures_skip_finished_runs_and_summarise() {
 /// An experiment `name` of the tiny SKNet (one epoch on 16x16 synthetic images) with these seeds and
 /// variants (YAML list entries).
 fn tiny_sharing(name: &str, seeds: &str, variants: &str) -> String {
-    let (model, overrides) = (common::TINY_BASE, common::tiny_flow(&[("input_size", "16")]));
-    format!(
-        r#"
-name: {name}
-base:
-  model:
-    name: {model}
-    overrides: {overrides}
-  data: {{kind: synthetic, train_size: 32, eval_size: 16, image_size: 16, classes: 4}}
-  recipe: {{preset: cifar10, epochs: 1, batch_size: 16}}
-  workers: 0
-  threads: 1
-seeds: {seeds}
-sweep:
-  variants:
-{variants}"#
-    )
+    let rest = format!("seeds: {seeds}\nsweep:\n  variants:\n{variants}");
+    common::TinyExperiment { name, rest: &rest, ..Default::default() }.yaml()
 }
 
 /// metrics.csv's bytes and modification time: unchanged when the run was not trained again.

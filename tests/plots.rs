@@ -174,14 +174,7 @@ fn figure2_shows_only_imagenet_like_runs_and_counts_the_others() {
 
     // The command prints the same count and draws only those two crosses.
     let stem = dir.join("out/figure2");
-    let out = common::sk_exp([
-        "plot",
-        "figure2",
-        "--results",
-        &dir.display().to_string(),
-        "--out",
-        &stem.display().to_string(),
-    ]);
+    let out = plot_results("figure2", &dir, &stem);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success() && stdout.contains(&message), "{stdout}");
     let svg = fs::read_to_string(stem.with_extension("svg")).unwrap();
@@ -207,14 +200,7 @@ fn plot_cifar_draws_table5_and_the_cifar_runs_on_their_data_set() {
     );
 
     let stem = dir.join("out/cifar");
-    let out = common::sk_exp([
-        "plot",
-        "cifar",
-        "--results",
-        &dir.display().to_string(),
-        "--out",
-        &stem.display().to_string(),
-    ]);
+    let out = plot_results("cifar", &dir, &stem);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success() && stdout.contains(&message), "{stdout}");
     let written = [stem.with_extension("png"), stem.with_extension("svg")];
@@ -383,4 +369,9 @@ fn run_dir_with_bad_config_names_it() {
     fs::write(RunDir::new(&dir).run_file(), "model: [unclosed\n").unwrap();
     let err = format!("{:#}", read_run_dir(&dir).unwrap_err());
     assert!(err.contains("run.yaml: not valid YAML"), "{err}");
+}
+
+/// `sk-exp plot KIND --results DIR --out STEM`.
+fn plot_results(kind: &str, results: &Path, stem: &Path) -> std::process::Output {
+    common::sk_exp(["plot", kind, "--results", &results.display().to_string(), "--out", &stem.display().to_string()])
 }

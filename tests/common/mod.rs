@@ -42,6 +42,45 @@ pub fn tiny_flow(extra: &[(&str, &str)]) -> String {
     flow(&tiny_yaml(extra))
 }
 
+/// An experiment file of the tiny SKNet on 16x16 synthetic images (4 classes, batch 16, no loader workers,
+/// one thread), the one template every experiment test edits: `train_size` images (half as many to
+/// evaluate) for `epochs`; `base_extra` goes into its `base:` section, `rest` (seeds, sweep, other
+/// top-level keys) after it.
+pub struct TinyExperiment<'a> {
+    pub name: &'a str,
+    pub train_size: usize,
+    pub epochs: usize,
+    pub base_extra: &'a str,
+    pub rest: &'a str,
+}
+
+impl Default for TinyExperiment<'_> {
+    fn default() -> Self {
+        TinyExperiment { name: "tiny", train_size: 32, epochs: 1, base_extra: "", rest: "seeds: [0]\n" }
+    }
+}
+
+impl TinyExperiment<'_> {
+    pub fn yaml(&self) -> String {
+        let TinyExperiment { name, train_size, epochs, base_extra, rest } = self;
+        let overrides = tiny_flow(&[("input_size", "16")]);
+        let eval_size = train_size / 2;
+        format!(
+            r#"
+name: {name}
+base:
+  model:
+    name: {TINY_BASE}
+    overrides: {overrides}
+  data: {{kind: synthetic, train_size: {train_size}, eval_size: {eval_size}, image_size: 16, classes: 4}}
+  recipe: {{preset: cifar10, epochs: {epochs}, batch_size: 16}}
+  workers: 0
+  threads: 1
+{base_extra}{rest}"#
+        )
+    }
+}
+
 /// [`TINY_SKNET`] then `extra` as `--set KEY=VALUE` arguments, each key after `prefix` (`""` for the
 /// commands that take `--model`, `"model.overrides."` for `sk-exp train`).
 pub fn tiny_set_args(prefix: &str, extra: &[(&str, &str)]) -> Vec<String> {
