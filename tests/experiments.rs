@@ -115,8 +115,17 @@ fn a_run_finished_in_another_experiment_is_reused_not_trained_again() {
     // The second experiment names the same run otherwise; seed 1 and a changed learning rate are other runs.
     let variants = format!("    - label: same_k3\n{k3}    - label: lr\n{k3}        recipe.lr: 0.05\n");
     let second = write(&dir, "second.yaml", &tiny_sharing("second", "[0, 1]", &variants));
-    let out =
-        common::sk_exp(["run", &second.display().to_string(), "--results", &results.display().to_string(), "--quiet"]);
+    // The dry run names the one run it would reuse, and nothing with --no-reuse.
+    let run_second = |extra: &[&str]| {
+        let (second, results) = (second.display().to_string(), results.display().to_string());
+        common::sk_exp([&["run", second.as_str(), "--results", results.as_str()], extra].concat())
+    };
+    let plan = String::from_utf8(run_second(&["--dry-run"]).stdout).unwrap();
+    assert!(plan.contains("would reuse") && plan.contains("  same_k3_s0 <- first/k3_s0\n"), "{plan}");
+    assert_eq!(plan.matches(" <- ").count(), 1, "{plan}");
+    let plan = String::from_utf8(run_second(&["--dry-run", "--no-reuse"]).stdout).unwrap();
+    assert!(!plan.contains("would reuse"), "{plan}");
+    let out = run_second(&["--quiet"]);
     let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
     assert!(out.status.success(), "{stderr}");
     assert!(

@@ -1,7 +1,7 @@
 //! `sk-exp run EXPERIMENT.yaml`: train a declared sweep (resumable), then summarise it beside the paper.
 use anyhow::{bail, Result};
 use clap::Args;
-use sk_exp::experiment::dry_run::dry_run;
+use sk_exp::experiment::dry_run::{dry_run, reuse_plan};
 use sk_exp::experiment::load::{load, ExperimentOptions};
 use sk_exp::experiment::runner;
 use sk_exp::experiment::summary::summarise;
@@ -51,7 +51,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let experiment = load(&args.experiment, &options)?;
     if args.dry_run {
-        print!("{}", dry_run(&experiment)?);
+        print!("{}{}", dry_run(&experiment)?, reuse_plan(&experiment, &options)?);
         return Ok(());
     }
     let outcome = runner::run(&experiment, &options)?;

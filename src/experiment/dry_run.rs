@@ -1,5 +1,7 @@
 //! `sk-exp run --dry-run`: every run with its #params and MACs beside the paper's row, nothing trained.
-use super::load::{Experiment, PlannedRun};
+use super::load::{Experiment, ExperimentOptions, PlannedRun};
+use super::reuse;
+use super::store::ExperimentDir;
 use crate::data::{cifar, spec::resolve, DataSpec};
 use crate::models::complexity::{self, gmacs_text, Complexity};
 use crate::models::ModelSpec;
@@ -35,6 +37,35 @@ pub fn dry_run(exp: &Experiment) -> Result<String> {
     }
     writeln!(out, "(GMACs: conv + linear; paper GM: plus the SK selection's elementwise work, as the paper counts)")?;
     Ok(out)
+}
+
+/// The runs `sk-exp run` would link to a run finished in another experiment under the results root instead
+/// of training them (see [`super::reuse`]), one line each; empty when there are none, with `--no-reuse`, or
+/// when the results root does not exist yet. Runs finished or started in this experiment's own folder are
+/// left out (they are skipped or resumed). Reads results folders, writes nothing.
+pub fn reuse_plan(exp: &Experiment, options: &ExperimentOptions) -> Result<String> {
+    if !options.reuse || !options.results_root.is_dir() {
+        return Ok(String::new());
+    }
+    let store = ExperimentDir { root: options.results_root.join(&exp.name) };
+    let mut lines = String::new();
+    for planned in &exp.runs {
+        let recorded =
+            store.root.join("results.csv").exists() && store.recorded(&planned.label, planned.seed)?.is_some();
+        if recorded || store.root.join(&planned.run_id).exists() {
+            continue;
+        }
+        if let Some(found) = reuse::find(&options.results_root, &store, planned)? {
+            writeln!(lines, "  {} <- {}", planned.run_id, found.origin)?;
+        }
+    }
+    if lines.is_empty() {
+        return Ok(lines);
+    }
+    Ok(format!(
+        "would reuse (finished in another experiment under {} with the same configuration; --no-reuse trains them):\n{lines}",
+        options.results_root.display()
+    ))
 }
 
 fn row_text(planned: &PlannedRun, counts: &Complexity, (pp, pf): (Option<f64>, Option<f64>), star: &str) -> String {
