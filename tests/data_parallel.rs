@@ -10,7 +10,8 @@ use sk_exp::data::Batch;
 use sk_exp::device::{check, parse as parse_device};
 use sk_exp::dist::spawn::free_port;
 use sk_exp::dist::{Launch, ProcessGroup};
-use sk_exp::precision::Compute;
+use sk_exp::precision::loss_scale::LossScaling;
+use sk_exp::precision::{Compute, Precision};
 use sk_exp::train::checkpoint::NamedTensors;
 use sk_exp::train::replica::{Network, NetworkBuilder, Replica, ReplicaSetup, StartState};
 use sk_exp::train::sgd::SgdConfig;
@@ -59,7 +60,11 @@ fn initial(build: &NetworkBuilder) -> NamedTensors {
 }
 
 fn replica(build: &NetworkBuilder, sgd: SgdConfig, group: Option<ProcessGroup>) -> Replica {
-    let setup = ReplicaSetup { build: build.clone(), sgd, label_smoothing: 0.0, compute: Compute::default() };
+    replica_in(build, sgd, Compute::default(), group)
+}
+
+fn replica_in(build: &NetworkBuilder, sgd: SgdConfig, compute: Compute, group: Option<ProcessGroup>) -> Replica {
+    let setup = ReplicaSetup { build: build.clone(), sgd, label_smoothing: 0.0, compute };
     Replica::start(Device::Cpu, &setup, &StartState { weights: initial(build), optimizer: None }, group).unwrap()
 }
 
@@ -80,7 +85,8 @@ fn max_diff(a: &NamedTensors, b: &NamedTensors) -> f64 {
             assert_eq!(na, nb);
             (ta - tb).abs().max().double_value(&[])
         })
-        .fold(0.0, f64::max)
+        // f64::max would pass over a NaN (weights gone non-finite): keep it, so that no comparison passes.
+        .fold(0.0, |worst, d| if d.is_nan() || worst.is_nan() { f64::NAN } else { worst.max(d) })
 }
 
 fn save(path: &Path, tensors: &NamedTensors) {
@@ -114,6 +120,29 @@ fn run_case(case: &str, group: ProcessGroup, out: &Path) {
             save(&out.join(format!("stepped-rank{rank}.pt")), &r.snapshot().0);
             r.sync_buffers().unwrap();
             save(&out.join(format!("synced-rank{rank}.pt")), &r.snapshot().0);
+        }
+        "fp16" => {
+            // fp16 with a growth interval of 2: rank 1's images blow up at step 1 (its gradient is not
+            // finite), so after the one all-reduce both ranks skip that step and halve the scale together.
+            let scaling = LossScaling { growth_interval: 2, ..LossScaling::default() };
+            let compute = Compute { precision: Precision::Fp16, loss_scaling: scaling, ..Compute::default() };
+            let mut r = replica_in(&plain(), momentum_sgd(), compute, Some(group));
+            let step = |r: &mut Replica, step: usize, blow_up: bool| {
+                let (x, y) = part(&batch(step, 16), 8 * rank, 8);
+                let x = if blow_up && rank == 1 { x * 1e30 } else { x };
+                r.train_step(&x, &y, 0.1).unwrap();
+            };
+            step(&mut r, 0, false);
+            let before = r.snapshot();
+            step(&mut r, 1, true);
+            let after = r.snapshot();
+            assert_eq!(max_diff(&before.0, &after.0), 0.0, "rank {rank}: the skipped step changed the weights");
+            assert_eq!(r.loss_scale(), Some(32768.0), "rank {rank}: the scale halves on every rank");
+            step(&mut r, 2, false);
+            step(&mut r, 3, false);
+            assert_eq!(r.loss_scale(), Some(65536.0), "rank {rank}: two finite steps double it again");
+            assert!(max_diff(&after.0, &r.snapshot().0) > 0.0, "rank {rank}: the finite steps moved nothing");
+            save(&out.join(format!("weights-rank{rank}.pt")), &r.snapshot().0);
         }
         other => panic!("unknown case {other}"),
     }
@@ -221,6 +250,14 @@ fn with_batch_norm_ranks_average_shard_gradients_and_bn_statistics() {
     let mean: NamedTensors = s0.iter().zip(&s1).map(|((n, a), (_, b))| (n.clone(), (a + b) / 2.0)).collect();
     let diff = max_diff(&stats(&synced[0]), &mean);
     assert!(diff < 1e-6, "BN statistics are {diff} from the ranks' mean");
+}
+
+#[test]
+fn fp16_ranks_skip_a_non_finite_step_together_and_stay_identical() {
+    let out = common::fresh_dir("data_parallel/fp16");
+    two_ranks("fp16", &out);
+    let (w0, w1) = (load(&out.join("weights-rank0.pt")), load(&out.join("weights-rank1.pt")));
+    assert_eq!(max_diff(&w0, &w1), 0.0, "the ranks drifted apart");
 }
 
 #[test]
