@@ -31,9 +31,9 @@ pub struct ResolvedRun {
     pub seed: u64,
     /// Default: runs/<model>_s<seed>.
     pub out_dir: PathBuf,
-    /// Data loading threads.
-    #[serde(default = "default_workers")]
-    pub workers: usize,
+    /// Data loading threads; default by data set ([`DataSpec::default_workers`]), see [`ResolvedRun::workers`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
     /// libtorch intra-op threads per rank; default libtorch's choice. Exact resume needs the same count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<i32>,
@@ -81,9 +81,6 @@ pub const MAX_THREADS: usize = 1024;
 fn default_devices() -> Vec<String> {
     vec!["cpu".into()]
 }
-fn default_workers() -> usize {
-    2
-}
 fn one() -> usize {
     1
 }
@@ -122,11 +119,19 @@ impl ResolvedRun {
         let run = ResolvedRun { model, ..yaml_serde::from_value(tree).context("run config")? };
         run.data.check()?;
         ensure!(!run.devices.is_empty(), "devices: expected at least one device (cpu, cuda:0, ...)");
-        ensure!(run.workers <= MAX_THREADS, "workers: expected at most {MAX_THREADS}, got {}", run.workers);
+        if let Some(workers) = run.workers {
+            ensure!(workers <= MAX_THREADS, "workers: expected at most {MAX_THREADS}, got {workers}");
+        }
         if let Some(threads) = run.threads {
             ensure!((1..=MAX_THREADS as i32).contains(&threads), "threads: expected 1 to {MAX_THREADS}, got {threads}");
         }
         Ok(run)
+    }
+
+    /// Data loading threads: the run file's `workers`, else the data set's default. The batches are the same
+    /// for any number (the loader is deterministic), so this changes speed only.
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| self.data.default_workers())
     }
 
     /// Sets the model's class count to the data set's `classes`, unless the run file fixed it (then the
