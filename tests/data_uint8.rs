@@ -1,6 +1,7 @@
 //! The 8-bit input path: batches of 8-bit images normalised on the device (here the CPU device, which runs
 //! the same conversion) are bitwise the float batches, for CIFAR, image folders and the synthetic set; and
-//! a training run fed 8-bit batches gives the float run's input and metrics.
+//! a training run fed 8-bit batches gives the float run's input and metrics. The batches do not depend on
+//! the number of loader threads either (image folders default to up to 8).
 mod common;
 
 use anyhow::Result;
@@ -20,15 +21,19 @@ fn bits(t: &Tensor) -> Vec<u32> {
     Vec::<f32>::try_from(t.contiguous().flatten(0, -1)).unwrap().iter().map(|v| v.to_bits()).collect()
 }
 
-/// Each split's float batches (inline) against its 8-bit batches (3 workers) normalised by `upload`.
+/// Each split's float batches (inline) against its float batches from 4 workers and its 8-bit batches
+/// (3 workers) normalised by `upload`.
 fn assert_uint8_is_float(name: &str, train: Arc<dyn Dataset>, eval: Arc<dyn Dataset>) {
     let configs = [(train, LoaderConfig::train(4, 7, 1, 0)), (eval, LoaderConfig::eval(4, 0))];
     for (split, (data, config)) in ["train", "eval"].into_iter().zip(configs) {
         let (h, w) = data.image_size();
         let float = collect(data.clone(), config.clone());
+        let threaded = collect(data.clone(), LoaderConfig { workers: 4, prefetch: 4, ..config.clone() });
         let bytes = collect(data, LoaderConfig { uint8: true, workers: 3, prefetch: 3, ..config });
         assert!(!float.is_empty() && float.len() == bytes.len(), "{name} {split}: batch counts differ");
-        for (i, (f, b)) in float.iter().zip(&bytes).enumerate() {
+        for (i, ((f, t), b)) in float.iter().zip(&threaded).zip(&bytes).enumerate() {
+            assert!(bits(&t.images) == bits(&f.images), "{name} {split} {i}: 4 workers gave other pixels than 1");
+            assert!(t.labels.equal(&f.labels), "{name} {split} {i}: 4 workers gave other labels than 1");
             let n = f.labels.size()[0];
             assert!(f.norm.is_none() && b.norm.is_some(), "{name} {split} {i}: the pixel types were not chosen");
             assert_eq!((b.images.kind(), b.images.size()), (Kind::Uint8, vec![n, h, w, 3]), "{name} {split} {i}");

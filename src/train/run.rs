@@ -480,4 +480,23 @@ mod tests {
         assert_eq!((c.recipe.batch_size, c.recipe.epochs, c.recipe.lr), (128, 300, 0.1));
         assert!(matches!(c.data, DataSpec::Cifar(_)));
     }
+
+    #[test]
+    fn loader_threads_default_by_data_set_and_a_written_number_is_kept() {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        let folder = parse("model: {name: sknet50}\ndata: {kind: folder, root: imagenet}").unwrap();
+        assert_eq!(folder.workers(), (cores - 1).clamp(2, 8));
+        let cifar = parse("model: {name: sknet29}\ndata: {kind: cifar, root: c10}").unwrap();
+        assert_eq!((cifar.workers(), parse("model: {name: sknet29}").unwrap().workers()), (2, 2));
+        // A run file that wrote its number (older ones wrote `workers: 2`) reads back with it.
+        let old = parse("model: {name: sknet50}\ndata: {kind: folder, root: imagenet}\nworkers: 2").unwrap();
+        assert_eq!(old.workers(), 2);
+        let written = yaml_serde::to_string(&old).unwrap();
+        let read: ResolvedRun = yaml_serde::from_str(&written).unwrap();
+        assert_eq!(read.workers(), 2, "{written}");
+        let unset: ResolvedRun = yaml_serde::from_str(&written.replace("workers: 2\n", "")).unwrap();
+        assert_eq!(unset.workers(), folder.workers(), "{written}");
+        // The default is not written, so the run keeps following the data set's default.
+        assert!(!yaml_serde::to_string(&folder).unwrap().contains("workers"));
+    }
 }
