@@ -4,7 +4,8 @@
 #   GPU machine:   PYTHON=/opt/torch/.venv/bin/python scripts/cuda_check.sh run cuda:0 LOG_DIR
 #                  (the device tool: carry target/release/sk-exp; LOG_DIR=$OUT brings the logs back)
 # `run` checks, in order: that sk-exp's libtorch sees the device (sk-exp refuses a CUDA device libtorch does
-# not have, in one line); a short training of MODEL on CIFAR-shaped synthetic data in one process; the same
+# not have, in one line); a short training of MODEL on CIFAR-shaped synthetic data in one process; one with
+# 8-bit input batches and one with float ones, whose first batches on the device must be equal bytes; the same
 # as 1 NCCL rank under torchrun; as 2 ranks on the one GPU over Gloo with CUDA tensors (NCCL refuses two
 # ranks on one GPU); as 2 NCCL ranks on cuda:0 and cuda:1 where the machine has two GPUs (images/s from
 # metrics.csv); the train-step benchmark against PyTorch on the device. Every step's log is
@@ -46,6 +47,12 @@ run)
         fi
     }
     train one_process "$device"
+    # The 8-bit input path (the default on CUDA) against the float one: the first batch as the model gets
+    # it must be the same bits (the device's normalisation is the host's arithmetic).
+    for input in uint8 float; do
+        SK_EXP_INPUT=$input SK_EXP_DUMP_INPUT="$logs/first_batch_$input.f32" train "input_$input" "$device"
+    done
+    step input_same_bits cmp "$logs/first_batch_uint8.f32" "$logs/first_batch_float.f32"
     train nccl_1rank cuda "$torchrun" --standalone --nproc-per-node 1 --no-python
     train gloo_cuda_2ranks "$device,$device" env SK_EXP_DIST_BACKEND=gloo
     if [ "$("$python" -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then

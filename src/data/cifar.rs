@@ -1,11 +1,11 @@
 //! CIFAR-10 and CIFAR-100 from the directories researchers already have: the binary version
 //! (`cifar-10-batches-bin/`, `cifar-100-binary/`) or the pickled Python version torchvision downloads
 //! (`cifar-10-batches-py/`, `cifar-100-python/`), detected from the files present.
-use super::dataset::{Dataset, Sample, Split};
+use super::dataset::{Dataset, ImageSample, Sample, Split};
 use super::image::Image;
 use super::pickle::{self, Value};
 use super::seed;
-use super::transforms::{normalise, pad_crop_flip, Normalisation, CIFAR100_NORM, CIFAR10_NORM};
+use super::transforms::{pad_crop_flip, Normalisation, CIFAR100_NORM, CIFAR10_NORM};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -297,6 +297,14 @@ impl Dataset for Cifar {
     }
 
     fn sample(&self, index: usize, split: Split, seed: u64) -> Result<Sample> {
+        Ok(self.image_sample(index, split, seed)?.normalised(&self.norm))
+    }
+
+    fn normalisation(&self) -> Option<Normalisation> {
+        Some(self.norm)
+    }
+
+    fn image_sample(&self, index: usize, split: Split, seed: u64) -> Result<ImageSample> {
         if index >= self.len() {
             bail!("CIFAR sample {index} out of range (the set has {})", self.len());
         }
@@ -305,7 +313,7 @@ impl Dataset for Cifar {
             Split::Train => pad_crop_flip(&image, self.padding, self.flip, &mut seed::rng(seed)),
             Split::Eval => image,
         };
-        Ok(Sample { pixels: normalise(&image, &self.norm), label: self.label(index) })
+        Ok(ImageSample { image, label: self.label(index) })
     }
 }
 

@@ -1,11 +1,11 @@
 //! ImageNet-style folders: `root/train/<class>/<image>` and `root/val/<class>/<image>`, JPEG or PNG. Class
 //! indices follow the sorted class folder names of `train/` (as torchvision's ImageFolder numbers them), or
 //! of `val/` when there is no `train/` (a folder for evaluation only, whose training set is then empty).
-use super::dataset::{BadSample, Dataset, Sample, Split};
+use super::dataset::{BadSample, Dataset, ImageSample, Sample, Split};
 use super::image::{Image, MAX_SAMPLE_SIDE};
 use super::seed;
 use super::transforms::{
-    normalise, random_flip, random_resized_crop_flip, resize_centre_crop, resized_size, CropRanges,
+    random_flip, random_resized_crop_flip, resize_centre_crop, resized_size, CropRanges, Normalisation,
     IMAGENET_CROP_RANGES, IMAGENET_NORM,
 };
 use anyhow::{anyhow, bail, ensure, Context, Result};
@@ -372,6 +372,14 @@ impl Dataset for Folder {
     }
 
     fn sample(&self, index: usize, split: Split, seed: u64) -> Result<Sample> {
+        Ok(self.image_sample(index, split, seed)?.normalised(&IMAGENET_NORM))
+    }
+
+    fn normalisation(&self) -> Option<Normalisation> {
+        Some(IMAGENET_NORM)
+    }
+
+    fn image_sample(&self, index: usize, split: Split, seed: u64) -> Result<ImageSample> {
         let (path, label) =
             self.files.get(index).ok_or_else(|| anyhow!("image {index} out of range ({} images)", self.len()))?;
         let image = decode(path)?;
@@ -384,7 +392,7 @@ impl Dataset for Folder {
             }
             _ => self.eval_transform(path, &image)?,
         };
-        Ok(Sample { pixels: normalise(&image, &IMAGENET_NORM), label: *label })
+        Ok(ImageSample { image, label: *label })
     }
 
     fn skips_bad_samples(&self) -> bool {

@@ -3,6 +3,7 @@
 //! comes from (run seed, epoch, data set index), so the batches do not depend on the number of workers.
 use super::dataset::{BadSample, Batch, Dataset, Split};
 use super::seed::{self, sample_seed};
+use super::transforms::Normalisation;
 use anyhow::{anyhow, bail, Result};
 use rand::seq::SliceRandom;
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// Tag that keeps the shuffle's seed apart from the per-sample seeds.
 const SHUFFLE_STREAM: u64 = u64::MAX;
@@ -34,6 +35,9 @@ pub struct LoaderConfig {
     /// A CUDA device the batches go to: the workers then put them in page-locked (pinned) host memory,
     /// from which [`upload`] copies without blocking the host. None (the default) leaves them pageable.
     pub pin_for: Option<Device>,
+    /// Ship 8-bit (N, H, W, 3) images that [`upload`] normalises on the device (a quarter of the float
+    /// batch's bytes to copy), for data sets that have 8-bit samples (all built-in ones); others stay float.
+    pub uint8: bool,
 }
 
 /// Rank `rank` of `world` takes the `rank`-th of `world` contiguous parts of each batch (the first parts
@@ -71,6 +75,7 @@ impl LoaderConfig {
             split: Split::Train,
             shard: Shard::WHOLE,
             pin_for: None,
+            uint8: false,
         }
     }
 
@@ -131,7 +136,7 @@ pub fn batches(dataset: Arc<dyn Dataset>, config: LoaderConfig) -> Result<Batche
         next: 0,
         skipped: Vec::new(),
         failed: false,
-        buffer: Vec::new(),
+        buffer: PixelBuffers::default(),
     })
 }
 
@@ -154,8 +159,8 @@ pub struct Batches {
     next: usize,
     skipped: Vec<String>,
     failed: bool,
-    /// Pixel buffer for batches prepared on the calling thread (workers keep their own).
-    buffer: Vec<f32>,
+    /// Pixel buffers for batches prepared on the calling thread (workers keep their own).
+    buffer: PixelBuffers,
 }
 
 impl Batches {
@@ -239,7 +244,7 @@ struct Shared {
 impl Shared {
     fn work(&self, sender: Sender<Prepared>) {
         let window = self.config.prefetch.max(1);
-        let mut buffer = Vec::new();
+        let mut buffer = PixelBuffers::default();
         loop {
             let chunk = self.next_chunk.fetch_add(1, Ordering::SeqCst);
             if chunk >= self.chunks.len() {
@@ -262,7 +267,7 @@ impl Shared {
 
     /// [`Shared::prepare`], with a panic (in a data set's `sample`) turned into the chunk's error: a worker
     /// that died instead would leave the consumer waiting for its chunk forever.
-    fn prepare_caught(&self, chunk: usize, pixels: &mut Vec<f32>) -> (Result<Option<Batch>>, Vec<String>) {
+    fn prepare_caught(&self, chunk: usize, pixels: &mut PixelBuffers) -> (Result<Option<Batch>>, Vec<String>) {
         std::panic::catch_unwind(AssertUnwindSafe(|| self.prepare(chunk, pixels))).unwrap_or_else(|panic| {
             let message = panic
                 .downcast_ref::<&str>()
@@ -273,29 +278,18 @@ impl Shared {
         })
     }
 
-    /// The batch of `chunk`, its pixels gathered in `pixels` (reused: a batch is tens of megabytes, and
-    /// fresh memory of that size costs a page fault per 4 KiB).
-    fn prepare(&self, chunk: usize, pixels: &mut Vec<f32>) -> (Result<Option<Batch>>, Vec<String>) {
-        let (height, width) = self.dataset.image_size();
-        let sample_len = (3 * height * width) as usize;
-        let indices = &self.chunks[chunk];
+    /// The batch of `chunk`, its pixels gathered in `pixels`: 8-bit where the config asks for it and the
+    /// data set has them, else float.
+    fn prepare(&self, chunk: usize, pixels: &mut PixelBuffers) -> (Result<Option<Batch>>, Vec<String>) {
+        let norm = if self.config.uint8 { self.dataset.normalisation() } else { None };
         pixels.clear();
+        let indices = &self.chunks[chunk];
         let mut labels = Vec::with_capacity(indices.len());
         let mut skipped = Vec::new();
         for &index in indices {
             let seed = sample_seed(self.config.seed, self.config.epoch, index as u64);
-            match self.dataset.sample(index, self.config.split, seed) {
-                Ok(sample) if sample.pixels.len() == sample_len => {
-                    pixels.extend_from_slice(&sample.pixels);
-                    labels.push(sample.label);
-                }
-                Ok(sample) => {
-                    let err = anyhow!(
-                        "loader: sample {index} has {} values, expected 3x{height}x{width} = {sample_len}",
-                        sample.pixels.len()
-                    );
-                    return (Err(err), skipped);
-                }
+            match self.gather(index, seed, norm.is_some(), pixels) {
+                Ok(label) => labels.push(label),
                 Err(e) if self.dataset.skips_bad_samples() && e.downcast_ref::<BadSample>().is_some() => {
                     skipped.push(e.to_string());
                 }
@@ -305,28 +299,72 @@ impl Shared {
         if labels.is_empty() {
             return (Ok(None), skipped);
         }
-        let n = labels.len() as i64;
-        let batch = Batch {
-            images: Tensor::from_slice(pixels).view([n, 3, height, width]),
-            labels: Tensor::from_slice(&labels),
+        let (n, (height, width)) = (labels.len() as i64, self.dataset.image_size());
+        let images = match norm {
+            Some(_) => Tensor::from_slice(&pixels.bytes).view([n, height, width, 3]),
+            None => Tensor::from_slice(&pixels.floats).view([n, 3, height, width]),
         };
+        let batch = Batch { images, labels: Tensor::from_slice(&labels), norm };
         match self.config.pin_for {
             // Pinned here, on a worker thread, so the consumer's copy to the device need not wait for it.
             Some(device) => (pinned(batch, device).map(Some), skipped),
             None => (Ok(Some(batch)), skipped),
         }
     }
+
+    /// Sample `index`'s pixels appended to `pixels` (8-bit HWC if `uint8`, else normalised float CHW); its
+    /// label.
+    fn gather(&self, index: usize, seed: u64, uint8: bool, pixels: &mut PixelBuffers) -> Result<i64> {
+        let ((height, width), split) = (self.dataset.image_size(), self.config.split);
+        if uint8 {
+            let sample = self.dataset.image_sample(index, split, seed)?;
+            let image = &sample.image;
+            if (image.height as i64, image.width as i64) != (height, width) {
+                bail!("loader: sample {index} is {}x{}, expected {width}x{height}", image.width, image.height);
+            }
+            pixels.bytes.extend_from_slice(&image.pixels);
+            return Ok(sample.label);
+        }
+        let sample = self.dataset.sample(index, split, seed)?;
+        let expected = (3 * height * width) as usize;
+        if sample.pixels.len() != expected {
+            bail!(
+                "loader: sample {index} has {} values, expected 3x{height}x{width} = {expected}",
+                sample.pixels.len()
+            );
+        }
+        pixels.floats.extend_from_slice(&sample.pixels);
+        Ok(sample.label)
+    }
 }
 
+/// A batch's pixels, gathered in buffers that are reused (a batch is tens of megabytes, and fresh memory of
+/// that size costs a page fault per 4 KiB): floats for float batches, bytes for 8-bit ones.
+#[derive(Default)]
+struct PixelBuffers {
+    floats: Vec<f32>,
+    bytes: Vec<u8>,
+}
+
+impl PixelBuffers {
+    fn clear(&mut self) {
+        self.floats.clear();
+        self.bytes.clear();
+    }
+}
+
+/// The batch in page-locked memory. libtorch's caching host allocator hands out the pinned blocks and reuses
+/// one only after the copies that read it have completed (it records a CUDA event per copy): the ring of
+/// reused pinned buffers, kept safe, without bookkeeping of ours.
 fn pinned(batch: Batch, device: Device) -> Result<Batch> {
-    Ok(Batch { images: batch.images.f_pin_memory(device)?, labels: batch.labels.f_pin_memory(device)? })
+    Ok(Batch { images: batch.images.f_pin_memory(device)?, labels: batch.labels.f_pin_memory(device)?, ..batch })
 }
 
-/// The batch's images and labels on `device`. From pinned memory (the loader's `pin_for`) to a GPU the
-/// copies are queued without blocking the host (the caching host allocator keeps the pinned block until
-/// its copy is done); on the CPU the batch is used as it is.
+/// The batch's float images and labels on `device`; 8-bit batches are normalised there. From pinned memory
+/// (the loader's `pin_for`) to a GPU the copies are queued without blocking the host; on the CPU the batch
+/// is used as it is.
 pub fn upload(batch: &Batch, device: Device) -> (Tensor, Tensor) {
-    match device {
+    let (images, labels) = match device {
         Device::Cpu => (batch.images.shallow_clone(), batch.labels.shallow_clone()),
         _ => {
             let non_blocking = batch.images.is_pinned(device);
@@ -335,12 +373,51 @@ pub fn upload(batch: &Batch, device: Device) -> (Tensor, Tensor) {
                 batch.labels.to_device_(device, batch.labels.kind(), non_blocking, false),
             )
         }
+    };
+    match &batch.norm {
+        Some(norm) => (normalise_on_device(&images, norm), labels),
+        None => (images, labels),
     }
+}
+
+/// 8-bit (N, H, W, 3) images as normalised float32 (N, 3, H, W), on their device. The result is laid out
+/// channels_last (NHWC in memory, as the bytes came): the conversion is elementwise, reading and writing in
+/// order with no transpose, and `Compute::input` makes it contiguous for a contiguous-format model. The
+/// arithmetic is the host's [`super::transforms::normalise`]: `value * scale - shift`, two float32
+/// roundings with the same float32 constants, so the values are bitwise the float batch's.
+pub fn normalise_on_device(images: &Tensor, norm: &Normalisation) -> Tensor {
+    let device = images.device();
+    // Filled on the device from scalars (exact: each is a float32), so no host-to-device copy waits here.
+    let per_channel = |values: [f32; 3]| {
+        let parts: Vec<Tensor> =
+            values.iter().map(|&v| Tensor::full([1], f64::from(v), (Kind::Float, device))).collect();
+        Tensor::cat(&parts, 0).view([1, 3, 1, 1])
+    };
+    let (scale, shift) = norm.scale_shift();
+    images.permute([0, 3, 1, 2]).to_kind(Kind::Float) * per_channel(scale) - per_channel(shift)
 }
 
 /// The device to pin batches for when they go to `device` (CUDA devices only).
 pub fn pin_target(device: Device) -> Option<Device> {
     matches!(device, Device::Cuda(_)).then_some(device)
+}
+
+/// The environment variable that chooses the batches' pixel type: `uint8` or `float`. Unset: 8-bit batches
+/// for CUDA devices, float ones for the CPU (whose training arithmetic stays exactly that of float batches,
+/// though the values are the same either way). A debugging switch: scripts/cuda_check.sh compares the two.
+pub const INPUT_ENV: &str = "SK_EXP_INPUT";
+
+impl LoaderConfig {
+    /// These settings for batches that go to `device`: pinned and 8-bit on CUDA (see [`INPUT_ENV`]).
+    pub fn for_device(self, device: Device) -> Result<LoaderConfig> {
+        let uint8 = match std::env::var(INPUT_ENV).ok().as_deref() {
+            None | Some("") => matches!(device, Device::Cuda(_)),
+            Some("uint8") => true,
+            Some("float") => false,
+            Some(other) => bail!("{INPUT_ENV}: expected uint8 or float, got {other:?}"),
+        };
+        Ok(LoaderConfig { pin_for: pin_target(device), uint8, ..self })
+    }
 }
 
 #[cfg(test)]

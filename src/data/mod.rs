@@ -14,7 +14,7 @@ pub mod synthetic;
 pub mod transforms;
 
 pub use cifar::{CifarLabel, CifarSpec};
-pub use dataset::{BadSample, Batch, Dataset, Sample, Split};
+pub use dataset::{BadSample, Batch, Dataset, ImageSample, Sample, Split};
 pub use folder::FolderSpec;
 pub use loader::{batches, Batches, LoaderConfig};
 pub use spec::{open, open_eval, DataSpec, DataSplits};

@@ -28,6 +28,18 @@ impl Default for DataSpec {
 }
 
 impl DataSpec {
+    /// Loader threads when the run does not say: image folders decode JPEGs, which takes many threads to
+    /// feed a GPU (all cores but the training thread's, 2 to 8); CIFAR and synthetic images need 2.
+    pub fn default_workers(&self) -> usize {
+        match self {
+            DataSpec::Folder(_) => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                cores.saturating_sub(1).clamp(2, 8)
+            }
+            DataSpec::Cifar(_) | DataSpec::Synthetic(_) => 2,
+        }
+    }
+
     /// The data set a `--data` value names: `synthetic` (the built-in set), `cifar:ROOT`, `folder:ROOT`, a
     /// YAML file holding a `data:` section's fields, or a folder (image folders, told apart by a `val/`
     /// inside, else CIFAR). Image folders get `eval_crop` as both crops and `eval_resize` (default

@@ -3,7 +3,7 @@
 //! between classes, so a model has to see the shape. Each image is a function of (data set seed, subset,
 //! index) only; `render(index, scale)` draws the same scene zoomed about the image centre, which is
 //! "centre crop 1/scale of the image, resize back" rendered at full resolution (for the attention analysis).
-use super::dataset::{Dataset, Sample, Split};
+use super::dataset::{Dataset, ImageSample, Sample, Split};
 use super::image::{Image, MAX_SAMPLE_SIDE};
 use super::seed::{self, DataRng};
 use super::transforms::{normalise, pad_crop_flip, Normalisation};
@@ -124,13 +124,21 @@ impl Dataset for Synthetic {
     }
 
     fn sample(&self, index: usize, split: Split, seed: u64) -> Result<Sample> {
+        Ok(self.image_sample(index, split, seed)?.normalised(&SYNTHETIC_NORM))
+    }
+
+    fn normalisation(&self) -> Option<Normalisation> {
+        Some(SYNTHETIC_NORM)
+    }
+
+    fn image_sample(&self, index: usize, split: Split, seed: u64) -> Result<ImageSample> {
         let image = self.render(index, 1.0)?;
         let image = match split {
             // CIFAR's pad 4 at 32 pixels, in proportion for other sizes.
             Split::Train => pad_crop_flip(&image, (self.size / 8).max(1), true, &mut seed::rng(seed)),
             Split::Eval => image,
         };
-        Ok(Sample { pixels: normalise(&image, &SYNTHETIC_NORM), label: self.label(index) })
+        Ok(ImageSample { image, label: self.label(index) })
     }
 }
 

@@ -17,13 +17,24 @@ pub const CIFAR100_NORM: Normalisation =
     Normalisation { mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762] };
 pub const IMAGENET_NORM: Normalisation = Normalisation { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
+impl Normalisation {
+    /// Per channel, the `scale` and `shift` of `value * scale - shift` = (value / 255 - mean) / std, in
+    /// float32: the host's [`normalise`] and the device's (`loader::normalise_on_device`) share them, so
+    /// the two give the same bits.
+    pub fn scale_shift(&self) -> ([f32; 3], [f32; 3]) {
+        let scale = std::array::from_fn(|c| 1.0 / (255.0 * self.std[c]));
+        let shift = std::array::from_fn(|c| self.mean[c] / self.std[c]);
+        (scale, shift)
+    }
+}
+
 /// CHW float32 pixels: (value / 255 - mean) / std per channel.
 pub fn normalise(image: &Image, norm: &Normalisation) -> Vec<f32> {
     let area = image.width * image.height;
     let mut out = vec![0f32; 3 * area];
+    let (scales, shifts) = norm.scale_shift();
     for c in 0..3 {
-        let scale = 1.0 / (255.0 * norm.std[c]);
-        let shift = norm.mean[c] / norm.std[c];
+        let (scale, shift) = (scales[c], shifts[c]);
         let plane = &mut out[c * area..(c + 1) * area];
         for (dst, px) in plane.iter_mut().zip(image.pixels.chunks_exact(3)) {
             *dst = px[c] as f32 * scale - shift;

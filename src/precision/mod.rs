@@ -97,12 +97,13 @@ impl Default for Compute {
 }
 
 impl Compute {
-    /// The input batch in this layout (4-D batches; anything else as it is).
+    /// The input batch in this layout (4-D batches; anything else as it is). Contiguous format makes a
+    /// channels_last batch (the device-normalised 8-bit one) contiguous; a contiguous one stays as it is.
     pub fn input(&self, images: &Tensor) -> Tensor {
         if self.channels_last {
             to_channels_last(images)
         } else {
-            images.shallow_clone()
+            images.contiguous()
         }
     }
 

@@ -31,9 +31,9 @@ pub struct ResolvedRun {
     pub seed: u64,
     /// Default: runs/<model>_s<seed>.
     pub out_dir: PathBuf,
-    /// Data loading threads.
-    #[serde(default = "default_workers")]
-    pub workers: usize,
+    /// Data loading threads; default by data set ([`DataSpec::default_workers`]), see [`ResolvedRun::workers`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
     /// libtorch intra-op threads per rank; default libtorch's choice. Exact resume needs the same count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<i32>,
@@ -81,9 +81,6 @@ pub const MAX_THREADS: usize = 1024;
 fn default_devices() -> Vec<String> {
     vec!["cpu".into()]
 }
-fn default_workers() -> usize {
-    2
-}
 fn one() -> usize {
     1
 }
@@ -122,11 +119,19 @@ impl ResolvedRun {
         let run = ResolvedRun { model, ..yaml_serde::from_value(tree).context("run config")? };
         run.data.check()?;
         ensure!(!run.devices.is_empty(), "devices: expected at least one device (cpu, cuda:0, ...)");
-        ensure!(run.workers <= MAX_THREADS, "workers: expected at most {MAX_THREADS}, got {}", run.workers);
+        if let Some(workers) = run.workers {
+            ensure!(workers <= MAX_THREADS, "workers: expected at most {MAX_THREADS}, got {workers}");
+        }
         if let Some(threads) = run.threads {
             ensure!((1..=MAX_THREADS as i32).contains(&threads), "threads: expected 1 to {MAX_THREADS}, got {threads}");
         }
         Ok(run)
+    }
+
+    /// Data loading threads: the run file's `workers`, else the data set's default. The batches are the same
+    /// for any number (the loader is deterministic), so this changes speed only.
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| self.data.default_workers())
     }
 
     /// Sets the model's class count to the data set's `classes`, unless the run file fixed it (then the
@@ -474,5 +479,24 @@ mod tests {
         assert_eq!(c.recipe, Recipe::preset("cifar10").unwrap());
         assert_eq!((c.recipe.batch_size, c.recipe.epochs, c.recipe.lr), (128, 300, 0.1));
         assert!(matches!(c.data, DataSpec::Cifar(_)));
+    }
+
+    #[test]
+    fn loader_threads_default_by_data_set_and_a_written_number_is_kept() {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        let folder = parse("model: {name: sknet50}\ndata: {kind: folder, root: imagenet}").unwrap();
+        assert_eq!(folder.workers(), (cores - 1).clamp(2, 8));
+        let cifar = parse("model: {name: sknet29}\ndata: {kind: cifar, root: c10}").unwrap();
+        assert_eq!((cifar.workers(), parse("model: {name: sknet29}").unwrap().workers()), (2, 2));
+        // A run file that wrote its number (older ones wrote `workers: 2`) reads back with it.
+        let old = parse("model: {name: sknet50}\ndata: {kind: folder, root: imagenet}\nworkers: 2").unwrap();
+        assert_eq!(old.workers(), 2);
+        let written = yaml_serde::to_string(&old).unwrap();
+        let read: ResolvedRun = yaml_serde::from_str(&written).unwrap();
+        assert_eq!(read.workers(), 2, "{written}");
+        let unset: ResolvedRun = yaml_serde::from_str(&written.replace("workers: 2\n", "")).unwrap();
+        assert_eq!(unset.workers(), folder.workers(), "{written}");
+        // The default is not written, so the run keeps following the data set's default.
+        assert!(!yaml_serde::to_string(&folder).unwrap().contains("workers"));
     }
 }

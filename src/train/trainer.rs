@@ -10,7 +10,7 @@ use super::run_dir::RunDir;
 use super::schedule::LrSchedule;
 use super::step_counts::StepCounts;
 use super::tensorboard::EventLog;
-use crate::data::loader::{pin_target, upload, Shard, Skipped};
+use crate::data::loader::{upload, Shard, Skipped};
 use crate::data::{self, batches, seed, DataSplits, LoaderConfig};
 use crate::dist::{self, Launch, ProcessGroup};
 use crate::loss::{ClassificationStats, DeviceStats};
@@ -340,13 +340,11 @@ impl Loop<'_> {
         let started = Instant::now();
         // Anything that draws from torch's generator during the epoch gets a stream fixed by (seed, epoch).
         tch::manual_seed(seed::derive(&[self.run.seed, epoch as u64, TORCH_STREAM]) as i64);
-        let (batch_size, workers) = (self.run.recipe.batch_size, self.run.workers);
+        let (batch_size, workers) = (self.run.recipe.batch_size, self.run.workers());
         let device = self.replica.device();
-        let config = LoaderConfig {
-            shard: self.shard,
-            pin_for: pin_target(device),
-            ..LoaderConfig::train(batch_size, self.run.seed, epoch as u64, workers)
-        };
+        let config =
+            LoaderConfig { shard: self.shard, ..LoaderConfig::train(batch_size, self.run.seed, epoch as u64, workers) }
+                .for_device(device)?;
         let mut loader = batches(self.data.train.clone(), config)?;
         let bar = self.progress_bar(epoch, loader.num_batches() as u64);
         self.replica.set_planned_batch(batch_size);
@@ -355,6 +353,9 @@ impl Loop<'_> {
         let first_step = self.state.step;
         for (iter, batch) in loader.by_ref().enumerate() {
             let (images, labels) = upload(&batch?, device);
+            if iter == 0 && self.shard.rank == 0 {
+                dump_input(&images)?;
+            }
             let stats = self.replica.train_step(&images, &labels, schedule.lr(epoch, iter))?;
             self.state.step += 1;
             if steps.push(&stats) {
@@ -404,11 +405,9 @@ impl Loop<'_> {
         self.replica.sync_buffers()?;
         let device = self.replica.device();
         let mut sums = DeviceStats::zeros(device);
-        let config = LoaderConfig {
-            shard: self.shard,
-            pin_for: pin_target(device),
-            ..LoaderConfig::eval(self.run.recipe.batch_size, self.run.workers)
-        };
+        let config =
+            LoaderConfig { shard: self.shard, ..LoaderConfig::eval(self.run.recipe.batch_size, self.run.workers()) }
+                .for_device(device)?;
         let mut loader = batches(self.data.eval.clone(), config)?;
         for batch in loader.by_ref() {
             let (images, labels) = upload(&batch?, device);
@@ -480,6 +479,20 @@ fn progress_line(m: &EpochMetrics) -> String {
 }
 
 /// Says how many undecodable images the loader left out (data sets that allow skipping them).
+/// The environment variable naming a file into which each epoch's first training batch is written as the
+/// model gets it (8-bit batches normalised on the device): raw little-endian float32, NCHW order. A
+/// debugging aid that compares the 8-bit and float input paths (scripts/cuda_check.sh).
+pub const DUMP_INPUT_ENV: &str = "SK_EXP_DUMP_INPUT";
+
+fn dump_input(images: &Tensor) -> Result<()> {
+    let Some(path) = std::env::var_os(DUMP_INPUT_ENV) else {
+        return Ok(());
+    };
+    let values = Vec::<f32>::try_from(images.to_device(Device::Cpu).contiguous().flatten(0, -1))?;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    crate::util::fs::write_atomic(std::path::Path::new(&path), &bytes).with_context(|| DUMP_INPUT_ENV)
+}
+
 fn report_skipped(split: &str, epoch: usize, skipped: &Skipped) {
     if skipped.count > 0 {
         eprintln!(

@@ -88,8 +88,8 @@ pub fn batch_of(dataset: &dyn Dataset, indices: std::ops::Range<usize>, seed: u6
         indices.clone().map(|i| dataset.sample(i, Split::Train, seed + i as u64).unwrap()).collect();
     let pixels: Vec<f32> = samples.iter().flat_map(|s| s.pixels.iter().copied()).collect();
     let labels: Vec<i64> = samples.iter().map(|s| s.label).collect();
-    Batch {
-        images: tch::Tensor::from_slice(&pixels).view([indices.len() as i64, 3, h, w]),
-        labels: tch::Tensor::from_slice(&labels),
-    }
+    Batch::float(
+        tch::Tensor::from_slice(&pixels).view([indices.len() as i64, 3, h, w]),
+        tch::Tensor::from_slice(&labels),
+    )
 }
