@@ -32,6 +32,16 @@ pub struct TrainState {
     pub best_epoch: Option<usize>,
 }
 
+impl TrainState {
+    /// Notes (1-based) `epoch`'s evaluation top-1 error: the best epoch is the first to reach the lowest.
+    pub fn note_eval(&mut self, epoch: usize, top1_err: Option<f64>) {
+        if let Some(err) = top1_err.filter(|&e| self.best_eval_top1_err.is_none_or(|best| e < best)) {
+            self.best_eval_top1_err = Some(err);
+            self.best_epoch = Some(epoch);
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Checkpoint {
     pub weights: NamedTensors,
@@ -188,6 +198,15 @@ pub fn find<'a>(tensors: &'a NamedTensors, name: &str, what: &str) -> Result<&'a
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_best_epoch_is_the_first_to_reach_the_lowest_error() {
+        let mut state = TrainState { epoch: 0, seed: 0, step: 0, best_eval_top1_err: None, best_epoch: None };
+        for (epoch, err) in [(1, None), (2, Some(40.0)), (3, Some(30.0)), (4, None), (5, Some(30.0)), (6, Some(35.0))] {
+            state.note_eval(epoch, err);
+        }
+        assert_eq!((state.best_eval_top1_err, state.best_epoch), (Some(30.0), Some(3)));
+    }
 
     fn slots(root: &Path) -> Slots {
         Slots { current: root.join("c"), staging: root.join("c.tmp"), previous: root.join("c.old") }

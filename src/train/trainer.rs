@@ -95,17 +95,14 @@ fn train_in_local_ranks(run: &ResolvedRun, dir: &RunDir, options: &RunOptions) -
     }
     dist::spawn::run_local_ranks(&command, run.devices.len())?;
     let history = dir.read_metrics()?;
-    let best = history.iter().filter_map(|row| row.eval_top1_err.map(|err| (err, row.epoch as usize))).fold(
-        None,
-        |best: Option<(f64, usize)>, (err, epoch)| match best {
-            Some((b, _)) if b <= err => best,
-            _ => Some((err, epoch)),
-        },
-    );
+    let mut best = fresh_state(run.seed);
+    for row in &history {
+        best.note_eval(row.epoch as usize, row.eval_top1_err);
+    }
     Ok(Trained {
         new_epochs: history.len().saturating_sub(earlier),
-        best_eval_top1_err: best.map(|b| b.0),
-        best_epoch: best.map(|b| b.1),
+        best_eval_top1_err: best.best_eval_top1_err,
+        best_epoch: best.best_epoch,
         history,
     })
 }
@@ -431,10 +428,7 @@ impl Loop<'_> {
     /// Every rank keeps the state; rank 0 alone writes.
     fn record(&mut self, row: EpochMetrics) -> Result<()> {
         self.state.epoch = row.epoch as usize;
-        if let Some(err) = row.eval_top1_err.filter(|&e| self.state.best_eval_top1_err.is_none_or(|best| e < best)) {
-            self.state.best_eval_top1_err = Some(err);
-            self.state.best_epoch = Some(self.state.epoch);
-        }
+        self.state.note_eval(self.state.epoch, row.eval_top1_err);
         if self.shard.rank != 0 {
             return Ok(());
         }
