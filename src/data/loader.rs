@@ -397,11 +397,6 @@ pub fn normalise_on_device(images: &Tensor, norm: &Normalisation) -> Tensor {
     images.permute([0, 3, 1, 2]).to_kind(Kind::Float) * per_channel(scale) - per_channel(shift)
 }
 
-/// The device to pin batches for when they go to `device` (CUDA devices only).
-pub fn pin_target(device: Device) -> Option<Device> {
-    matches!(device, Device::Cuda(_)).then_some(device)
-}
-
 /// The environment variable that chooses the batches' pixel type: `uint8` or `float`. Unset: 8-bit batches
 /// for CUDA devices, float ones for the CPU (whose training arithmetic stays exactly that of float batches,
 /// though the values are the same either way). A debugging switch: scripts/cuda_check.sh compares the two.
@@ -416,7 +411,8 @@ impl LoaderConfig {
             Some("float") => false,
             Some(other) => bail!("{INPUT_ENV}: expected uint8 or float, got {other:?}"),
         };
-        Ok(LoaderConfig { pin_for: pin_target(device), uint8, ..self })
+        let pin_for = matches!(device, Device::Cuda(_)).then_some(device);
+        Ok(LoaderConfig { pin_for, uint8, ..self })
     }
 }
 

@@ -243,15 +243,13 @@ impl Replica {
         })
     }
 
-    /// The sums of `stats` over the ranks (itself alone).
-    pub fn reduce_stats(&self, stats: ClassificationStats) -> Result<ClassificationStats> {
-        let Some(group) = &self.group else { return Ok(stats) };
-        // On this rank's device: NCCL reduces device tensors only.
-        let packed = Tensor::from_slice(&[stats.samples as f64, stats.loss_sum, stats.top1_errors, stats.top5_errors])
-            .to_device(self.device);
-        group.all_reduce_sum(&packed)?;
-        let v: Vec<f64> = Vec::try_from(packed.to_device(Device::Cpu))?;
-        Ok(ClassificationStats::from_row(&v))
+    /// The sums of `stats` (this rank's, on its device) over the ranks, read to the host: one all-reduce of
+    /// the packed counts where they are (NCCL reduces device tensors only), then one transfer.
+    pub fn reduce_stats(&self, stats: DeviceStats) -> Result<ClassificationStats> {
+        if let Some(group) = &self.group {
+            group.all_reduce_sum(stats.packed())?;
+        }
+        stats.read()
     }
 
     /// Sets the BN running statistics to their mean over the ranks (each saw only its shards).

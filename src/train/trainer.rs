@@ -411,7 +411,7 @@ impl Loop<'_> {
             sums.add(&self.replica.evaluate(&images, &labels)?);
         }
         report_skipped("evaluation", epoch, &loader.skipped());
-        let eval = self.replica.reduce_stats(sums.read()?)?;
+        let eval = self.replica.reduce_stats(sums)?;
         ensure!(eval.samples > 0, "the evaluation set is empty");
         if !eval.loss().is_finite() {
             bail!(
