@@ -10,18 +10,6 @@ use sk_exp::experiment::store::ExperimentDir;
 use sk_exp::util::fs::write_atomic;
 use std::path::{Path, PathBuf};
 
-fn options(results: &Path) -> ExperimentOptions {
-    ExperimentOptions {
-        results_root: results.to_path_buf(),
-        overrides: vec![],
-        data_root: None,
-        only: None,
-        retry_failed: false,
-        reuse: true,
-        progress: false,
-    }
-}
-
 /// One run of the tiny SKNet on 16x16 synthetic images, 1 epoch on 32 images; `extra` is added to the file
 /// (more top-level keys), `base_extra` to its `base:` section.
 fn tiny(extra: &str, base_extra: &str) -> String {
@@ -43,7 +31,7 @@ fn load_err(file: &Path, opts: &ExperimentOptions) -> String {
 fn a_finished_run_is_reused_only_with_the_same_settings() {
     let dir = common::fresh_dir("bad_input_runner/changed");
     let file = write(&dir, "tiny.yaml", &tiny("", ""));
-    let opts = options(&dir.join("results"));
+    let opts = common::experiment_options(&dir.join("results"));
     let first = runner::run(&load(&file, &opts).unwrap(), &opts).unwrap();
     assert_eq!(first.trained, vec!["base_s0"]);
 
@@ -59,7 +47,7 @@ fn a_finished_run_is_reused_only_with_the_same_settings() {
         err.contains("--results") && err.contains(&dir.join("results/tiny/base_s0").display().to_string()),
         "{err}"
     );
-    let mut lr = options(&dir.join("results"));
+    let mut lr = common::experiment_options(&dir.join("results"));
     lr.overrides = vec![("recipe.lr".into(), 0.3.into())];
     let err = format!("{:#}", runner::run(&load(&file, &lr).unwrap(), &lr).unwrap_err());
     assert!(err.contains("'recipe.lr' is 0.1 in the finished run but 0.3 now"), "{err}");
@@ -78,7 +66,7 @@ fn a_finished_run_is_reused_only_with_the_same_settings() {
 #[test]
 fn seeds_are_swept_by_seeds_and_set_seed_picks_one() {
     let dir = common::fresh_dir("bad_input_runner/seeds");
-    let opts = options(&dir.join("results"));
+    let opts = common::experiment_options(&dir.join("results"));
     let grid = write(&dir, "grid.yaml", &tiny("sweep: {grid: {seed: [1, 2]}}\n", ""));
     let err = load_err(&grid, &opts);
     assert!(err.contains("seed") && err.contains("seeds:"), "{err}");
@@ -89,7 +77,7 @@ fn seeds_are_swept_by_seeds_and_set_seed_picks_one() {
 
     // --set seed=5: every sweep point with seed 5, in its own folder.
     let file = write(&dir, "tiny.yaml", &tiny("", ""));
-    let mut five = options(&dir.join("results"));
+    let mut five = common::experiment_options(&dir.join("results"));
     five.overrides = vec![("seed".into(), 5.into())];
     let exp = load(&file, &five).unwrap();
     let runs: Vec<_> = exp.runs.iter().map(|r| (r.run_id.as_str(), r.seed, r.run.seed)).collect();
@@ -100,7 +88,7 @@ fn seeds_are_swept_by_seeds_and_set_seed_picks_one() {
 #[test]
 fn an_attention_analysis_needs_sk_units_before_anything_trains() {
     let dir = common::fresh_dir("bad_input_runner/attention");
-    let opts = options(&dir.join("results"));
+    let opts = common::experiment_options(&dir.join("results"));
     let text = tiny("analysis: {attention: {scales: [1.0, 1.5]}}\n", "")
         .replace(&format!("name: {}", common::TINY_BASE), "name: resnext29_16x32d")
         .replace(&common::tiny_flow(&[("input_size", "16")]), "{input_size: 16, blocks: [1, 1, 1]}");
@@ -154,7 +142,7 @@ fn failed_runs_make_the_exit_status() {
 #[test]
 fn names_stay_under_results_and_paper_rows_exist() {
     let dir = common::fresh_dir("bad_input_runner/names");
-    let opts = options(&dir.join("results"));
+    let opts = common::experiment_options(&dir.join("results"));
     let outside = dir.join("outside");
     let absolute =
         write(&dir, "abs.yaml", &tiny("", "").replace("name: tiny", &format!("name: {}", outside.display())));

@@ -8,7 +8,7 @@ use sk_exp::data::folder::{self, decode, Folder, TrainTransform};
 use sk_exp::data::image::{CropBox, Image};
 use sk_exp::data::transforms::{flip_horizontal, normalise, resize, CIFAR10_NORM, IMAGENET_NORM};
 use sk_exp::data::{CifarSpec, DataSpec, Dataset, FolderSpec, Split};
-use sk_exp::experiment::load::{load, ExperimentOptions};
+use sk_exp::experiment::load::load;
 use std::path::{Path, PathBuf};
 
 /// An image unlike its mirror image.
@@ -221,15 +221,7 @@ fn bad_values_are_one_line_errors_naming_the_field() {
 
 #[test]
 fn the_lightweight_recipe_trains_on_milder_crops() {
-    let options = ExperimentOptions {
-        results_root: "/tmp/unused".into(),
-        overrides: vec![],
-        data_root: None,
-        only: None,
-        retry_failed: false,
-        progress: false,
-        reuse: true,
-    };
+    let options = common::experiment_options(Path::new("/tmp/unused"));
     for name in ["table4", "table_s1"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments").join(format!("{name}.yaml"));
         let experiment = load(&path, &options).unwrap();

@@ -53,6 +53,7 @@ fn plain_sgd() -> SgdConfig {
 }
 
 fn initial(build: &NetworkBuilder) -> NamedTensors {
+    let _one_at_a_time = common::torch_rng();
     tch::manual_seed(1);
     let vs = nn::VarStore::new(Device::Cpu);
     build(&vs.root()).unwrap();

@@ -14,18 +14,6 @@ use sk_exp::models::ModelSpec;
 use sk_exp::paper::{PaperRef, PaperRow};
 use std::path::{Path, PathBuf};
 
-fn options(results: &Path) -> ExperimentOptions {
-    ExperimentOptions {
-        results_root: results.to_path_buf(),
-        overrides: vec![],
-        data_root: None,
-        only: None,
-        retry_failed: false,
-        reuse: true,
-        progress: false,
-    }
-}
-
 /// Two variants of the tiny SKNet on 16x16 images (and one whose data is missing), 2 seeds, 2 epochs on 64
 /// images.
 fn tiny() -> String {
@@ -50,9 +38,11 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 #[test]
 fn runs_record_failures_skip_finished_runs_and_summarise() {
+    // Trains in this process: seeded draws from torch's generator, one test at a time.
+    let _training = common::torch_rng();
     let dir = common::fresh_dir("experiments/tiny");
     let file = write(&dir, "tiny.yaml", &tiny());
-    let opts = options(&dir.join("results"));
+    let opts = common::experiment_options(&dir.join("results"));
     let exp = load(&file, &opts).unwrap();
     assert_eq!(exp.runs.len(), 6);
 
@@ -102,12 +92,14 @@ fn metrics_stamp(dir: &Path) -> (Vec<u8>, std::time::SystemTime) {
 
 #[test]
 fn a_run_finished_in_another_experiment_is_reused_not_trained_again() {
+    // Trains in this process: seeded draws from torch's generator, one test at a time.
+    let _training = common::torch_rng();
     let dir = common::fresh_dir("experiments/reuse");
     let results = dir.join("results");
     let k3 = "      set:\n        model.sk.paths[1].kernel: 3\n";
     let first =
         write(&dir, "first.yaml", &tiny_sharing("first", "[0]", &format!("    - label: k1\n    - label: k3\n{k3}")));
-    let opts = options(&results);
+    let opts = common::experiment_options(&results);
     assert_eq!(runner::run(&load(&first, &opts).unwrap(), &opts).unwrap().trained, ["k1_s0", "k3_s0"]);
     let trained = results.join("first/k3_s0");
     let stamp = metrics_stamp(&trained);
@@ -159,7 +151,7 @@ fn a_run_finished_in_another_experiment_is_reused_not_trained_again() {
 
     // --no-reuse trains it again, in a folder of its own, to the same numbers (CPU training is deterministic).
     let third = write(&dir, "third.yaml", &tiny_sharing("third", "[0]", &format!("    - label: k3\n{k3}")));
-    let no_reuse = ExperimentOptions { reuse: false, ..options(&results) };
+    let no_reuse = ExperimentOptions { reuse: false, ..common::experiment_options(&results) };
     let outcome = runner::run(&load(&third, &no_reuse).unwrap(), &no_reuse).unwrap();
     assert_eq!((outcome.trained.as_slice(), outcome.reused.len()), (&["k3_s0".to_string()][..], 0));
     assert!(!results.join("third/k3_s0").is_symlink());
@@ -170,9 +162,11 @@ fn a_run_finished_in_another_experiment_is_reused_not_trained_again() {
 
 #[test]
 fn a_run_folder_changed_since_its_row_is_not_reused() {
+    // Trains in this process: seeded draws from torch's generator, one test at a time.
+    let _training = common::torch_rng();
     let dir = common::fresh_dir("experiments/reuse_stale");
     let results = dir.join("results");
-    let opts = options(&results);
+    let opts = common::experiment_options(&results);
     let first = write(&dir, "first.yaml", &tiny_sharing("first", "[0]", "    - label: a\n"));
     assert_eq!(runner::run(&load(&first, &opts).unwrap(), &opts).unwrap().trained, ["a_s0"]);
     // The folder now holds another run (its run file says lr 0.05) than its row records.
@@ -187,9 +181,11 @@ fn a_run_folder_changed_since_its_row_is_not_reused() {
 
 #[test]
 fn a_run_locked_by_another_runner_is_left_alone() {
+    // Trains in this process: seeded draws from torch's generator, one test at a time.
+    let _training = common::torch_rng();
     let dir = common::fresh_dir("experiments/locked");
     let file = write(&dir, "tiny.yaml", &tiny());
-    let mut opts = options(&dir.join("results"));
+    let mut opts = common::experiment_options(&dir.join("results"));
     opts.only = Some("path2_1x1".into());
     let exp = load(&file, &opts).unwrap();
     let store = ExperimentDir::create(dir.join("results/tiny")).unwrap();
@@ -204,11 +200,12 @@ fn unknown_keys_are_reported_with_their_line_before_training() {
     let dir = common::fresh_dir("experiments/bad");
     let bad = tiny().replace("  workers: 0\n", "  workers: 0\n  epochz: 3\n");
     let file = write(&dir, "bad.yaml", &bad);
-    let err = format!("{:#}", load(&file, &options(&dir)).err().expect("an unknown key is an error"));
+    let err =
+        format!("{:#}", load(&file, &common::experiment_options(&dir)).err().expect("an unknown key is an error"));
     let line = bad.lines().position(|l| l.contains("epochz")).unwrap() + 1;
     assert!(err.contains("epochz") && err.contains(&format!("line {line}")), "{err}");
     let typo = tiny().replace("seeds: [0, 1]", "seeds: [zero]");
-    let err = format!("{:#}", load(&write(&dir, "typo.yaml", &typo), &options(&dir)).err().unwrap());
+    let err = format!("{:#}", load(&write(&dir, "typo.yaml", &typo), &common::experiment_options(&dir)).err().unwrap());
     assert!(err.contains("seeds") && err.contains("line"), "{err}");
 }
 
@@ -241,7 +238,8 @@ fn shipped_experiments_type_check_and_match_the_papers_complexity() {
         if path.extension().is_none_or(|e| e != "yaml") {
             continue;
         }
-        let exp = load(&path, &options(Path::new("/tmp/unused"))).unwrap_or_else(|e| panic!("{e:#}"));
+        let exp =
+            load(&path, &common::experiment_options(Path::new("/tmp/unused"))).unwrap_or_else(|e| panic!("{e:#}"));
         let mut seen_labels = std::collections::HashSet::new();
         for run in &exp.runs {
             let Some(p) = &run.paper else { continue };
@@ -276,7 +274,7 @@ fn shipped_experiments_type_check_and_match_the_papers_complexity() {
 #[test]
 fn table_s1_relu_none_is_table4_shufflenet_sk() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
-    let opts = options(Path::new("/tmp/unused"));
+    let opts = common::experiment_options(Path::new("/tmp/unused"));
     let id = |file: &str, label: &str| {
         let exp = load(&dir.join(file), &opts).unwrap();
         let run = exp.runs.iter().find(|r| r.label == label && r.seed == 0).unwrap();
@@ -294,7 +292,7 @@ fn table_s1_relu_none_is_table4_shufflenet_sk() {
 #[test]
 fn table_s1_is_shown_beside_table_4s_size() {
     let dir = common::fresh_dir("experiments/s1_sizes");
-    let mut opts = options(&dir.join("results"));
+    let mut opts = common::experiment_options(&dir.join("results"));
     opts.only = Some("relu_none".into());
     let exp = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/table_s1.yaml"), &opts).unwrap();
     let sk = complexity::measure(&registry::resolve("shufflenetv2_1.0x_sk", None).unwrap()).unwrap();
@@ -326,7 +324,7 @@ fn dry_run_counts_the_cifar100_classifier() {
          set: {{data.root: /nonexistent/cifar-100-python}}\n"
     );
     let dir = common::fresh_dir("experiments/c100");
-    let exp = load(&write(&dir, "c100.yaml", &text), &options(&dir)).unwrap();
+    let exp = load(&write(&dir, "c100.yaml", &text), &common::experiment_options(&dir)).unwrap();
     let out = dry_run(&exp).unwrap();
     for (run, classes) in exp.runs.iter().zip([10, 100]) {
         let mut bound = run.run.clone();

@@ -18,17 +18,9 @@ use sk_exp::train::schedule::Schedule;
 use sk_exp::train::sgd::SgdConfig;
 use sk_exp::train::trainer::{train, RunOptions};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use tch::{nn, Device, Kind, Tensor};
 use train_common::{batch_of, blobs, tiny_run, tiny_sknet};
-
-/// Held by every test that seeds torch's global generator (directly or through the trainer): the tests of
-/// this file run in parallel threads, and a draw between another test's seed and its draws would change both.
-static TORCH_RNG: Mutex<()> = Mutex::new(());
-
-fn seeding() -> MutexGuard<'static, ()> {
-    TORCH_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// max |a - b| / max |b|.
 fn relative_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -38,7 +30,7 @@ fn relative_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 /// Eval-mode logits of `model` (random weights, seed 0) for two random images of side `size`.
 fn logits(model: &str, size: i64, compute: Compute) -> Tensor {
-    let _seeding = seeding();
+    let _seeding = common::torch_rng();
     tch::manual_seed(0);
     let spec = registry::resolve(model, None).unwrap();
     let classifier = Classifier::ours(&spec, None, Device::Cpu).unwrap().with_compute(compute).unwrap();
@@ -102,7 +94,7 @@ fn tiny_training(name: &str, mut run: ResolvedRun) -> Vec<EpochMetrics> {
     let dir = common::fresh_dir(&format!("precision/{name}"));
     run.out_dir = dir.clone();
     let data = DataSplits { train: blobs(96, 0), eval: blobs(48, 10_000) };
-    let _seeding = seeding();
+    let _seeding = common::torch_rng();
     train(&run, &RunDir::new(&dir), &data, tiny_sknet(), &RunOptions::default()).unwrap();
     let rows = RunDir::new(&dir).read_metrics().unwrap();
     std::fs::remove_dir_all(dir).ok();
@@ -166,7 +158,7 @@ fn same(a: &NamedTensors, b: &NamedTensors) -> bool {
 
 #[test]
 fn fp16_skips_non_finite_steps_and_rescales() {
-    let _seeding = seeding();
+    let _seeding = common::torch_rng();
     let poison = Arc::new(AtomicBool::new(false));
     let build = poisonable(poison.clone());
     let vs = nn::VarStore::new(Device::Cpu);
@@ -221,7 +213,7 @@ fn fp16_skips_non_finite_steps_and_rescales() {
 /// zero, after momentum carried the rounding of three steps; allowed 2e-3).
 #[test]
 fn channels_last_steps_follow_nchw() {
-    let _seeding = seeding();
+    let _seeding = common::torch_rng();
     let build = tiny_sknet();
     tch::manual_seed(1);
     let vs = nn::VarStore::new(Device::Cpu);

@@ -56,6 +56,8 @@ fn assert_same_tensors(a: &checkpoint::NamedTensors, b: &checkpoint::NamedTensor
 
 #[test]
 fn stopped_and_resumed_run_matches_the_uninterrupted_run_bitwise() {
+    // Trains in this process: seeded draws from torch's generator, one test at a time.
+    let _training = common::torch_rng();
     let straight_dir = common::fresh_dir("train_resume/straight");
     let straight = session(&straight_dir, recipe(), false, None).unwrap();
     assert_eq!(straight.epochs_done(), 3);
@@ -92,6 +94,8 @@ fn stopped_and_resumed_run_matches_the_uninterrupted_run_bitwise() {
 
 #[test]
 fn a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    // Trains in this process: seeded draws from torch's generator, one test at a time.
+    let _training = common::torch_rng();
     let dir = common::fresh_dir("train_resume/nan");
     let mut r = recipe();
     // Epoch 2 runs at lr 0.05 * 1e30: the weights blow up and the loss stops being finite.

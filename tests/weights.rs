@@ -9,10 +9,8 @@ use tch::{nn, Device, Kind, Tensor};
 
 /// conv1/bn1 (weight, bias, running stats), layer1.0.conv1/bn1 and fc: 12 variables.
 fn small_store(seed: i64) -> nn::VarStore {
-    // torch's generator is global and the tests run in parallel threads: one store is drawn at a time, so
-    // that one seed gives one store.
-    static DRAWING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = DRAWING.lock().unwrap_or_else(|e| e.into_inner());
+    // One store drawn at a time, so that one seed gives one store.
+    let _one_at_a_time = common::torch_rng();
     tch::manual_seed(seed);
     let vs = nn::VarStore::new(Device::Cpu);
     let root = vs.root();

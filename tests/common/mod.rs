@@ -1,11 +1,13 @@
 //! Helpers shared by the test binaries: the tiny SKNet they build and train, scratch folders, child
 //! processes (sk-exp, and the venv's Python running the PyTorch references) that cannot hang a test.
 #![allow(dead_code)]
+use sk_exp::experiment::load::ExperimentOptions;
 use sk_exp::models::{registry, ModelSpec};
 use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -40,6 +42,27 @@ pub fn tiny_yaml(extra: &[(&str, &str)]) -> yaml_serde::Value {
 /// tests write.
 pub fn tiny_flow(extra: &[(&str, &str)]) -> String {
     flow(&tiny_yaml(extra))
+}
+
+/// Held by every test that seeds torch's process-wide generator and draws from it (building weights,
+/// training in this process): a test binary's tests run in parallel threads, and a draw between another
+/// test's seed and its draws would change both tests' numbers.
+pub fn torch_rng() -> MutexGuard<'static, ()> {
+    static TORCH_RNG: Mutex<()> = Mutex::new(());
+    TORCH_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What `sk-exp run --results RESULTS` passes the runner with no other flags (quiet: no progress bars).
+pub fn experiment_options(results: &Path) -> ExperimentOptions {
+    ExperimentOptions {
+        results_root: results.to_path_buf(),
+        overrides: vec![],
+        data_root: None,
+        only: None,
+        retry_failed: false,
+        reuse: true,
+        progress: false,
+    }
 }
 
 /// An experiment file of the tiny SKNet on 16x16 synthetic images (4 classes, batch 16, no loader workers,
