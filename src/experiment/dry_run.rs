@@ -48,11 +48,11 @@ pub fn reuse_plan(exp: &Experiment, options: &ExperimentOptions) -> Result<Strin
         return Ok(String::new());
     }
     let store = ExperimentDir { root: options.results_root.join(&exp.name) };
+    let recorded = store.results()?;
     let mut lines = String::new();
     for planned in &exp.runs {
-        let recorded =
-            store.root.join("results.csv").exists() && store.recorded(&planned.label, planned.seed)?.is_some();
-        if recorded || store.root.join(&planned.run_id).exists() {
+        let has_row = recorded.iter().any(|r| r.label == planned.label && r.seed == planned.seed);
+        if has_row || store.root.join(&planned.run_id).exists() {
             continue;
         }
         if let Some(found) = reuse::find(&options.results_root, &store, planned)? {
